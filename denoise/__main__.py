@@ -1,0 +1,5 @@
+"""``python -m denoise`` is the ``denoise`` command."""
+
+from denoise.cli import run
+
+run()

@@ -1,0 +1,288 @@
+"""The ``denoise`` command line: parses options, calls the library, maps errors to exit codes.
+
+Exit codes: 0 all done; 1 fatal error (one line on stderr, no traceback); 2 usage error (Click's
+own); 3 finished, but some inputs failed (each named on stderr and in the manifest).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import click
+
+from denoise import __version__
+from denoise.errors import DenoiseError
+from denoise.noise import PROTOCOLS, parse_sigma
+
+
+class SigmaType(click.ParamType):
+    """A noise level on [0,1] ("0.3"), a fraction ("25/255"), or "auto" where allowed."""
+
+    name = "sigma"
+
+    def __init__(self, allow_auto: bool = True):
+        self.allow_auto = allow_auto
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        if self.allow_auto and str(value).strip().lower() == "auto":
+            return "auto"
+        try:
+            sigma = parse_sigma(value)
+        except DenoiseError as exc:
+            self.fail(str(exc), param, ctx)
+        if sigma > 1.0:
+            self.fail(f"{value} is above 1: sigma is on the [0,1] scale (write 25/255 for 25 on the 0-255 scale)",
+                      param, ctx)
+        return sigma
+
+
+def user_errors(command):
+    """Turn DenoiseError into a one-line message and exit code 1; Ctrl-C into exit code 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except DenoiseError as exc:
+            click.echo(f"denoise: error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("denoise: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="denoise")
+@click.option("-v", "--verbose", is_flag=True, help="Log backend choices and other details.")
+def main(verbose: bool):
+    """Remove Gaussian-like noise from photos, a folder at a time.
+
+    \b
+    Example:
+      denoise batch ./noisy ./clean --sigma 0.3
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="denoise: %(message)s")
+
+
+def run():
+    """Console entry point: like ``main()``, but a usage error is one line on stderr (exit code 2)."""
+    try:
+        main.main(standalone_mode=False)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "denoise"
+        click.echo(f"{where}: error: {exc.format_message()} (see '{where} --help')", err=True)
+        sys.exit(2)
+    except click.Abort:
+        click.echo("denoise: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"denoise: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+
+
+@main.command()
+@click.argument("input_dir", type=click.Path(path_type=Path))
+@click.argument("output_dir", type=click.Path(path_type=Path))
+@click.option("--sigma", type=SigmaType(), required=True,
+              help="Noise level on [0,1] (0.1, 25/255), or 'auto' to estimate it per image.")
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="An exported .onnx model (default: bundled).")
+@click.option("--backend", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
+@click.option("--manifest", type=click.Path(path_type=Path), default=None,
+              help="JSON Lines manifest path (default: OUTPUT_DIR/denoise-manifest.jsonl).")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Only print errors.")
+@user_errors
+def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpeg_quality, as_json, quiet):
+    """Denoise every image under INPUT_DIR into OUTPUT_DIR (same names, formats and sub-folders).
+
+    Inputs are never modified; outputs that already exist are skipped, so re-running a stopped
+    job finishes it.
+
+    \b
+    Example:
+      denoise batch ./noisy ./clean --sigma 0.3
+      denoise batch ./scans ./out --sigma 25/255 --json
+    """
+    from denoise.runtime.batch import check_folders
+    from denoise.runtime.denoiser import Denoiser
+
+    check_folders(input_dir, output_dir)  # before loading the model: the cheapest mistakes first
+    denoiser = Denoiser(model, backend=backend)
+
+    def report(record):
+        if record["status"] == "failed":
+            click.echo(f"failed  {record['error']}", err=True)
+        elif record["status"] == "skipped" and not quiet:
+            click.echo(f"skipped {record['path']}: {record['error']}", err=True)
+        elif not quiet:
+            click.echo(f"ok      {record['path']} -> {record['output']}", err=True)
+
+    summary = denoiser.denoise_folder(input_dir, output_dir, sigma, overwrite=overwrite, manifest_path=manifest,
+                                      jpeg_quality=jpeg_quality, on_file=report)
+    if as_json:
+        click.echo(json.dumps({**summary.to_dict(), "backend": denoiser.backend_name}))
+    if not quiet or summary.failed:
+        click.echo(f"done: {summary.ok} denoised, {summary.skipped} skipped, {summary.failed} failed "
+                   f"in {summary.seconds:.1f}s ({denoiser.backend_name}); manifest {summary.manifest}", err=True)
+    sys.exit(summary.exit_code)
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="An image folder, the CIFAR-10 .tar.gz archive, or a cifar-10-batches-py folder.")
+@click.option("--model", "model_name", type=click.Choice(["fast", "seed"]), default="fast", show_default=True,
+              help="Model configuration (see denoise/model.py).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/default"), show_default=True,
+              help="Run folder: config, last.pt, best.pt, log.jsonl.")
+@click.option("--steps", type=click.IntRange(1), default=2000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--crop", type=click.IntRange(2), default=32, show_default=True, help="Training patch size in pixels.")
+@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--sigma-min", type=SigmaType(allow_auto=False), default=0.0, show_default=True)
+@click.option("--sigma-max", type=SigmaType(allow_auto=False), default=1.0, show_default=True)
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="clip", show_default=True)
+@click.option("--val-every", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--val-images", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(0), default=0, help="CPU threads for torch (0: its default).")
+@click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
+@user_errors
+def train(data, model_name, out, steps, batch_size, crop, lr, sigma_min, sigma_max, protocol, val_every, val_images,
+          seed, threads, resume):
+    """Train a denoising model and write checkpoints (needs the `train` extra).
+
+    \b
+    Example:
+      denoise train --data cifar10-jpeg.tar.gz --steps 2000 --out runs/first
+    """
+    if sigma_min > sigma_max:
+        raise DenoiseError(f"--sigma-min {sigma_min} is above --sigma-max {sigma_max}")
+    try:
+        from denoise.train.loop import TrainSettings, train as run_training
+    except ImportError:
+        raise DenoiseError("training needs torch; install it with: pip install 'denoise[train]'") from None
+    settings = TrainSettings(data=str(data), out=str(out), model=model_name, steps=steps, batch_size=batch_size,
+                             crop=crop, lr=lr, sigma_min=sigma_min, sigma_max=sigma_max, protocol=protocol,
+                             val_every=val_every, val_images=val_images, seed=seed, threads=threads)
+    best = run_training(settings, resume=resume, log=lambda line: click.echo(line, err=True))
+    click.echo(str(best))
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output .onnx path (default: model.onnx beside the checkpoint). A .json card is written beside it.")
+@click.option("--opset", type=click.IntRange(17, 23), default=18, show_default=True)
+@user_errors
+def export(checkpoint, out, opset):
+    """Export a checkpoint to ONNX and verify it against PyTorch (needs the `train` extra).
+
+    \b
+    Example:
+      denoise export runs/first/best.pt --out models/first.onnx
+    """
+    try:
+        from denoise.export.onnx_export import export_onnx
+    except ImportError:
+        raise DenoiseError("export needs torch and onnx; install them with: pip install 'denoise[train]'") from None
+    out = out or Path(checkpoint).with_name("model.onnx")
+    card, reports = export_onnx(Path(checkpoint), out, opset=opset)
+    click.echo(f"wrote {out} (opset {opset}) and {out.with_suffix('.json')}")
+    click.echo("verified against PyTorch with ONNX Runtime (CPU):")
+    for report in reports:
+        click.echo(report.line())
+
+
+@main.command(name="eval")
+@click.argument("clean_dir", type=click.Path(path_type=Path))
+@click.option("--sigma", "sigmas", type=SigmaType(allow_auto=False), multiple=True,
+              help="Noise level(s) to test; repeat the option. Default: 0.1 0.3 0.5.")
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="clip", show_default=True)
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="An exported .onnx model (default: bundled).")
+@click.option("--backend", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N images.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic noise.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a Markdown table.")
+@user_errors
+def eval_command(clean_dir, sigmas, protocol, model, backend, limit, seed, as_json):
+    """Add noise to clean images and report PSNR of noisy and denoised versions.
+
+    \b
+    Example:
+      denoise eval ./clean-photos --sigma 0.1 --sigma 25/255 --protocol gaussian
+    """
+    from denoise.evaluate import evaluate, format_table, load_clean_folder
+    from denoise.runtime.denoiser import Denoiser
+
+    denoiser = Denoiser(model, backend=backend)
+    images = load_clean_folder(clean_dir, limit)
+    rows = evaluate(denoiser, images, sigmas or (0.1, 0.3, 0.5), protocol, seed)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in rows]))
+    else:
+        click.echo(format_table(rows))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
+def info(as_json):
+    """Show versions, available backends and the bundled model's card.
+
+    \b
+    Example:
+      denoise info --json
+    """
+    from denoise.weights import DEFAULT_MODEL, read_card
+
+    def version(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    try:
+        import onnxruntime
+
+        providers = onnxruntime.get_available_providers()
+    except ImportError:
+        providers = []
+    report = {
+        "denoise": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": {name: version(name) for name in
+                     ("numpy", "pillow", "onnxruntime", "onnxruntime-gpu", "torch", "onnx", "tensorrt", "cuda-python")},
+        "onnxruntime_providers": providers,
+        "backends": {"cpu": "CPUExecutionProvider" in providers, "cuda": "CUDAExecutionProvider" in providers},
+        "bundled_model": {"path": str(DEFAULT_MODEL), "exists": DEFAULT_MODEL.is_file(), "card": read_card()},
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"denoise {report['denoise']} on Python {report['python']} ({report['platform']})")
+    for name, ver in report["packages"].items():
+        click.echo(f"  {name:<16} {ver or '-'}")
+    click.echo(f"ONNX Runtime providers available: {', '.join(providers) or 'none (install denoise[cpu])'}")
+    click.echo("  note: the CUDA provider is only used if a session really obtains it (checked at run time)")
+    card = report["bundled_model"]["card"]
+    click.echo(f"bundled model: {DEFAULT_MODEL}")
+    if card:
+        training = card.get("training", {})
+        click.echo(f"  {card.get('architecture')} '{card.get('model_name')}', sigma range {card.get('sigma_range')}, "
+                   f"{card.get('noise_protocol')} noise")
+        click.echo(f"  trained on {card.get('training_data')}: {training.get('steps')} steps, "
+                   f"{training.get('minutes')} min on {training.get('device')}")
+        click.echo(f"  validation PSNR (dB): {card.get('validation_psnr_db')}")

@@ -1,0 +1,145 @@
+"""The symmetric convolutional auto-encoder (CAE) family, shared by training and export.
+
+Every member is the RED-Net design of the seed notebook: a stack of 3x3 convolutions (encoder), a
+mirrored stack of 3x3 transposed convolutions (decoder), ReLU after every layer, no pooling, and a
+skip connection that adds every second encoder layer's output (taken before its ReLU) to its
+mirrored decoder layer (before that layer's ReLU).
+
+Three switches turn the seed into the models we ship, each a documented idea from the literature:
+
+* ``residual``: the network predicts the noise and subtracts it from the input (DnCNN).
+* ``sigma_map``: the noise level is fed in as an extra constant input channel, so one network
+  covers every sigma (FFDNet).
+* ``shuffle``: pixel-unshuffle by this factor on the way in and pixel-shuffle on the way out, so
+  every layer runs at 1/shuffle the resolution (FFDNet) -- shuffle**2 times fewer multiply-adds.
+
+The model takes ``noisy`` [N,3,H,W] in [0,1] and ``sigma`` [N] on the [0,1] intensity scale, and
+accepts any H and W: alignment padding for the pixel-shuffle lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class CAEConfig:
+    """Settings of one CAE; saved in every checkpoint so the model can be rebuilt from it alone."""
+
+    channels: int = 128  # width of every hidden layer
+    layers: int = 10  # conv layers in the encoder (and transposed-conv layers in the decoder); even
+    kernel: int = 3
+    residual: bool = False  # predict the noise instead of the clean image
+    sigma_map: bool = False  # noise level as an extra input channel
+    shuffle: int = 1  # pixel-unshuffle factor (1 = full resolution, as the seed)
+    output: str = "sigmoid"  # "sigmoid" (the seed) or "linear" (clipped to [0,1] at inference)
+
+    def __post_init__(self):
+        if self.layers < 2 or self.layers % 2:
+            raise ValueError(f"layers must be an even number >= 2, got {self.layers}")
+        if self.kernel % 2 == 0:
+            raise ValueError(f"kernel must be odd, got {self.kernel}")
+        if self.shuffle < 1:
+            raise ValueError(f"shuffle must be >= 1, got {self.shuffle}")
+        if self.output not in ("sigmoid", "linear"):
+            raise ValueError(f"output must be 'sigmoid' or 'linear', got {self.output!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def receptive_radius(self) -> int:
+        """Pixels of context on each side that influence one output pixel (for tile overlap)."""
+        per_layer = self.kernel // 2
+        return 2 * self.layers * per_layer * self.shuffle + (self.shuffle - 1)
+
+    def macs_per_pixel(self) -> float:
+        """Multiply-adds per output pixel (full resolution), convolutions only."""
+        s2 = self.shuffle * self.shuffle
+        k2 = self.kernel * self.kernel
+        c_in = 3 * s2 + (1 if self.sigma_map else 0)
+        c_out = 3 * s2
+        hidden = self.channels * self.channels * k2 * (2 * self.layers - 2)
+        edges = (c_in + c_out) * self.channels * k2
+        return (hidden + edges) / s2
+
+
+# Named configurations: a table, not a registry.
+CONFIGS = {
+    # The seed notebook, exactly: 10 conv + 10 transposed conv, 128 channels, sigmoid output.
+    "seed": CAEConfig(),
+    # The default family member: residual, noise-level map, half resolution.
+    "fast": CAEConfig(channels=64, layers=10, residual=True, sigma_map=True, shuffle=2, output="linear"),
+}
+
+
+class CAE(nn.Module):
+    def __init__(self, config: CAEConfig):
+        super().__init__()
+        self.config = config
+        c, k, s = config.channels, config.kernel, config.shuffle
+        pad = k // 2
+        c_in = 3 * s * s + (1 if config.sigma_map else 0)
+        c_out = 3 * s * s
+        self.encoder = nn.ModuleList(
+            nn.Conv2d(c_in if i == 0 else c, c, k, padding=pad) for i in range(config.layers)
+        )
+        self.decoder = nn.ModuleList(
+            nn.ConvTranspose2d(c, c_out if i == config.layers - 1 else c, k, padding=pad)
+            for i in range(config.layers)
+        )
+
+    def forward(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        h, w = noisy.shape[-2:]
+        x = noisy
+        if cfg.shuffle > 1:
+            # Replicate-pad to a multiple of the shuffle factor (works for 1x1 images too).
+            pad_h = (-h) % cfg.shuffle
+            pad_w = (-w) % cfg.shuffle
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+            x = F.pixel_unshuffle(x, cfg.shuffle)
+        if cfg.sigma_map:
+            level = sigma.reshape(-1, 1, 1, 1).to(x.dtype) * torch.ones_like(x[:, :1])
+            x = torch.cat([x, level], dim=1)
+
+        skips = []
+        n = cfg.layers
+        for i, conv in enumerate(self.encoder, start=1):
+            x = conv(x)
+            if i % 2 == 0 and i < n:
+                skips.append(x)  # s1..s(n/2-1), before the ReLU as in the seed
+            x = F.relu(x)
+        for j, deconv in enumerate(self.decoder, start=1):
+            x = deconv(x)
+            if j == n:
+                break
+            if j % 2 == 0:
+                x = x + skips.pop()  # d2 + s(last), d4 + s(last-1), ... mirrored
+            x = F.relu(x)
+
+        if cfg.shuffle > 1:
+            x = F.pixel_shuffle(x, cfg.shuffle)[..., :h, :w]
+        if cfg.residual:
+            x = noisy - x
+        if cfg.output == "sigmoid":
+            x = torch.sigmoid(x)
+        elif not self.training:
+            x = x.clamp(0.0, 1.0)  # unclipped while training, so the loss sees every error
+        return x
+
+
+def build_model(config: CAEConfig | str) -> CAE:
+    if isinstance(config, str):
+        if config not in CONFIGS:
+            raise ValueError(f"unknown model config {config!r}; choose one of {sorted(CONFIGS)}")
+        config = CONFIGS[config]
+    return CAE(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,72 @@
+"""Noise levels and the named noise protocols, in numpy (the runtime and eval must not need torch).
+
+Sigma is on the [0,1] intensity scale (the seed's convention); ``parse_sigma`` also takes "25/255".
+
+Protocols (how a noisy image is made from a clean one x in [0,1]):
+
+* ``clip``     -- clip(x + sigma*n, 0, 1): the seed notebook's protocol.
+* ``gaussian`` -- x + sigma*n, unclipped float: the protocol of the literature's tables.
+* ``uint8``    -- round(clip(x + sigma*n, 0, 1) * 255) / 255: what real 8-bit files hold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from denoise.errors import DenoiseError
+
+PROTOCOLS = ("clip", "gaussian", "uint8")
+
+
+def parse_sigma(text: str) -> float:
+    """'0.3' -> 0.3, '25/255' -> 0.098...; raises DenoiseError with a hint on anything else."""
+    text = str(text).strip()
+    try:
+        if "/" in text:
+            num, den = text.split("/", 1)
+            value = float(num) / float(den)
+        else:
+            value = float(text)
+    except (ValueError, ZeroDivisionError):
+        raise DenoiseError(
+            f"sigma {text!r} is not a number: give a noise level on [0,1] such as 0.1, or a fraction such as 25/255"
+        ) from None
+    if not np.isfinite(value) or value < 0:
+        raise DenoiseError(f"sigma {text!r} must be a finite number >= 0 (on the [0,1] scale, e.g. 0.1 or 25/255)")
+    return value
+
+
+def add_noise(clean: np.ndarray, sigma: float, protocol: str, rng: np.random.Generator) -> np.ndarray:
+    """Noisy float32 version of ``clean`` (float in [0,1]) under the named protocol."""
+    if protocol not in PROTOCOLS:
+        raise DenoiseError(f"unknown noise protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    clean = np.asarray(clean, dtype=np.float32)
+    noisy = clean + np.float32(sigma) * rng.standard_normal(clean.shape, dtype=np.float32)
+    if protocol == "gaussian":
+        return noisy
+    noisy = np.clip(noisy, 0.0, 1.0)
+    if protocol == "uint8":
+        noisy = np.round(noisy * 255.0) / 255.0
+    return noisy.astype(np.float32)
+
+
+def estimate_sigma(image: np.ndarray) -> float:
+    """Blind estimate of Gaussian noise sigma on [0,1] (Immerkaer 1996, 'Fast noise variance estimation').
+
+    ``image`` is float in [0,1], HxW or HxWxC; the estimate is the mean over channels. The Laplacian-like
+    mask cancels smooth image structure, so what remains is mostly noise.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 2:
+        img = img[..., None]
+    h, w = img.shape[:2]
+    if h < 3 or w < 3:
+        return 0.0
+    # Mask [[1,-2,1],[-2,4,-2],[1,-2,1]] applied as a valid 2-D correlation, per channel.
+    m = (
+        img[:-2, :-2] - 2 * img[:-2, 1:-1] + img[:-2, 2:]
+        - 2 * img[1:-1, :-2] + 4 * img[1:-1, 1:-1] - 2 * img[1:-1, 2:]
+        + img[2:, :-2] - 2 * img[2:, 1:-1] + img[2:, 2:]
+    )
+    sigma = np.sqrt(np.pi / 2) / (6.0 * (w - 2) * (h - 2)) * np.abs(m).sum(axis=(0, 1))
+    return float(sigma.mean())

@@ -1,0 +1,1 @@
+"""Inference without torch: ONNX Runtime backend, the Denoiser, and the folder job."""

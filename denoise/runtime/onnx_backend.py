@@ -1,0 +1,93 @@
+"""ONNX Runtime backend: one session, the providers actually obtained, and a plain ``infer`` call.
+
+onnxruntime-gpu silently falls back to the CPU when CUDA or cuDNN is missing, so after creating a
+session we read ``get_providers()`` and report what we really got.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from denoise.errors import DenoiseError, missing_extra
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "cuda", "cpu")
+
+
+def _import_ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise missing_extra("onnxruntime", "cpu") from None
+    return onnxruntime
+
+
+class OnnxRuntimeBackend:
+    """Runs an exported denoiser ONNX (inputs ``noisy`` and optionally ``sigma``; output ``denoised``)."""
+
+    def __init__(self, model_path: Path, backend: str = "auto", threads: int = 0):
+        ort = _import_ort()
+        if backend not in BACKENDS:
+            raise DenoiseError(f"unknown backend {backend!r} for ONNX Runtime; choose one of {', '.join(BACKENDS)}")
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise DenoiseError(f"model file {model_path} does not exist; pass --model with an exported .onnx file")
+        wanted = self._providers_for(ort, backend)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(model_path), sess_options=options, providers=wanted)
+        except Exception as exc:  # ORT raises its own exception types for a bad file
+            raise DenoiseError(f"cannot load model {model_path}: {exc}") from None
+        self.providers = self.session.get_providers()
+        if backend == "cuda" and "CUDAExecutionProvider" not in self.providers:
+            raise DenoiseError(
+                "ONNX Runtime could not use CUDA here (it fell back to the CPU); check the NVIDIA driver, "
+                "CUDA and cuDNN, or use --backend cpu"
+            )
+        self.name = "onnxruntime-cuda" if "CUDAExecutionProvider" in self.providers else "onnxruntime-cpu"
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        if "noisy" not in self.input_names:
+            raise DenoiseError(f"{model_path} is not a denoise model: it has no input named 'noisy'")
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        log.info("backend %s (providers %s)", self.name, ", ".join(self.providers))
+
+    @staticmethod
+    def _providers_for(ort, backend: str) -> list[str]:
+        available = ort.get_available_providers()
+        if backend == "cpu":
+            return ["CPUExecutionProvider"]
+        if backend == "cuda":
+            if "CUDAExecutionProvider" not in available:
+                raise DenoiseError(
+                    "this ONNX Runtime has no CUDA support; install it with: pip install 'denoise[gpu]'"
+                )
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if "CUDAExecutionProvider" in available:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        log.info("CUDA skipped: this ONNX Runtime build has no CUDAExecutionProvider")
+        return ["CPUExecutionProvider"]
+
+    @property
+    def card(self) -> dict:
+        """The model card stored in the ONNX metadata ({} for a foreign model)."""
+        text = self.metadata.get("denoise_card")
+        return json.loads(text) if text else {}
+
+    @property
+    def takes_sigma(self) -> bool:
+        return "sigma" in self.input_names
+
+    def infer(self, noisy: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """noisy: float32 [N,3,H,W] in [0,1]; sigma: float32 [N]. Returns float32 [N,3,H,W]."""
+        feeds = {"noisy": np.ascontiguousarray(noisy, dtype=np.float32)}
+        if self.takes_sigma:
+            feeds["sigma"] = np.ascontiguousarray(sigma, dtype=np.float32).reshape(-1)
+        return self.session.run(["denoised"], feeds)[0]

@@ -1,0 +1,1 @@
+"""Training (needs the `train` extra: torch): data, noise, the loop and checkpoints."""

@@ -1,0 +1,21 @@
+"""The bundled default model: an ONNX file and a small JSON card beside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL = WEIGHTS_DIR / "default.onnx"
+
+
+def card_path(model_path: Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def read_card(model_path: Path = DEFAULT_MODEL) -> dict:
+    """The JSON card written beside an exported model ({} when there is none)."""
+    path = card_path(model_path)
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())

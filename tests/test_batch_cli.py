@@ -1,0 +1,143 @@
+"""`denoise batch`, `eval` and `info` as real subprocesses on real files, with the bundled model."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SAMPLES, run_cli, write_png
+from denoise.metrics import psnr_uint8
+
+
+def load(path):
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB")), im.size, im.mode
+
+
+def test_batch_improves_every_sample(tmp_path):
+    out = tmp_path / "clean"
+    result = run_cli("batch", SAMPLES / "noisy", out, "--sigma", "0.1")
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in (SAMPLES / "noisy").glob("*.png"))
+    assert sorted(p.name for p in out.glob("*.png")) == names
+    for name in names:
+        clean, _, _ = load(SAMPLES / "clean" / name)
+        noisy, noisy_size, noisy_mode = load(SAMPLES / "noisy" / name)
+        denoised, size, mode = load(out / name)
+        assert (size, mode) == (noisy_size, noisy_mode)
+        assert psnr_uint8(clean, denoised) > psnr_uint8(clean, noisy) + 1.0, name
+    records = [json.loads(line) for line in (out / "denoise-manifest.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records] == ["ok"] * len(names)
+    assert all(r["backend"] == "onnxruntime-cpu" and r["sigma"] == 0.1 for r in records)
+
+
+def test_rerun_skips_done_and_json_summary(tmp_path):
+    src = tmp_path / "in"
+    write_png(src / "a.png", np.full((20, 30, 3), 128, np.uint8))
+    write_png(src / "sub" / "b.png", np.full((9, 7, 3), 60, np.uint8))
+    first = run_cli("batch", src, tmp_path / "out", "--sigma", "25/255", "--json", "-q")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["ok"] == 2
+    assert (tmp_path / "out" / "sub" / "b.png").is_file()  # the tree is mirrored
+    second = run_cli("batch", src, tmp_path / "out", "--sigma", "25/255", "--json", "-q")
+    summary = json.loads(second.stdout)
+    assert second.returncode == 0 and summary["ok"] == 0 and summary["skipped"] == 2
+
+
+def test_modes_are_kept(tmp_path, rng):
+    src = tmp_path / "in"
+    gray = rng.integers(0, 256, (24, 24), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (16, 18, 4), dtype=np.uint8)
+    write_png(src / "gray.png", gray, "L")
+    write_png(src / "alpha.png", rgba, "RGBA")
+    Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(src / "photo.jpg", quality=90)
+    result = run_cli("batch", src, tmp_path / "out", "--sigma", "0.1")
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "out" / "gray.png") as im:
+        assert im.mode == "L" and im.size == (24, 24)
+    with Image.open(tmp_path / "out" / "alpha.png") as im:
+        assert im.mode == "RGBA"
+        assert np.array_equal(np.asarray(im)[..., 3], rgba[..., 3])  # alpha passed through untouched
+    with Image.open(tmp_path / "out" / "photo.jpg") as im:
+        assert im.format == "JPEG" and im.size == (12, 12)
+
+
+def test_bad_file_is_reported_and_the_batch_goes_on(tmp_path):
+    src = tmp_path / "in"
+    write_png(src / "good.png", np.full((10, 10, 3), 200, np.uint8))
+    (src / "broken.png").write_bytes(b"this is not a png")
+    (src / "empty.jpg").write_bytes(b"")
+    (src / "notes.txt").write_text("not an image")
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    result = run_cli("batch", src, tmp_path / "out", "--sigma", "0.1")
+    assert result.returncode == 3
+    assert "broken.png" in result.stderr and "empty.jpg" in result.stderr
+    assert (tmp_path / "out" / "good.png").is_file()
+    assert not (tmp_path / "out" / "broken.png").exists()
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # inputs untouched
+    records = {json.loads(line)["path"].split("/")[-1]: json.loads(line)
+               for line in (tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()}
+    assert records["broken.png"]["status"] == "failed" and records["broken.png"]["error"]
+    assert records["notes.txt"]["status"] == "skipped"
+    assert records["good.png"]["status"] == "ok"
+    assert not list((tmp_path / "out").glob(".*part"))  # no temporary files left behind
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["{tmp}/missing", "{tmp}/out", "--sigma", "0.1"], 1, "does not exist"),
+    (["{samples}", "{samples}", "--sigma", "0.1"], 1, "is the input folder"),
+    (["{samples}", "{samples}/inner", "--sigma", "0.1"], 1, "inside the input folder"),
+    (["{samples}", "{tmp}/out", "--sigma", "1.5"], 2, "[0,1] scale"),
+    (["{samples}", "{tmp}/out", "--sigma", "lots"], 2, "not a number"),
+    (["{samples}", "{tmp}/out", "--sigma", "0.1", "--model", "{tmp}/none.onnx"], 1, "does not exist"),
+])
+def test_bad_invocations_give_one_line(tmp_path, args, code, words):
+    args = [a.format(tmp=tmp_path, samples=SAMPLES / "noisy") for a in args]
+    before = sorted(p.name for p in (SAMPLES / "noisy").rglob("*"))
+    result = run_cli("batch", *args)
+    assert result.returncode == code
+    assert result.stderr.count("\n") == 1 and words in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in (SAMPLES / "noisy").rglob("*")) == before  # nothing written into the input
+
+
+def test_eval_reports_psnr_computed_by_hand(tmp_path, rng):
+    from denoise.metrics import to_uint8
+    from denoise.noise import add_noise
+
+    clean = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    write_png(tmp_path / "c" / "x.png", clean)
+    result = run_cli("eval", tmp_path / "c", "--sigma", "0.2", "--seed", "7", "--json")
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)[0]
+    noisy = add_noise(clean / 255.0, 0.2, "clip", np.random.default_rng([7, 0, 200000]))
+    assert row["noisy_psnr"] == pytest.approx(psnr_uint8(clean, to_uint8(noisy)), abs=1e-3)
+    assert row["images"] == 1 and row["sigma"] == 0.2
+
+
+def test_info_reports_backends_and_card():
+    result = run_cli("info", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["backends"]["cpu"] is True
+    assert info["bundled_model"]["exists"] and info["bundled_model"]["card"]["sigma_range"] == [0.0, 1.0]
+
+
+def test_help_has_examples():
+    for command in ("batch", "train", "export", "eval", "info"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and "Example" in result.stdout
+
+
+def test_runtime_never_imports_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from denoise import Denoiser; "
+            "out = Denoiser().denoise(np.zeros((8, 8, 3), np.uint8), 0.1); "
+            "from denoise.runtime.batch import run_batch; import denoise.cli; "
+            "assert out.shape == (8, 8, 3) and out.dtype == np.uint8; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

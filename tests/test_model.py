@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from denoise.model import CONFIGS, CAE, CAEConfig, build_model, count_parameters
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("shape", [(1, 3, 32, 32), (2, 3, 17, 45), (3, 3, 1, 1), (1, 3, 64, 7)])
+def test_output_shape_matches_input(name, shape):
+    model = build_model(name).eval()
+    with torch.no_grad():
+        out = model(torch.rand(shape), torch.full((shape[0],), 0.3))
+    assert out.shape == shape
+    assert out.min() >= 0 and out.max() <= 1  # sigmoid (seed) or clipped (linear) at inference
+
+
+def test_seed_configuration_is_the_notebooks():
+    model = build_model("seed")
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    deconvs = [m for m in model.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(convs) == 10 and len(deconvs) == 10
+    assert all(m.kernel_size == (3, 3) and m.stride == (1, 1) for m in convs + deconvs)
+    assert convs[0].in_channels == 3 and all(m.out_channels == 128 for m in convs)
+    assert deconvs[-1].out_channels == 3 and all(m.out_channels == 128 for m in deconvs[:-1])
+    # 2.66 M parameters, as the seed notebook reports.
+    assert count_parameters(model) == 2_663_555
+
+
+def test_seed_skips_wire_mirrored_layers():
+    """d2 + s4(c8), d4 + s3(c6), d6 + s2(c4), d8 + s1(c2), each before the ReLU: recorded with hooks."""
+    model = build_model("seed").eval()
+    enc_out, dec_out = {}, {}
+    for i, conv in enumerate(model.encoder, start=1):
+        conv.register_forward_hook(lambda m, a, o, i=i: enc_out.__setitem__(i, o))
+    for j, deconv in enumerate(model.decoder, start=1):
+        deconv.register_forward_hook(lambda m, a, o, j=j: dec_out.__setitem__(j, o))
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        model(x, torch.zeros(1))
+        # The input of d3 is relu(d2 + c8); of d5 relu(d4 + c6); d7: relu(d6 + c4); d9: relu(d8 + c2).
+        for j, i in [(2, 8), (4, 6), (6, 4), (8, 2)]:
+            expected = model.decoder[j](torch.relu(dec_out[j] + enc_out[i]))
+            assert torch.allclose(dec_out[j + 1], expected, atol=1e-6)
+
+
+def test_residual_sigma_model_uses_sigma():
+    model = build_model("fast").eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        a = model(x, torch.tensor([0.1]))
+        b = model(x, torch.tensor([0.9]))
+    assert not torch.allclose(a, b)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError):
+        CAEConfig(layers=9)
+    with pytest.raises(ValueError):
+        build_model("nope")
+    assert isinstance(build_model(CAEConfig(channels=8, layers=4)), CAE)

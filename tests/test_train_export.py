@@ -1,0 +1,112 @@
+"""Training and export with real torch, real files and real ONNX Runtime sessions."""
+
+import json
+import pickle
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import SAMPLES, need_shared, run_cli
+from denoise.export.onnx_export import export_onnx
+from denoise.model import build_model
+from denoise.train.data import CropSampler, load_images
+from denoise.train.loop import TrainSettings, load_checkpoint, model_from_checkpoint, save_checkpoint, train
+from denoise.train.noise import add_noise
+
+
+def fixed_batch():
+    images = load_images(SAMPLES / "clean", "train")
+    clean = torch.from_numpy(CropSampler(images, 32, seed=99).batch(16))
+    gen = torch.Generator().manual_seed(5)
+    sigma = torch.full((16,), 0.2)
+    return add_noise(clean, sigma, "clip", gen), sigma, clean
+
+
+def test_short_training_lowers_the_loss(tmp_path):
+    noisy, sigma, clean = fixed_batch()
+    torch.manual_seed(0)  # train() seeds the same way, so this is the model it starts from
+    before = F.mse_loss(build_model("fast").train()(noisy, sigma), clean).item()
+    settings = TrainSettings(data=str(SAMPLES / "clean"), out=str(tmp_path / "run"), steps=60, batch_size=8,
+                             lr=1e-3, val_every=30, val_images=2, seed=0)
+    best = train(settings, log=lambda line: None)
+    model, state = model_from_checkpoint(best)
+    after = F.mse_loss(model.train()(noisy, sigma), clean).item()
+    assert after < 0.8 * before
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [30, 60]
+    assert state["config"]["sigma_map"] is True and state["settings"]["steps"] == 60
+
+
+def test_resume_continues_from_saved_step(tmp_path):
+    out = tmp_path / "run"
+    base = dict(data=str(SAMPLES / "clean"), out=str(out), batch_size=4, val_every=5, val_images=1, seed=0)
+    train(TrainSettings(steps=5, **base), log=lambda line: None)
+    assert load_checkpoint(out / "last.pt")["step"] == 5
+    lines = []
+    train(TrainSettings(steps=10, **base), resume=True, log=lines.append)
+    assert any("resumed" in line and "step 5" in line for line in lines)
+    assert load_checkpoint(out / "last.pt")["step"] == 10
+
+
+def test_cifar_archive_split():
+    archive = need_shared("cifar10/cifar10-jpeg.tar.gz")
+    test = load_images(archive, "test")
+    assert len(test) == 10_000 and test[0].shape == (32, 32, 3) and test[0].dtype == np.uint8
+
+
+def test_cifar_python_batches(tmp_path):
+    """The format users download: pickled dicts with b'data' rows of 3072 bytes (R, G, B planes)."""
+    rows = np.arange(20 * 3072, dtype=np.int64).reshape(20, 3072) % 256
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(tmp_path / name, "wb") as f:
+            pickle.dump({b"data": rows.astype(np.uint8), b"labels": [0] * 20}, f)
+    train_images = load_images(tmp_path, "train")
+    assert len(train_images) == 90 and len(load_images(tmp_path, "val")) == 10  # every 10th of 100
+    first = load_images(tmp_path, "test")[0]
+    assert first.shape == (32, 32, 3)
+    assert first[0, 0].tolist() == [rows[0, 0], rows[0, 1024], rows[0, 2048]]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A checkpoint of a randomly initialised model: export must be exact whatever the weights."""
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    torch.manual_seed(3)
+    model = build_model("fast")
+    settings = TrainSettings(data="synthetic", model="fast")
+    save_checkpoint(path, model, torch.optim.Adam(model.parameters()), 0, 0.0, settings, {"data": "synthetic"})
+    return path
+
+
+def test_export_matches_pytorch(checkpoint, tmp_path):
+    out = tmp_path / "model.onnx"
+    card, reports = export_onnx(checkpoint, out)
+    assert all(r.ok for r in reports)
+    model, _ = model_from_checkpoint(checkpoint)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for n, h, w in [(1, 40, 40), (4, 40, 40), (1, 23, 57), (4, 23, 57)]:  # two shapes x two batch sizes
+        noisy = rng.random((n, 3, h, w), dtype=np.float32)
+        sigma = rng.uniform(0, 1, n).astype(np.float32)
+        got = session.run(["denoised"], {"noisy": noisy, "sigma": sigma})[0]
+        with torch.no_grad():
+            want = model(torch.from_numpy(noisy), torch.from_numpy(sigma)).numpy()
+        assert got.shape == (n, 3, h, w)
+        assert np.abs(got - want).max() < 1e-4
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(props["denoise_card"])["config"]["shuffle"] == 2
+    assert props["checkpoint_sha256"] == card["checkpoint_sha256"]
+    assert json.loads(out.with_suffix(".json").read_text())["onnx_sha256"] == card["onnx_sha256"]
+
+
+def test_export_cli(checkpoint, tmp_path):
+    out = tmp_path / "cli.onnx"
+    result = run_cli("export", checkpoint, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "verified against PyTorch" in result.stdout and out.is_file()
+    bad = run_cli("export", tmp_path / "missing.pt")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "does not exist" in bad.stderr
