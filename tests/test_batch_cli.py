@@ -141,3 +141,22 @@ def test_runtime_never_imports_torch(tmp_path):
             "assert 'torch' not in sys.modules, 'torch was imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_exif_orientation_and_icc_profile(tmp_path, rng):
+    src = tmp_path / "in"
+    src.mkdir()
+    pixels = rng.integers(0, 256, (10, 20, 3), dtype=np.uint8)  # 20 wide, 10 high as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": a viewer shows it 10 wide, 20 high
+    Image.fromarray(pixels).save(src / "rotated.jpg", exif=exif.tobytes(), quality=95)
+    icc = b"\x00" * 128 + b"fake-but-opaque-icc-bytes"  # copied byte for byte, never parsed
+    Image.fromarray(pixels).save(src / "tagged.png", icc_profile=icc)
+    result = run_cli("batch", src, tmp_path / "out", "--sigma", "auto")
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "out" / "rotated.jpg") as im:
+        assert im.size == (10, 20)  # looks like the input did in a viewer
+    with Image.open(tmp_path / "out" / "tagged.png") as im:
+        assert im.info.get("icc_profile") == icc
+    records = [json.loads(line) for line in (tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()]
+    assert all(r["status"] == "ok" and 0 < r["sigma"] <= 1 for r in records)  # sigma estimated per image
