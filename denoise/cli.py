@@ -140,13 +140,15 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
 
 
 @main.command()
-@click.option("--data", type=click.Path(path_type=Path), required=True,
-              help="An image folder, the CIFAR-10 .tar.gz archive, or a cifar-10-batches-py folder.")
-@click.option("--model", "model_name", type=click.Choice(["fast", "seed"]), default="fast", show_default=True,
-              help="Model configuration (see denoise/model.py).")
+@click.option("--data", type=click.Path(path_type=Path), required=True, multiple=True,
+              help="An image folder, the CIFAR-10 .tar.gz archive, or a cifar-10-batches-py folder; repeat to mix.")
+@click.option("--model", "model_name", default="fast", show_default=True,
+              help="Model configuration: a name in CONFIGS of denoise/model.py (fast, seed, ...).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/default"), show_default=True,
               help="Run folder: config, last.pt, best.pt, log.jsonl.")
 @click.option("--steps", type=click.IntRange(1), default=2000, show_default=True)
+@click.option("--minutes", type=click.FloatRange(0), default=0.0, help="Stop after this much training time (0: none).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--crop", type=click.IntRange(2), default=32, show_default=True, help="Training patch size in pixels.")
 @click.option("--lr", type=float, default=5e-4, show_default=True)
@@ -159,13 +161,14 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
 @click.option("--threads", type=click.IntRange(0), default=0, help="CPU threads for torch (0: its default).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
 @user_errors
-def train(data, model_name, out, steps, batch_size, crop, lr, sigma_min, sigma_max, protocol, val_every, val_images,
+def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, sigma_min, sigma_max, protocol, val_every, val_images,
           seed, threads, resume):
     """Train a denoising model and write checkpoints (needs the `train` extra).
 
     \b
     Example:
       denoise train --data cifar10-jpeg.tar.gz --steps 2000 --out runs/first
+      denoise train --data cifar10-jpeg.tar.gz --data ./photos --crop 64 --minutes 30 --resume
     """
     if sigma_min > sigma_max:
         raise DenoiseError(f"--sigma-min {sigma_min} is above --sigma-max {sigma_max}")
@@ -173,7 +176,8 @@ def train(data, model_name, out, steps, batch_size, crop, lr, sigma_min, sigma_m
         from denoise.train.loop import TrainSettings, train as run_training
     except ImportError:
         raise DenoiseError("training needs torch; install it with: pip install 'denoise[train]'") from None
-    settings = TrainSettings(data=str(data), out=str(out), model=model_name, steps=steps, batch_size=batch_size,
+    settings = TrainSettings(data=[str(d) for d in data], out=str(out), model=model_name, steps=steps,
+                             minutes=minutes, device=device, batch_size=batch_size,
                              crop=crop, lr=lr, sigma_min=sigma_min, sigma_max=sigma_max, protocol=protocol,
                              val_every=val_every, val_images=val_images, seed=seed, threads=threads)
     best = run_training(settings, resume=resume, log=lambda line: click.echo(line, err=True))
@@ -206,33 +210,51 @@ def export(checkpoint, out, opset):
 
 
 @main.command(name="eval")
-@click.argument("clean_dir", type=click.Path(path_type=Path))
+@click.argument("clean", type=click.Path(path_type=Path))
 @click.option("--sigma", "sigmas", type=SigmaType(allow_auto=False), multiple=True,
               help="Noise level(s) to test; repeat the option. Default: 0.1 0.3 0.5.")
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default="clip", show_default=True)
+@click.option("--protocol", "protocols", type=click.Choice(PROTOCOLS), multiple=True,
+              help="Noise protocol(s); repeat the option. Default: clip (the seed's).")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="An exported .onnx model (default: bundled).")
 @click.option("--backend", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--bm3d", "with_bm3d", is_flag=True, help="Also run CBM3D on the same noisy images (extra `eval`).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic noise.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a Markdown table.")
+@click.option("--no-ssim", is_flag=True, help="Skip SSIM (faster).")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@click.option("--grid", type=click.Path(path_type=Path), default=None,
+              help="Write a PNG grid of clean / noisy / denoised rows (first 8 images).")
+@click.option("--plot", type=click.Path(path_type=Path), default=None,
+              help="Write a PSNR-versus-sigma PNG plot (extra `eval`).")
 @user_errors
-def eval_command(clean_dir, sigmas, protocol, model, backend, limit, seed, as_json):
-    """Add noise to clean images and report PSNR of noisy and denoised versions.
+def eval_command(clean, sigmas, protocols, model, backend, with_bm3d, limit, seed, no_ssim, fmt, grid, plot):
+    """Add seeded noise to CLEAN images and report PSNR / SSIM of noisy and denoised versions.
+
+    CLEAN is a folder of images, or the CIFAR-10 archive (.tar.gz) or cifar-10-batches-py folder,
+    whose test split is used.
 
     \b
     Example:
-      denoise eval ./clean-photos --sigma 0.1 --sigma 25/255 --protocol gaussian
+      denoise eval ./clean-photos --sigma 15/255 --sigma 25/255 --protocol gaussian --bm3d
+      denoise eval cifar10-jpeg.tar.gz --sigma 0.1 --sigma 0.5 --grid grid.png
     """
-    from denoise.evaluate import evaluate, format_table, load_clean_folder
+    from denoise.evaluate import evaluate, format_markdown, load_eval_images, save_grid, save_plot
     from denoise.runtime.denoiser import Denoiser
 
     denoiser = Denoiser(model, backend=backend)
-    images = load_clean_folder(clean_dir, limit)
-    rows = evaluate(denoiser, images, sigmas or (0.1, 0.3, 0.5), protocol, seed)
-    if as_json:
+    images = load_eval_images(clean, limit)
+    rows, examples = evaluate(denoiser, images, sigmas or (0.1, 0.3, 0.5), protocols or ("clip",), seed,
+                              bm3d=with_bm3d, with_ssim=not no_ssim, keep=8 if grid else 0)
+    if fmt == "json":
         click.echo(json.dumps([r.to_dict() for r in rows]))
     else:
-        click.echo(format_table(rows))
+        click.echo(format_markdown(rows))
+    if grid:
+        save_grid(examples, images, grid)
+        click.echo(f"wrote {grid}", err=True)
+    if plot:
+        save_plot(rows, plot)
+        click.echo(f"wrote {plot}", err=True)
 
 
 @main.command()

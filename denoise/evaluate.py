@@ -1,7 +1,7 @@
-"""``denoise eval``: PSNR of noisy and denoised images against a clean folder, per sigma.
+"""``denoise eval``: PSNR and SSIM of noisy, denoised and (optionally) CBM3D images against clean ones.
 
-Noise is drawn with a fixed seed per (sigma, image), so a table is reproducible and every model is
-measured on the same noisy images.
+Noise is drawn with a fixed seed per (sigma, image), so a table is reproducible and every method is
+measured on the same noisy images. PSNR/SSIM are computed on the uint8 result, averaged over images.
 """
 
 from __future__ import annotations
@@ -11,53 +11,165 @@ from pathlib import Path
 
 import numpy as np
 
-from denoise.errors import DenoiseError
-from denoise.metrics import psnr_uint8, to_uint8
+from denoise.errors import DenoiseError, missing_extra
+from denoise.metrics import psnr_uint8, ssim_uint8, to_uint8
 from denoise.noise import add_noise
 from denoise.runtime.batch import list_inputs
 from denoise.runtime.images import IMAGE_SUFFIXES, read_image
+
+METHOD_TITLES = {"noisy": "noisy", "model": "model", "bm3d": "CBM3D"}
 
 
 @dataclass
 class EvalRow:
     sigma: float
     protocol: str
+    method: str  # "noisy", "model" or "bm3d"
     images: int
-    noisy_psnr: float
-    denoised_psnr: float
+    psnr: float
+    ssim: float | None
 
     def to_dict(self) -> dict:
-        return {"sigma": self.sigma, "protocol": self.protocol, "images": self.images,
-                "noisy_psnr": round(self.noisy_psnr, 3), "denoised_psnr": round(self.denoised_psnr, 3)}
+        return {"sigma": self.sigma, "protocol": self.protocol, "method": self.method, "images": self.images,
+                "psnr": round(self.psnr, 3), "ssim": None if self.ssim is None else round(self.ssim, 4)}
 
 
-def load_clean_folder(folder: Path, limit: int | None = None) -> list[np.ndarray]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DenoiseError(f"clean folder {folder} does not exist or is not a folder")
-    paths = [p for p in list_inputs(folder) if p.suffix.lower() in IMAGE_SUFFIXES][:limit]
-    if not paths:
-        raise DenoiseError(f"no images found in {folder}")
-    return [read_image(p).rgb for p in paths]
+def load_eval_images(source: Path, limit: int | None = None) -> list[np.ndarray]:
+    """Clean uint8 RGB images from a folder, or the test split of a CIFAR-10 archive / batches folder."""
+    from denoise.train.data import load_images  # numpy + Pillow only
+
+    source = Path(source)
+    if not source.exists():
+        raise DenoiseError(f"clean images {source} do not exist")
+    if source.is_dir() and not (source / "test_batch").is_file():
+        paths = [p for p in list_inputs(source) if p.suffix.lower() in IMAGE_SUFFIXES][:limit]
+        if not paths:
+            raise DenoiseError(f"no images found in {source}")
+        return [to_uint8(read_image(p).rgb) for p in paths]
+    return load_images(source, "test")[:limit]
 
 
-def evaluate(denoiser, images: list[np.ndarray], sigmas, protocol: str = "clip", seed: int = 0) -> list[EvalRow]:
-    rows = []
-    for sigma in sigmas:
-        denoiser.check_sigma(sigma)
-        noisy_scores, denoised_scores = [], []
-        for index, clean in enumerate(images):
-            rng = np.random.default_rng([seed, index, int(round(sigma * 1e6))])
-            noisy = add_noise(clean, sigma, protocol, rng)
-            reference = to_uint8(clean)
-            noisy_scores.append(psnr_uint8(reference, to_uint8(noisy)))
-            denoised_scores.append(psnr_uint8(reference, to_uint8(denoiser.denoise_rgb(noisy, sigma))))
-        rows.append(EvalRow(sigma, protocol, len(images), float(np.mean(noisy_scores)), float(np.mean(denoised_scores))))
-    return rows
+def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """CBM3D from the `bm3d` package (optional extra `eval`), on the same [0,1] scale as our sigma."""
+    try:
+        import bm3d
+    except ImportError:
+        raise missing_extra("bm3d", "eval") from None
+    return np.asarray(bm3d.bm3d_rgb(noisy, sigma_psd=max(sigma, 1e-4)), dtype=np.float32)
 
 
-def format_table(rows: list[EvalRow]) -> str:
-    lines = ["| sigma | protocol | images | noisy PSNR (dB) | denoised PSNR (dB) |", "|---|---|---|---|---|"]
+def noisy_images(images: list[np.ndarray], sigma: float, protocol: str, seed: int) -> list[np.ndarray]:
+    return [add_noise(im.astype(np.float32) / 255.0, sigma, protocol,
+                      np.random.default_rng([seed, index, int(round(sigma * 1e6))]))
+            for index, im in enumerate(images)]
+
+
+def denoise_all(denoiser, noisy: list[np.ndarray], sigma: float, batch_size: int = 64) -> list[np.ndarray]:
+    """Model outputs, batching images of equal size together (CIFAR's 32x32 go 64 at a time)."""
+    out: list[np.ndarray | None] = [None] * len(noisy)
+    by_shape: dict[tuple, list[int]] = {}
+    for i, im in enumerate(noisy):
+        by_shape.setdefault(im.shape, []).append(i)
+    for indices in by_shape.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start:start + batch_size]
+            results = denoiser.denoise_rgb_batch(np.stack([noisy[i] for i in chunk]), sigma)
+            for i, result in zip(chunk, results):
+                out[i] = result
+    return out
+
+
+def score(clean: list[np.ndarray], results: list[np.ndarray], with_ssim: bool) -> tuple[float, float | None]:
+    psnrs, ssims = [], []
+    for ref, res in zip(clean, results):
+        res8 = to_uint8(res)
+        psnrs.append(psnr_uint8(ref, res8))
+        if with_ssim:
+            ssims.append(ssim_uint8(ref, res8))
+    return float(np.mean(psnrs)), (float(np.mean(ssims)) if with_ssim else None)
+
+
+def evaluate(denoiser, images: list[np.ndarray], sigmas, protocols=("clip",), seed: int = 0, bm3d: bool = False,
+             with_ssim: bool = True, keep: int = 0) -> tuple[list[EvalRow], dict]:
+    """Rows for each (protocol, sigma, method); ``keep`` first images' noisy/denoised kept for the grid."""
+    if with_ssim and min(min(im.shape[:2]) for im in images) < 11:
+        with_ssim = False  # SSIM's 11x11 window does not fit
+    rows, examples = [], {}
+    for protocol in protocols:
+        for sigma in sigmas:
+            denoiser.check_sigma(sigma)
+            noisy = noisy_images(images, sigma, protocol, seed)
+            methods = {"noisy": noisy, "model": denoise_all(denoiser, noisy, sigma)}
+            if bm3d:
+                methods["bm3d"] = [cbm3d(n, sigma) for n in noisy]
+            for method, results in methods.items():
+                psnr, ssim = score(images, results, with_ssim)
+                rows.append(EvalRow(sigma, protocol, method, len(images), psnr, ssim))
+            if keep:
+                examples[(protocol, sigma)] = {m: [to_uint8(r) for r in res[:keep]] for m, res in methods.items()}
+    return rows, examples
+
+
+def format_markdown(rows: list[EvalRow]) -> str:
+    """One line per (protocol, sigma), a PSNR / SSIM column pair per method."""
+    methods = list(dict.fromkeys(r.method for r in rows))
+    header = "| sigma | sigma x255 | protocol | images | " + " | ".join(
+        f"{METHOD_TITLES[m]} PSNR (dB) | {METHOD_TITLES[m]} SSIM" for m in methods) + " |"
+    lines = [header, "|" + "---|" * (4 + 2 * len(methods))]
+    table: dict[tuple, dict[str, EvalRow]] = {}
     for r in rows:
-        lines.append(f"| {r.sigma:.4g} | {r.protocol} | {r.images} | {r.noisy_psnr:.2f} | {r.denoised_psnr:.2f} |")
+        table.setdefault((r.protocol, r.sigma, r.images), {})[r.method] = r
+    for (protocol, sigma, count), by_method in table.items():
+        cells = []
+        for m in methods:
+            r = by_method.get(m)
+            cells += [f"{r.psnr:.2f}" if r else "-", f"{r.ssim:.4f}" if r and r.ssim is not None else "-"]
+        lines.append(f"| {sigma:.4g} | {sigma * 255:.1f} | {protocol} | {count} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def save_grid(examples: dict, clean: list[np.ndarray], path: Path, scale: int = 0) -> None:
+    """The seed's figure: a row of clean images, then noisy and denoised rows for each sigma."""
+    from PIL import Image
+
+    count = len(next(iter(examples.values()))["noisy"])
+    h, w = clean[0].shape[:2]
+    scale = scale or max(1, 96 // max(h, w))
+    gap = 4
+    rows = [clean[:count]]
+    for by_method in examples.values():
+        rows.append(by_method["noisy"])
+        rows += [by_method[m] for m in by_method if m != "noisy"]
+    canvas = Image.new("RGB", (count * (w * scale + gap) + gap, len(rows) * (h * scale + gap) + gap), "white")
+    for r, row in enumerate(rows):
+        for c, im in enumerate(row):
+            if im.shape[:2] != (h, w):
+                continue  # mixed sizes: the grid shows only images of the first image's size
+            tile = Image.fromarray(im).resize((w * scale, h * scale), Image.NEAREST)
+            canvas.paste(tile, (gap + c * (w * scale + gap), gap + r * (h * scale + gap)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+
+
+def save_plot(rows: list[EvalRow], path: Path) -> None:
+    """PSNR versus sigma, one line per method and protocol (needs matplotlib: extra `eval`)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise missing_extra("matplotlib", "eval") from None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in dict.fromkeys((r.method, r.protocol) for r in rows):
+        points = sorted((r.sigma, r.psnr) for r in rows if (r.method, r.protocol) == key)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
+                label=f"{METHOD_TITLES[key[0]]} ({key[1]})")
+    ax.set_xlabel("sigma (on [0,1])")
+    ax.set_ylabel("PSNR (dB)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

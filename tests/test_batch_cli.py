@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLES, run_cli, write_png
-from denoise.metrics import psnr_uint8
+from denoise.metrics import psnr_uint8, ssim_uint8
 
 
 def load(path):
@@ -106,14 +106,20 @@ def test_eval_reports_psnr_computed_by_hand(tmp_path, rng):
     from denoise.metrics import to_uint8
     from denoise.noise import add_noise
 
-    clean = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:20, 0:24]
+    clean = np.stack([xx * 10, yy * 12, (xx + yy) * 5], axis=2).astype(np.uint8)  # smooth, like a photo
     write_png(tmp_path / "c" / "x.png", clean)
-    result = run_cli("eval", tmp_path / "c", "--sigma", "0.2", "--seed", "7", "--json")
+    result = run_cli("eval", tmp_path / "c", "--sigma", "0.2", "--seed", "7", "--format", "json",
+                     "--grid", tmp_path / "grid.png")
     assert result.returncode == 0, result.stderr
-    row = json.loads(result.stdout)[0]
+    rows = {row["method"]: row for row in json.loads(result.stdout)}
     noisy = add_noise(clean / 255.0, 0.2, "clip", np.random.default_rng([7, 0, 200000]))
-    assert row["noisy_psnr"] == pytest.approx(psnr_uint8(clean, to_uint8(noisy)), abs=1e-3)
-    assert row["images"] == 1 and row["sigma"] == 0.2
+    assert rows["noisy"]["psnr"] == pytest.approx(psnr_uint8(clean, to_uint8(noisy)), abs=1e-3)
+    assert rows["noisy"]["ssim"] == pytest.approx(ssim_uint8(clean, to_uint8(noisy)), abs=1e-4)
+    assert rows["model"]["psnr"] > rows["noisy"]["psnr"]
+    assert rows["model"]["images"] == 1 and rows["model"]["sigma"] == 0.2
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size[1] > grid.size[0] * 2  # clean, noisy, denoised rows of one image
 
 
 def test_info_reports_backends_and_card():

@@ -45,3 +45,16 @@ def test_psnr_by_hand():
     assert psnr_uint8(a, b) == pytest.approx(20 * np.log10(255 / np.sqrt(256 / 48)))
     assert psnr_uint8(a, a) == float("inf")
     assert to_uint8(np.array([-0.1, 0.5, 1.2])).tolist() == [0, 128, 255]
+
+
+def test_ssim_by_hand():
+    from denoise.metrics import ssim_uint8
+
+    a = np.full((16, 16, 3), 100, np.uint8)
+    b = np.full((16, 16, 3), 120, np.uint8)
+    c1 = (0.01 * 255) ** 2
+    # Flat images: no variance, so SSIM is the luminance term alone.
+    assert ssim_uint8(a, b) == pytest.approx((2 * 100 * 120 + c1) / (100**2 + 120**2 + c1))
+    texture = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert ssim_uint8(texture, texture) == pytest.approx(1.0)
+    assert ssim_uint8(texture, 255 - texture) < 0  # anti-correlated structure

@@ -71,9 +71,13 @@ class Denoiser:
 
     def denoise_rgb(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
         """float32 HxWx3 in [0,1] -> float32 HxWx3 in [0,1]."""
-        batch = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
-        out = self.backend.infer(batch, np.array([sigma], dtype=np.float32))
-        return out[0].transpose(1, 2, 0)
+        return self.denoise_rgb_batch(rgb[None], sigma)[0]
+
+    def denoise_rgb_batch(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
+        """float32 NxHxWx3 in [0,1], one sigma for all -> float32 NxHxWx3 in [0,1]."""
+        batch = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), dtype=np.float32)
+        out = self.backend.infer(batch, np.full(len(batch), sigma, dtype=np.float32))
+        return out.transpose(0, 2, 3, 1)
 
     def denoise_folder(self, input_dir, output_dir, sigma, **options):
         """Denoise every image under ``input_dir`` into ``output_dir``; see ``runtime.batch.run_batch``."""

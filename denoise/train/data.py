@@ -84,6 +84,25 @@ def load_images(source: Path, split: str) -> list[np.ndarray]:
     return [im for i, im in enumerate(images) if (i % VALIDATION_EVERY == 0) == keep_val]
 
 
+def crop_for(images: list[np.ndarray], crop: int) -> int:
+    """The crop size used for a source: the requested size, or its smallest image side if that is smaller
+    (CIFAR's 32x32 images give 32x32 crops when photos give 64x64 ones)."""
+    return min(crop, min(min(im.shape[:2]) for im in images))
+
+
+class MixedSampler:
+    """Batches from several sources in turn, each with its own crop size (a batch is one source)."""
+
+    def __init__(self, sources: list[list[np.ndarray]], crop: int, seed: int):
+        self.samplers = [CropSampler(images, crop_for(images, crop), seed + i) for i, images in enumerate(sources)]
+        self.turn = 0
+
+    def batch(self, size: int) -> np.ndarray:
+        sampler = self.samplers[self.turn % len(self.samplers)]
+        self.turn += 1
+        return sampler.batch(size)
+
+
 class CropSampler:
     """Random crops with flips and 90-degree rotations, as float32 [N,3,crop,crop] batches in [0,1]."""
 

@@ -2,7 +2,7 @@
 
 Checkpoints are plain dicts of tensors and primitives, so ``torch.load(weights_only=True)`` reads them
 without executing pickled code, and they carry the model config, so export rebuilds the model from
-the checkpoint alone.
+the checkpoint alone. On CUDA the loop uses bfloat16 autocast and channels_last; on the CPU, float32.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,34 +23,41 @@ import torch.nn.functional as F
 from denoise.errors import DenoiseError
 from denoise.metrics import psnr_uint8, to_uint8
 from denoise.model import CONFIGS, CAEConfig, build_model
-from denoise.train.data import VALIDATION_EVERY, CropSampler, load_images
+from denoise.train.data import VALIDATION_EVERY, MixedSampler, load_images
 from denoise.train.noise import add_noise
 
-VAL_SIGMAS = (0.1, 0.3, 0.5)  # validation noise levels (clip protocol unless the run says otherwise)
+VAL_SIGMAS = (0.1, 0.3, 0.5)  # validation noise levels, in the run's noise protocol
 
 
 @dataclass
 class TrainSettings:
-    data: str
+    data: list[str] | str  # one or more sources: image folder, CIFAR-10 archive, cifar-10-batches-py
     out: str = "runs/default"
     model: str = "fast"  # a name in model.CONFIGS
     steps: int = 2000
+    minutes: float = 0.0  # stop after this much training time (0: no limit); the LR schedule follows
     batch_size: int = 32
     crop: int = 32
-    lr: float = 1e-3
+    lr: float = 5e-4
     sigma_min: float = 0.0
     sigma_max: float = 1.0
     protocol: str = "clip"
     val_every: int = 200
-    val_images: int = 200
+    val_images: int = 200  # per source
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    device: str = "auto"  # "auto" (CUDA when available), "cuda" or "cpu"
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.data, (str, Path)):
+            self.data = [str(self.data)]
+        self.data = [str(d) for d in self.data]
 
 
 def save_checkpoint(path: Path, model, optimizer, step: int, best: float, settings: TrainSettings, meta: dict) -> None:
     state = {
-        "model": model.state_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "config": model.config.to_dict(),
         "settings": asdict(settings),
@@ -82,27 +90,64 @@ def model_from_checkpoint(path: Path):
     return model.eval(), state
 
 
-def validation_set(images: list[np.ndarray], count: int, sigmas, protocol: str, seed: int):
+def validation_set(sources: list[list[np.ndarray]], count: int, sigmas, protocol: str, seed: int):
     """Fixed noisy/clean pairs: the same noise every time, so validation PSNR is comparable across steps."""
     gen = torch.Generator().manual_seed(seed + 12345)
     pairs = []
     for sigma in sigmas:
-        for im in images[:count]:
-            clean = torch.from_numpy(im.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
-            noisy = add_noise(clean, torch.tensor([sigma]), protocol, gen)
-            pairs.append((sigma, noisy, im))
+        for images in sources:
+            for im in images[:count]:
+                clean = torch.from_numpy(im.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+                pairs.append((sigma, add_noise(clean, torch.tensor([sigma]), protocol, gen), im))
     return pairs
 
 
 @torch.no_grad()
-def validate(model, pairs) -> dict:
+def validate(model, pairs, device: torch.device) -> dict:
     model.eval()
     scores: dict[float, list[float]] = {}
     for sigma, noisy, clean in pairs:
-        out = model(noisy, torch.tensor([sigma]))[0].numpy().transpose(1, 2, 0)
-        scores.setdefault(sigma, []).append(psnr_uint8(clean, to_uint8(out)))
+        out = model(noisy.to(device), torch.tensor([sigma], device=device))[0].float().cpu().numpy()
+        scores.setdefault(sigma, []).append(psnr_uint8(clean, to_uint8(out.transpose(1, 2, 0))))
     model.train()
     return {str(s): float(np.mean(v)) for s, v in scores.items()}
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DenoiseError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+class Progress:
+    """A tqdm bar on a terminal; otherwise nothing between the validation log lines."""
+
+    def __init__(self, total: int, start: int):
+        self.bar = None
+        if sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+            except ImportError:
+                pass
+
+    def update(self, loss: torch.Tensor, val: float | None):
+        if self.bar:  # loss.item() waits for the GPU: only pay for it when a bar shows it
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss.item():.5f}", val_psnr="-" if val is None else f"{val:.2f}")
+
+    def close(self):
+        if self.bar:
+            self.bar.close()
 
 
 def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], None] = print) -> Path:
@@ -111,12 +156,13 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
         raise DenoiseError(f"unknown model {settings.model!r}; choose one of {', '.join(CONFIGS)}")
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    device = pick_device(settings.device)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     model = build_model(settings.model)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    step, best = 0, -math.inf
+    step, best, state = 0, -math.inf, None
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume:
         if not last_path.is_file():
@@ -126,64 +172,84 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
         optimizer.load_state_dict(state["optimizer"])
         step, best = state["step"], state["best_val_psnr"]
         log(f"resumed from {last_path} at step {step}")
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+        for group in optimizer.state.values():  # optimizer moments were loaded on the CPU
+            for key, value in group.items():
+                if torch.is_tensor(value) and key != "step":
+                    group[key] = value.to(device)
     (out / "config.json").write_text(json.dumps({"settings": asdict(settings), "model": model.config.to_dict()}, indent=2))
 
     t0 = time.time()
-    train_images = load_images(Path(settings.data), "train")
-    val_images = load_images(Path(settings.data), "val")
-    log(f"data: {len(train_images)} train, {len(val_images)} validation images from {settings.data} "
-        f"({time.time() - t0:.0f}s to load)")
-    sampler = CropSampler(train_images, settings.crop, settings.seed + step)  # a resumed run draws new crops
-    pairs = validation_set(val_images, settings.val_images, VAL_SIGMAS, settings.protocol, settings.seed)
-    gen = torch.Generator().manual_seed(settings.seed + 1 + step)
-    meta = {"data": str(settings.data),
-            "data_description": f"{Path(settings.data).name}: {len(train_images)} training images "
-                                f"(every {VALIDATION_EVERY}th image held out for validation)",
-            "device": f"cpu ({platform.processor() or platform.machine()})",
-            "torch": str(torch.__version__), "train_seconds": 0.0}
-    if resume:
-        meta["train_seconds"] = state["meta"].get("train_seconds", 0.0)
+    train_sources = [load_images(Path(d), "train") for d in settings.data]
+    val_sources = [load_images(Path(d), "val") for d in settings.data]
+    description = "; ".join(f"{Path(d).name}: {len(t)} training images" for d, t in zip(settings.data, train_sources))
+    log(f"data: {description}; {sum(map(len, val_sources))} validation images ({time.time() - t0:.0f}s to load); "
+        f"device {device_name(device)}")
+    sampler = MixedSampler(train_sources, settings.crop, settings.seed + step)  # a resumed run draws new crops
+    pairs = validation_set(val_sources, settings.val_images, VAL_SIGMAS, settings.protocol, settings.seed)
+    gen = torch.Generator(device=device).manual_seed(settings.seed + 1 + step)
+    meta = {"data": "; ".join(settings.data),
+            "data_description": f"{description} (every {VALIDATION_EVERY}th image held out for validation)",
+            "device": device_name(device), "torch": str(torch.__version__),
+            "train_seconds": state["meta"].get("train_seconds", 0.0) if state else 0.0}
     seconds_before = meta["train_seconds"]
 
-    def lr_at(s: int) -> float:  # cosine decay to 5% of the base rate
-        return settings.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, settings.steps) / settings.steps)))
+    def progress() -> float:  # fraction of the run done, by steps or by the time budget
+        done = step / settings.steps
+        if settings.minutes:
+            done = max(done, meta["train_seconds"] / (60 * settings.minutes))
+        return min(done, 1.0)
+
+    def lr_now() -> float:  # cosine decay to 5% of the base rate
+        return settings.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress())))
 
     model.train()
-    start = time.time()
+    start, first_step = time.time(), step
+    bar = Progress(settings.steps, step)
+    mean_val = None
     logfile = open(out / "log.jsonl", "a")
     try:
-        while step < settings.steps:
-            clean = torch.from_numpy(sampler.batch(settings.batch_size))
-            sigma = settings.sigma_min + (settings.sigma_max - settings.sigma_min) * torch.rand(len(clean), generator=gen)
+        while progress() < 1.0:
+            clean = torch.from_numpy(sampler.batch(settings.batch_size)).to(device, non_blocking=True)
+            sigma = settings.sigma_min + (settings.sigma_max - settings.sigma_min) * torch.rand(
+                len(clean), generator=gen, device=device)
             noisy = add_noise(clean, sigma, settings.protocol, gen)
+            if device.type == "cuda":
+                noisy = noisy.contiguous(memory_format=torch.channels_last)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
-            loss = F.mse_loss(model(noisy, sigma), clean)
+                group["lr"] = lr_now()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = F.mse_loss(model(noisy, sigma).float(), clean)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
             meta["train_seconds"] = seconds_before + time.time() - start
-            if step % settings.val_every == 0 or step == settings.steps:
-                scores = validate(model, pairs)
-                mean = float(np.mean(list(scores.values())))
-                rate = (time.time() - start) / max(1, step - (state["step"] if resume else 0))
-                entry = {"step": step, "loss": loss.item(), "val_psnr": scores, "lr": lr_at(step),
+            done = progress() >= 1.0
+            if step % settings.val_every == 0 or done:
+                scores = validate(model, pairs, device)
+                mean_val = float(np.mean(list(scores.values())))
+                rate = (time.time() - start) / max(1, step - first_step)
+                entry = {"step": step, "loss": loss.item(), "val_psnr": scores, "lr": lr_now(),
                          "seconds": round(meta["train_seconds"], 1)}
                 logfile.write(json.dumps(entry) + "\n")
                 logfile.flush()
                 meta["val_psnr"] = scores
-                if mean > best:
-                    best = mean
+                if mean_val > best:
+                    best = mean_val
                     save_checkpoint(best_path, model, optimizer, step, best, settings, meta)
                 save_checkpoint(last_path, model, optimizer, step, best, settings, meta)
                 log(f"step {step}/{settings.steps} loss {loss.item():.5f} val PSNR "
                     + " ".join(f"s{k}={v:.2f}" for k, v in scores.items())
-                    + f" | ETA {rate * (settings.steps - step) / 60:.1f} min")
+                    + f" | {rate * 1000:.0f} ms/step, ETA {rate * (settings.steps - step) / 60:.1f} min")
+            bar.update(loss, mean_val)
     except KeyboardInterrupt:
         save_checkpoint(last_path, model, optimizer, step, best, settings, meta)
         log(f"interrupted: saved {last_path} at step {step}; continue with --resume")
         raise
     finally:
+        bar.close()
         logfile.close()
     return best_path if best_path.exists() else last_path
