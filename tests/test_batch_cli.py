@@ -166,3 +166,18 @@ def test_exif_orientation_and_icc_profile(tmp_path, rng):
         assert im.info.get("icc_profile") == icc
     records = [json.loads(line) for line in (tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()]
     assert all(r["status"] == "ok" and 0 < r["sigma"] <= 1 for r in records)  # sigma estimated per image
+
+
+def test_eval_with_cbm3d_and_plot(tmp_path):
+    yy, xx = np.mgrid[0:32, 0:32]
+    clean = np.stack([xx * 6, yy * 7, 255 - xx * 5], axis=2).astype(np.uint8)
+    write_png(tmp_path / "c" / "x.png", clean)
+    result = run_cli("eval", tmp_path / "c", "--sigma", "0.2", "--bm3d", "--plot", tmp_path / "plot.png")
+    assert result.returncode == 0, result.stderr
+    header, _, row = result.stdout.splitlines()[:3]
+    assert "CBM3D PSNR" in header and "model PSNR" in header
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    noisy_psnr, cbm3d_psnr = float(cells[4]), float(cells[8])
+    assert cbm3d_psnr > noisy_psnr + 3
+    with Image.open(tmp_path / "plot.png") as plot:
+        assert plot.format == "PNG" and plot.size[0] > 300

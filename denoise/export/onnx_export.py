@@ -73,42 +73,24 @@ def build_card(state: dict, checkpoint: Path) -> dict:
 
 def export_onnx(checkpoint: Path, out_path: Path, opset: int = DEFAULT_OPSET) -> tuple[dict, list[VerifyReport]]:
     """Export, attach the card, verify against PyTorch; raise DenoiseError with the numbers on mismatch."""
-    try:
-        import onnx
-        import torch
+    try:  # checked here so that a runtime-only install gets a message naming the extra
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
     except ImportError:
         raise missing_extra("torch and onnx", "train") from None
     from denoise.train.loop import model_from_checkpoint
-
-    # The exporter warns about torchvision ops it cannot register; we use none of them.
-    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 
     model, state = model_from_checkpoint(checkpoint)
     card = build_card(state, Path(checkpoint))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
-    noisy = torch.rand(2, 3, 32, 48)
-    sigma = torch.tensor([0.1, 0.5])
-    batch, height, width = torch.export.Dim("N"), torch.export.Dim("H"), torch.export.Dim("W")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            model, (noisy, sigma), input_names=["noisy", "sigma"], output_names=["denoised"],
-            dynamic_shapes={"noisy": {0: batch, 2: height, 3: width}, "sigma": {0: batch}},
-            dynamo=True, opset_version=opset, verbose=False,
-        )
-    proto = program.model_proto
     props = {"denoise_card": json.dumps(card), "architecture": card["architecture"],
              "config": json.dumps(card["config"]), "sigma_range": json.dumps(card["sigma_range"]),
              "noise_protocol": card["noise_protocol"], "training_data": str(card["training_data"]),
              "validation_psnr_db": json.dumps(card["validation_psnr_db"]),
              "checkpoint_sha256": card["checkpoint_sha256"], "format_version": str(FORMAT_VERSION)}
-    del proto.metadata_props[:]
-    for key, value in props.items():
-        proto.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(proto, full_check=True)
-    onnx.save(proto, str(out_path))
+    write_onnx(model, out_path, opset, props)
 
     reports = verify_onnx(model, out_path)
     bad = [r for r in reports if not r.ok]
@@ -118,6 +100,32 @@ def export_onnx(checkpoint: Path, out_path: Path, opset: int = DEFAULT_OPSET) ->
     card["opset"] = opset
     out_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return card, reports
+
+
+def write_onnx(model, out_path: Path, opset: int = DEFAULT_OPSET, metadata: dict | None = None) -> None:
+    """Export ``model`` with dynamic batch, height and width, check it with onnx.checker and save it."""
+    import onnx
+    import torch
+
+    # The exporter warns about torchvision ops it cannot register; we use none of them.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    noisy = torch.rand(2, 3, 32, 48)  # batch 2: an example of 1 would be specialised as a constant
+    sigma = torch.tensor([0.1, 0.5])
+    batch, height, width = torch.export.Dim("N"), torch.export.Dim("H"), torch.export.Dim("W")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model.eval(), (noisy, sigma), input_names=["noisy", "sigma"], output_names=["denoised"],
+            dynamic_shapes={"noisy": {0: batch, 2: height, 3: width}, "sigma": {0: batch}},
+            dynamo=True, opset_version=opset, verbose=False,
+        )
+    proto = program.model_proto
+    del proto.metadata_props[:]
+    for key, value in (metadata or {}).items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto, full_check=True)
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(out_path))
 
 
 def verify_onnx(model, onnx_path: Path, shapes=VERIFY_SHAPES, seed: int = 0) -> list[VerifyReport]:
