@@ -19,6 +19,7 @@ import click
 from denoise import __version__
 from denoise.errors import DenoiseError
 from denoise.noise import PROTOCOLS, parse_sigma
+from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE
 
 
 class SigmaType(click.ParamType):
@@ -185,28 +186,44 @@ def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, s
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=click.Path(path_type=Path), required=False)
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Output .onnx path (default: model.onnx beside the checkpoint). A .json card is written beside it.")
+              help="Output folder (default: the checkpoint's folder; ./denoise-export for the bundled model).")
+@click.option("--fp16", is_flag=True, help="Also write and verify model.fp16.onnx (FP16 inside, FP32 in/out).")
+@click.option("--engine", is_flag=True, help="Also build a TensorRT engine into the engine cache (NVIDIA GPU).")
 @click.option("--opset", type=click.IntRange(17, 23), default=18, show_default=True)
+@click.option("--tile", type=(int, int), default=(DEFAULT_TILE, DEFAULT_TILE), show_default=True,
+              help="Tile height and width the runtime uses: the engine's profile covers them plus overlap.")
+@click.option("--max-batch", type=click.IntRange(1), default=DEFAULT_MAX_BATCH, show_default=True,
+              help="Largest batch of tiles the engine accepts.")
+@click.option("--version-compatible", is_flag=True, help="Engine runs on later TensorRT versions of the same major.")
+@click.option("--hardware-compatible", is_flag=True, help="Engine runs on any Ampere or newer GPU (slower).")
+@click.option("--verify-images", type=click.Path(path_type=Path), default=None,
+              help="Clean images for the FP16 PSNR check (default: procedural test images).")
 @user_errors
-def export(checkpoint, out, opset):
-    """Export a checkpoint to ONNX and verify it against PyTorch (needs the `train` extra).
+def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compatible, hardware_compatible,
+           verify_images):
+    """Export a checkpoint to verified ONNX (and FP16 ONNX, and a TensorRT engine) -- needs the `train` extra.
+
+    Without CHECKPOINT, the bundled model's checkpoint is exported.
 
     \b
     Example:
-      denoise export runs/first/best.pt --out models/first.onnx
+      denoise export --fp16
+      denoise export runs/first/best.pt --out models/first --fp16 --engine
     """
     try:
-        from denoise.export.onnx_export import export_onnx
+        from denoise.export.pipeline import export_model
     except ImportError:
         raise DenoiseError("export needs torch and onnx; install them with: pip install 'denoise[train]'") from None
-    out = out or Path(checkpoint).with_name("model.onnx")
-    card, reports = export_onnx(Path(checkpoint), out, opset=opset)
-    click.echo(f"wrote {out} (opset {opset}) and {out.with_suffix('.json')}")
-    click.echo("verified against PyTorch with ONNX Runtime (CPU):")
-    for report in reports:
-        click.echo(report.line())
+    from denoise.weights import DEFAULT_CHECKPOINT
+
+    if checkpoint is None:
+        checkpoint, out = DEFAULT_CHECKPOINT, out or Path("denoise-export")
+    out = out or Path(checkpoint).parent
+    export_model(checkpoint, out, fp16=fp16, engine=engine, opset=opset, tile=tile, max_batch=max_batch,
+                 version_compatible=version_compatible, hardware_compatible=hardware_compatible,
+                 verify_images=verify_images, say=click.echo)
 
 
 @main.command(name="eval")

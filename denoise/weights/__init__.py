@@ -7,6 +7,7 @@ from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = WEIGHTS_DIR / "default.onnx"
+DEFAULT_CHECKPOINT = WEIGHTS_DIR / "default.pt"  # weights + config, no optimizer: `denoise export` re-exports it
 
 
 def card_path(model_path: Path) -> Path:

@@ -1,0 +1,61 @@
+"""``denoise export``: checkpoint -> verified FP32 ONNX -> verified FP16 ONNX -> TensorRT engine.
+
+Each step runs only when asked for, and each verifies its result before the next uses it. Output
+files in the output folder: ``model.onnx`` + ``model.json`` (the card), ``model.fp16.onnx``; engines
+go to the per-user engine cache (see engine_cache).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from denoise.errors import DenoiseError
+from denoise.export.onnx_export import DEFAULT_OPSET, export_onnx
+from denoise.model import CAEConfig
+from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE, engine_profile, overlap_for
+
+
+def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bool = False,
+                 opset: int = DEFAULT_OPSET, tile: tuple[int, int] = (DEFAULT_TILE, DEFAULT_TILE),
+                 max_batch: int = DEFAULT_MAX_BATCH, version_compatible: bool = False,
+                 hardware_compatible: bool = False, verify_images: Path | None = None,
+                 say: Callable[[str], None] = print) -> dict:
+    """Run the asked-for steps; returns the paths written. Raises DenoiseError naming the failed step."""
+    out_dir = Path(out_dir)
+    fp32_path = out_dir / "model.onnx"
+    card, reports = export_onnx(Path(checkpoint), fp32_path, opset=opset)
+    say(f"wrote {fp32_path} (opset {opset}) and {fp32_path.with_suffix('.json')}")
+    say("FP32 check, ONNX Runtime (CPU) vs PyTorch on random inputs:")
+    for report in reports:
+        say(report.line())
+    written = {"onnx": str(fp32_path), "card": str(fp32_path.with_suffix(".json"))}
+
+    build_from, precision = fp32_path, "fp32"
+    if fp16 or engine:
+        from denoise.export.fp16 import export_fp16
+
+        fp16_path = out_dir / "model.fp16.onnx"
+        fp16_reports = export_fp16(fp32_path, fp16_path, verify_images)
+        say(f"wrote {fp16_path}")
+        say(f"FP16 check, PSNR on {'images in ' + str(verify_images) if verify_images else 'procedural test images'} "
+            f"(ONNX Runtime CPU):")
+        for report in fp16_reports:
+            say(report.line())
+        written["onnx_fp16"] = str(fp16_path)
+        build_from, precision = fp16_path, "fp16"
+
+    if engine:
+        from denoise.export.tensorrt_build import build_engine
+
+        config = CAEConfig(**card["config"])
+        overlap = overlap_for(config.receptive_radius, config.shuffle)
+        profile = engine_profile(tile, overlap, max_batch)
+        try:
+            path, built = build_engine(build_from, precision, profile, version_compatible, hardware_compatible)
+        except DenoiseError as exc:
+            raise DenoiseError(f"{exc} (the ONNX files above were written and verified)") from None
+        say(f"{'built' if built else 'reused cached'} TensorRT engine {path} "
+            f"(profile max {profile[0][3]}, overlap {overlap})")
+        written["engine"] = str(path)
+    return written

@@ -1,0 +1,117 @@
+"""Building TensorRT engines: the only module that calls TensorRT's builder (imported lazily).
+
+TensorRT 10.x and 11.x both: 11.x removed weak typing (no ``BuilderFlag.FP16``; networks are always
+strongly typed, and the STRONGLY_TYPED creation flag is accepted but ignored), so precision comes from
+the ONNX graph itself: we build the FP16 ONNX (FP32 inputs/outputs) as a strongly typed network on
+both versions, and never set precision flags.
+
+Written against the documented Python API; TensorRT cannot be installed on the team's CPU machines,
+so this path is checked on a GPU machine by ``scripts/gpu_check.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from denoise.errors import DenoiseError
+from denoise.export.engine_cache import EngineSpec, cache_dir, file_lock, get_or_build, write_atomic
+from denoise.export.onnx_export import sha256_file
+
+log = logging.getLogger(__name__)
+
+WORKSPACE_BYTES = 4 << 30
+
+
+def import_tensorrt():
+    try:
+        import tensorrt
+    except ImportError:
+        raise DenoiseError("TensorRT is not installed: TensorRT engines need an NVIDIA GPU and "
+                           "pip install 'denoise[tensorrt]'; the ONNX files work without it") from None
+    return tensorrt
+
+
+def import_cudart():
+    """cuda-python's runtime bindings (``cuda.bindings.runtime``; ``cuda.cudart`` in releases before 12.6)."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart
+        except ImportError:
+            raise DenoiseError("cuda-python is not installed; install it with: pip install 'denoise[tensorrt]'") from None
+    return cudart
+
+
+def gpu_info(device: int = 0) -> tuple[str, str]:
+    """(GPU name, compute capability "major.minor") of a CUDA device; DenoiseError when there is none."""
+    cudart = import_cudart()
+    err, count = cudart.cudaGetDeviceCount()
+    if err != cudart.cudaError_t.cudaSuccess or count == 0:
+        raise DenoiseError(f"no NVIDIA GPU found (CUDA says: {err}); TensorRT engines need one")
+    err, props = cudart.cudaGetDeviceProperties(device)
+    if err != cudart.cudaError_t.cudaSuccess:
+        raise DenoiseError(f"cannot read the properties of GPU {device} (CUDA says: {err})")
+    name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
+    return name.rstrip("\x00").strip(), f"{props.major}.{props.minor}"
+
+
+def engine_spec(onnx_path: Path, precision: str, profile: tuple, version_compatible: bool = False,
+                hardware_compatible: bool = False) -> EngineSpec:
+    trt = import_tensorrt()
+    name, capability = gpu_info()
+    return EngineSpec(onnx_sha256=sha256_file(onnx_path), tensorrt_version=trt.__version__, gpu_name=name,
+                      compute_capability=capability, precision=precision, profile=profile,
+                      version_compatible=version_compatible, hardware_compatible=hardware_compatible)
+
+
+def timing_cache_path(spec: EngineSpec) -> Path:
+    gpu = "".join(c if c.isalnum() else "-" for c in spec.gpu_name)
+    return cache_dir() / f"timing-{gpu}-sm{spec.compute_capability}-trt{spec.tensorrt_version}.cache"
+
+
+def build_serialized(onnx_path: Path, spec: EngineSpec) -> bytes:
+    """Parse the ONNX file and build a serialized engine for ``spec`` (reusing and updating the timing cache)."""
+    trt = import_tensorrt()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):  # opt-in on 10.x, ignored on 11.x
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise DenoiseError(f"TensorRT could not parse {onnx_path}: {errors}")
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    profile = builder.create_optimization_profile()
+    for name, smallest, optimal, largest in spec.profile:
+        profile.set_shape(name, smallest, optimal, largest)
+    config.add_optimization_profile(profile)
+    if spec.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    if spec.hardware_compatible:
+        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
+
+    cache_file = timing_cache_path(spec)
+    cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.is_file() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise DenoiseError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")
+    with file_lock(cache_file.with_suffix(".lock")):
+        write_atomic(cache_file, bytes(config.get_timing_cache().serialize()))
+    return bytes(serialized)
+
+
+def build_engine(onnx_path: Path, precision: str, profile: tuple, version_compatible: bool = False,
+                 hardware_compatible: bool = False) -> tuple[Path, bool]:
+    """The cached engine for this ONNX file on this GPU and TensorRT, built if missing: (path, built_now)."""
+    spec = engine_spec(Path(onnx_path), precision, profile, version_compatible, hardware_compatible)
+    path, built = get_or_build(spec, lambda: build_serialized(Path(onnx_path), spec))
+    log.info("%s engine %s", "built" if built else "reused", path)
+    return path, built
