@@ -97,7 +97,8 @@ def run():
 @click.option("--sigma", type=SigmaType(), required=True,
               help="Noise level on [0,1] (0.1, 25/255), or 'auto' to estimate it per image.")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="An exported .onnx model (default: bundled).")
-@click.option("--backend", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(["auto", "tensorrt", "cuda", "cpu"]), default="auto", show_default=True,
+              help="auto: the fastest that works here (-v says why others were skipped).")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
               help="JSON Lines manifest path (default: OUTPUT_DIR/denoise-manifest.jsonl).")
@@ -233,7 +234,8 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
 @click.option("--protocol", "protocols", type=click.Choice(PROTOCOLS), multiple=True,
               help="Noise protocol(s); repeat the option. Default: clip (the seed's).")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="An exported .onnx model (default: bundled).")
-@click.option("--backend", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(["auto", "tensorrt", "cuda", "cpu"]), default="auto", show_default=True,
+              help="auto: the fastest that works here (-v says why others were skipped).")
 @click.option("--bm3d", "with_bm3d", is_flag=True, help="Also run CBM3D on the same noisy images (extra `eval`).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic noise.")
@@ -298,6 +300,21 @@ def info(as_json):
         providers = onnxruntime.get_available_providers()
     except ImportError:
         providers = []
+    from denoise.export.engine_cache import cache_dir, list_engines, spec_from_record
+
+    try:
+        from denoise.export.tensorrt_build import gpu_info, import_tensorrt
+
+        machine = (import_tensorrt().__version__, *gpu_info())
+        machine_note = f"TensorRT {machine[0]} on {machine[1]} (sm {machine[2]})"
+    except DenoiseError as exc:
+        machine, machine_note = None, str(exc)
+    engines = []
+    for record in list_engines():
+        spec = spec_from_record(record)
+        engines.append({"path": record["path"], "built": record.get("built"), "gpu": spec.gpu_name,
+                        "tensorrt": spec.tensorrt_version, "precision": spec.precision,
+                        "matches_this_machine": spec.matches_machine(*machine) if machine else None})
     report = {
         "denoise": __version__,
         "python": platform.python_version(),
@@ -307,6 +324,8 @@ def info(as_json):
         "onnxruntime_providers": providers,
         "backends": {"cpu": "CPUExecutionProvider" in providers, "cuda": "CUDAExecutionProvider" in providers},
         "bundled_model": {"path": str(DEFAULT_MODEL), "exists": DEFAULT_MODEL.is_file(), "card": read_card()},
+        "tensorrt": machine_note,
+        "engine_cache": {"path": str(cache_dir()), "engines": engines},
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -316,6 +335,13 @@ def info(as_json):
         click.echo(f"  {name:<16} {ver or '-'}")
     click.echo(f"ONNX Runtime providers available: {', '.join(providers) or 'none (install denoise[cpu])'}")
     click.echo("  note: the CUDA provider is only used if a session really obtains it (checked at run time)")
+    click.echo(f"TensorRT: {machine_note}")
+    click.echo(f"engine cache {cache_dir()}: {len(engines)} engine(s)")
+    for engine in engines:
+        match = {True: "matches this machine", False: "does NOT match this machine",
+                 None: "cannot tell here"}[engine["matches_this_machine"]]
+        click.echo(f"  {engine['path']}: {engine['precision']} for {engine['gpu']}, TensorRT {engine['tensorrt']}, "
+                   f"built {engine['built']} -- {match}")
     card = report["bundled_model"]["card"]
     click.echo(f"bundled model: {DEFAULT_MODEL}")
     if card:

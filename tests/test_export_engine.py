@@ -259,3 +259,17 @@ def test_tensorrt_build_call_sequence(major, tmp_path, monkeypatch):
     assert len(timing) == 1 and timing[0].read_bytes() == b"timing:"
     again, built_again = build_engine(onnx_path, "fp16", profile, version_compatible=True, hardware_compatible=True)
     assert again == path and not built_again and calls.count(("build_serialized_network",)) == 1
+
+
+def test_info_lists_cached_engines(tmp_path):
+    get_or_build(EngineSpec(**SPEC), lambda: b"ENGINE", root=tmp_path)
+    import os
+
+    env = {**os.environ, "DENOISE_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "denoise", "info", "--json"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    (engine,) = info["engine_cache"]["engines"]
+    assert engine["gpu"] == "NVIDIA H200" and engine["precision"] == "fp16"
+    assert engine["matches_this_machine"] is None  # no TensorRT/GPU here to compare with
+    assert "TensorRT is not installed" in info["tensorrt"]

@@ -104,9 +104,10 @@ def test_export_matches_pytorch(checkpoint, tmp_path):
 
 
 def test_export_cli(checkpoint, tmp_path):
-    out = tmp_path / "cli.onnx"
+    out = tmp_path / "cli"
     result = run_cli("export", checkpoint, "--out", out)
     assert result.returncode == 0, result.stderr
-    assert "verified against PyTorch" in result.stdout and out.is_file()
+    assert "FP32 check" in result.stdout and (out / "model.onnx").is_file() and (out / "model.json").is_file()
+    assert not (out / "model.fp16.onnx").exists()  # only with --fp16
     bad = run_cli("export", tmp_path / "missing.pt")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "does not exist" in bad.stderr

@@ -48,6 +48,8 @@ class VerifyReport:
 
 def build_card(state: dict, checkpoint: Path) -> dict:
     """The model card: what the model is, what it was trained on, and how well it did."""
+    from denoise.model import CAEConfig
+
     config = state["config"]
     settings = state.get("settings", {})
     meta = state.get("meta", {})
@@ -56,6 +58,7 @@ def build_card(state: dict, checkpoint: Path) -> dict:
         "format_version": FORMAT_VERSION,
         "architecture": "symmetric CAE (RED-Net style)",
         "config": config,
+        "receptive_radius": CAEConfig(**config).receptive_radius,  # the runtime's tile overlap comes from it
         "model_name": settings.get("model"),
         "sigma_range": sigma_range,
         "noise_protocol": settings.get("protocol", "clip"),

@@ -6,21 +6,79 @@ from pathlib import Path
 
 import numpy as np
 
+import logging
+
 from denoise.errors import DenoiseError
 from denoise.noise import estimate_sigma
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
+from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE, engine_profile, overlap_for, run_tiled
 from denoise.weights import DEFAULT_MODEL
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "tensorrt", "cuda", "cpu")
+
+
+def fp16_sibling(model_path: Path) -> Path:
+    """``model.onnx`` -> ``model.fp16.onnx``: where export puts the FP16 graph TensorRT builds from."""
+    return model_path.with_name(model_path.stem + ".fp16.onnx")
 
 
 class Denoiser:
-    """Denoise numpy images with an exported model (the bundled default when ``model`` is None)."""
+    """Denoise numpy images with an exported model (the bundled default when ``model`` is None).
 
-    def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0):
+    ``backend``: "tensorrt" (FP16 engine, NVIDIA GPU), "cuda" (ONNX Runtime CUDA), "cpu" (ONNX Runtime,
+    FP32), or "auto": the fastest that really works here, logging why each faster one was skipped.
+    Images are processed in tiles of ``tile`` pixels (with enough overlap that the result equals a
+    whole-image run), so memory stays bounded whatever the image size.
+    """
+
+    def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0,
+                 tile: int | tuple[int, int] = DEFAULT_TILE, max_batch: int = DEFAULT_MAX_BATCH):
+        if backend not in BACKENDS:
+            raise DenoiseError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.model_path = Path(model) if model else DEFAULT_MODEL
-        self.backend = OnnxRuntimeBackend(self.model_path, backend=backend, threads=threads)
-        self.card = self.backend.card
+        self.tile = (tile, tile) if isinstance(tile, int) else tuple(tile)
+        self.max_batch = max_batch
+        reference = OnnxRuntimeBackend(self.model_path, backend="cpu" if backend != "cuda" else "cuda",
+                                       threads=threads)
+        self.card = reference.card
+        self.align = int(self.card.get("config", {}).get("shuffle", 1))
+        if "receptive_radius" in self.card:
+            self.overlap = overlap_for(int(self.card["receptive_radius"]), self.align)
+        else:  # a model without our card: its receptive field is unknown, so never tile it
+            log.info("model has no receptive_radius in its card: images run whole, without tiling")
+            self.tile, self.overlap = (1 << 30, 1 << 30), 0
+        self.backend = self._pick_backend(backend, reference, threads)
         low, high = self.card.get("sigma_range", [0.0, 1.0])
         self.sigma_range = (float(low), float(high))
+
+    def _pick_backend(self, backend: str, reference: OnnxRuntimeBackend, threads: int):
+        if backend in ("auto", "tensorrt"):
+            try:
+                return self._tensorrt_backend()
+            except DenoiseError as exc:
+                if backend == "tensorrt":
+                    raise
+                log.info("TensorRT skipped: %s", exc)
+        if backend == "auto":
+            try:
+                cuda = OnnxRuntimeBackend(self.model_path, backend="cuda", threads=threads)
+                log.info("using ONNX Runtime CUDA")
+                return cuda
+            except DenoiseError as exc:
+                log.info("ONNX Runtime CUDA skipped: %s", exc)
+        log.info("using %s", reference.name)
+        return reference
+
+    def _tensorrt_backend(self):
+        from denoise.runtime.tensorrt_backend import TensorRTBackend  # imports tensorrt lazily
+
+        fp16 = fp16_sibling(self.model_path)
+        if not fp16.is_file():
+            raise DenoiseError(f"no FP16 model {fp16} (write one with: denoise export --fp16)")
+        profile = engine_profile(self.tile, self.overlap, self.max_batch)
+        return TensorRTBackend(fp16, profile, precision="fp16")
 
     @property
     def backend_name(self) -> str:
@@ -70,11 +128,14 @@ class Denoiser:
         return out.astype(dtype)
 
     def denoise_rgb(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
-        """float32 HxWx3 in [0,1] -> float32 HxWx3 in [0,1]."""
-        return self.denoise_rgb_batch(rgb[None], sigma)[0]
+        """float32 HxWx3 in [0,1] -> float32 HxWx3 in [0,1], tile by tile."""
+        chw = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
+        out = run_tiled(self.backend.infer, chw, sigma, self.tile, self.overlap, self.align, self.max_batch)
+        return out.transpose(1, 2, 0)
 
     def denoise_rgb_batch(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
-        """float32 NxHxWx3 in [0,1], one sigma for all -> float32 NxHxWx3 in [0,1]."""
+        """float32 NxHxWx3 in [0,1], one sigma for all -> float32 NxHxWx3 in [0,1]; whole images, no
+        tiling (for many small images, such as CIFAR's, at once)."""
         batch = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), dtype=np.float32)
         out = self.backend.infer(batch, np.full(len(batch), sigma, dtype=np.float32))
         return out.transpose(0, 2, 3, 1)

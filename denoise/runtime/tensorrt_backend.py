@@ -1,0 +1,114 @@
+"""TensorRT backend: a cached engine, device and pinned host buffers from cuda-python, a non-default
+stream and ``execute_async_v3``. Same interface as OnnxRuntimeBackend (``name``, ``takes_sigma``,
+``card``, ``infer``), usable as a context manager.
+
+Written against the documented TensorRT 10/11 and cuda-python APIs; TensorRT cannot be installed on
+the team's CPU machines, so this module is exercised by ``scripts/gpu_check.py`` on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from denoise.errors import DenoiseError
+from denoise.export.tensorrt_build import build_engine, import_cudart, import_tensorrt
+
+log = logging.getLogger(__name__)
+
+
+def _check(result):
+    """cuda-python calls return (error, *values): raise on error, return the value(s)."""
+    cudart = import_cudart()
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if err != cudart.cudaError_t.cudaSuccess:
+        raise DenoiseError(f"CUDA call failed: {err}")
+    return values[0] if len(values) == 1 else values
+
+
+class _Buffer:
+    """A pinned host buffer (viewed as a numpy array) and a device buffer of the same size."""
+
+    def __init__(self, count: int):
+        cudart = import_cudart()
+        self.nbytes = count * 4
+        self.host_ptr = _check(cudart.cudaMallocHost(self.nbytes))
+        self.device_ptr = _check(cudart.cudaMalloc(self.nbytes))
+        self.host = np.ctypeslib.as_array(ctypes.cast(int(self.host_ptr), ctypes.POINTER(ctypes.c_float)), (count,))
+
+    def free(self):
+        cudart = import_cudart()
+        cudart.cudaFreeHost(self.host_ptr)
+        cudart.cudaFree(self.device_ptr)
+
+
+class TensorRTBackend:
+    name = "tensorrt"
+
+    def __init__(self, onnx_path: Path, profile: tuple, precision: str = "fp16"):
+        trt = import_tensorrt()
+        self.cudart = import_cudart()
+        engine_path, _ = build_engine(Path(onnx_path), precision, profile)
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = self.runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if self.engine is None:
+            raise DenoiseError(f"TensorRT could not load the cached engine {engine_path}; delete it to rebuild")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.takes_sigma = "sigma" in names
+        (_, _, _, noisy_max), *_ = profile
+        self.max_shape = tuple(noisy_max)
+        count = int(np.prod(self.max_shape))
+        self.buffers = {"noisy": _Buffer(count), "denoised": _Buffer(count)}
+        if self.takes_sigma:
+            self.buffers["sigma"] = _Buffer(self.max_shape[0])
+        for name, buffer in self.buffers.items():
+            self.context.set_tensor_address(name, int(buffer.device_ptr))
+        self.stream = _check(self.cudart.cudaStreamCreateWithFlags(self.cudart.cudaStreamNonBlocking))
+        self.card = self._card(onnx_path)
+        log.info("TensorRT %s engine %s", trt.__version__, engine_path)
+
+    @staticmethod
+    def _card(onnx_path: Path) -> dict:
+        card_file = Path(onnx_path).with_name(Path(onnx_path).name.replace(".fp16.onnx", ".json"))
+        return json.loads(card_file.read_text()) if card_file.is_file() else {}
+
+    def infer(self, noisy: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """noisy: float32 [N,3,H,W] within the engine's profile; sigma: float32 [N]."""
+        n, c, h, w = noisy.shape
+        if n > self.max_shape[0] or h > self.max_shape[2] or w > self.max_shape[3]:
+            raise DenoiseError(f"input {noisy.shape} exceeds the engine's profile {self.max_shape}")
+        h2d, d2h = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        size = noisy.size
+        inputs = {"noisy": noisy.reshape(-1)}
+        self.context.set_input_shape("noisy", (n, c, h, w))
+        if self.takes_sigma:
+            inputs["sigma"] = np.asarray(sigma, np.float32).reshape(-1)
+            self.context.set_input_shape("sigma", (n,))
+        for name, values in inputs.items():
+            buffer = self.buffers[name]
+            buffer.host[:values.size] = values
+            _check(self.cudart.cudaMemcpyAsync(buffer.device_ptr, buffer.host_ptr, values.size * 4, h2d, self.stream))
+        if not self.context.execute_async_v3(int(self.stream)):
+            raise DenoiseError("TensorRT execution failed")
+        out = self.buffers["denoised"]
+        _check(self.cudart.cudaMemcpyAsync(out.host_ptr, out.device_ptr, size * 4, d2h, self.stream))
+        _check(self.cudart.cudaStreamSynchronize(self.stream))
+        return out.host[:size].reshape(n, c, h, w).copy()
+
+    def close(self):
+        if getattr(self, "buffers", None):
+            for buffer in self.buffers.values():
+                buffer.free()
+            self.buffers = {}
+            self.cudart.cudaStreamDestroy(self.stream)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
