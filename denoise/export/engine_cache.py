@@ -20,12 +20,13 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
+
+from denoise.atomic import atomic_write_bytes
 
 
 def cache_dir() -> Path:
@@ -62,22 +63,6 @@ class EngineSpec:
         return same_trt and same_gpu
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: readers see all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 @contextmanager
 def file_lock(path: Path):
     """An exclusive advisory lock (flock) held for the duration of the block."""
@@ -110,8 +95,8 @@ def get_or_build(spec: EngineSpec, build: Callable[[], bytes], root: Path | None
         data = build()
         record = {"spec": asdict(spec), "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "build_seconds": round(time.time() - started, 1), "bytes": len(data)}
-        write_atomic(path.with_suffix(".json"), json.dumps(record, indent=2).encode())
-        write_atomic(path, data)  # last: the engine's presence means its record is there too
+        atomic_write_bytes(path.with_suffix(".json"), json.dumps(record, indent=2).encode())
+        atomic_write_bytes(path, data)  # last: the engine's presence means its record is there too
     return path, True
 
 

@@ -15,7 +15,8 @@ import logging
 from pathlib import Path
 
 from denoise.errors import DenoiseError
-from denoise.export.engine_cache import EngineSpec, cache_dir, file_lock, get_or_build, write_atomic
+from denoise.atomic import atomic_write_bytes
+from denoise.export.engine_cache import EngineSpec, cache_dir, file_lock, get_or_build
 from denoise.export.onnx_export import sha256_file
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def build_serialized(onnx_path: Path, spec: EngineSpec) -> bytes:
     if serialized is None:
         raise DenoiseError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")
     with file_lock(cache_file.with_suffix(".lock")):
-        write_atomic(cache_file, bytes(config.get_timing_cache().serialize()))
+        atomic_write_bytes(cache_file, bytes(config.get_timing_cache().serialize()))
     return bytes(serialized)
 
 

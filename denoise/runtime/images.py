@@ -6,8 +6,6 @@ and renamed into place, so a killed run never leaves a truncated image behind.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from denoise.atomic import atomic_write
 from denoise.errors import DenoiseError
 
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
@@ -87,15 +86,4 @@ def write_image_atomic(im: Image.Image, path: Path, save_info: dict | None = Non
             im = im.convert(im.mode[:-1])  # JPEG has no alpha
     if fmt == "WEBP":
         options.update(quality=jpeg_quality)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            im.save(f, format=fmt, **options)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    atomic_write(path, lambda f: im.save(f, format=fmt, **options))
