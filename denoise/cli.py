@@ -102,11 +102,21 @@ def run():
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
               help="JSON Lines manifest path (default: OUTPUT_DIR/denoise-manifest.jsonl).")
-@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True)
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="Quality of JPEG and WebP outputs.")
+@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "tif", "webp", "bmp"]), default=None,
+              help="Write every output in this format (default: the input's).")
+@click.option("--glob", "pattern", default="*", show_default=True,
+              help="Shell-style pattern on paths relative to INPUT_DIR ('*' also matches '/'), e.g. 'raw/*.png'.")
+@click.option("--follow-symlinks", is_flag=True, help="Follow links that lead outside INPUT_DIR.")
+@click.option("--tile", type=click.IntRange(16), default=DEFAULT_TILE, show_default=True,
+              help="Tile size in pixels: bounds memory; the result does not depend on it.")
+@click.option("--dry-run", is_flag=True, help="List what would be done; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print errors.")
 @user_errors
-def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpeg_quality, as_json, quiet):
+def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpeg_quality, fmt, pattern,
+          follow_symlinks, tile, dry_run, as_json, quiet):
     """Denoise every image under INPUT_DIR into OUTPUT_DIR (same names, formats and sub-folders).
 
     Inputs are never modified; outputs that already exist are skipped, so re-running a stopped
@@ -121,10 +131,13 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
     from denoise.runtime.denoiser import Denoiser
 
     check_folders(input_dir, output_dir)  # before loading the model: the cheapest mistakes first
-    denoiser = Denoiser(model, backend=backend)
+    denoiser = Denoiser(model, backend=backend, tile=tile)
 
     def report(record):
-        if record["status"] == "failed":
+        if dry_run:
+            click.echo(f"{record['status']:<14} {record['path']}" + (f" -> {record['output']}" if record["output"] else "")
+                       + (f" ({record['error']})" if record["error"] else ""))
+        elif record["status"] == "failed":
             click.echo(f"failed  {record['error']}", err=True)
         elif record["status"] == "skipped" and not quiet:
             click.echo(f"skipped {record['path']}: {record['error']}", err=True)
@@ -132,12 +145,17 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
             click.echo(f"ok      {record['path']} -> {record['output']}", err=True)
 
     summary = denoiser.denoise_folder(input_dir, output_dir, sigma, overwrite=overwrite, manifest_path=manifest,
-                                      jpeg_quality=jpeg_quality, on_file=report)
+                                      jpeg_quality=jpeg_quality, pattern=pattern, follow_symlinks=follow_symlinks,
+                                      fmt=fmt, dry_run=dry_run, on_file=report)
+    if dry_run:
+        return
     if as_json:
         click.echo(json.dumps({**summary.to_dict(), "backend": denoiser.backend_name}))
     if not quiet or summary.failed:
+        rate = summary.megapixels / summary.seconds if summary.seconds else 0.0
         click.echo(f"done: {summary.ok} denoised, {summary.skipped} skipped, {summary.failed} failed "
-                   f"in {summary.seconds:.1f}s ({denoiser.backend_name}); manifest {summary.manifest}", err=True)
+                   f"in {summary.seconds:.1f}s ({rate:.2f} MP/s, {denoiser.backend_name}); manifest {summary.manifest}",
+                   err=True)
     sys.exit(summary.exit_code)
 
 

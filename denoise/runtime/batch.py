@@ -5,12 +5,24 @@
   a re-run skips it (``overwrite=True`` redoes it) and picks up where a killed run stopped.
 * A file that fails is recorded and the run goes on.
 * The manifest is JSON Lines, one object per input, appended and flushed as the run goes.
+* One run at a time per OUT: a second run on the same OUT stops with a message (an flock on
+  ``OUT/.denoise.lock``, released by the kernel even when a run is killed).
+* Symbolic links are not followed out of IN unless ``follow_symlinks``; an output path whose folder or
+  file is a link pointing outside OUT is refused.
+* Decoding, inference and encoding overlap: reader and writer threads around the inference loop, with
+  bounded queues so memory stays bounded.
 """
 
 from __future__ import annotations
 
+import fcntl
+import fnmatch
 import json
+import os
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,6 +32,8 @@ from denoise.metrics import to_uint8
 from denoise.runtime.images import IMAGE_SUFFIXES, read_image, to_pil, write_image_atomic
 
 MANIFEST_NAME = "denoise-manifest.jsonl"
+LOCK_NAME = ".denoise.lock"
+PREFETCH = 4  # images decoded ahead of inference, and encoded behind it, at most
 
 
 @dataclass
@@ -30,6 +44,7 @@ class BatchSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (input path, error)
     manifest: str = ""
     seconds: float = 0.0
+    megapixels: float = 0.0
 
     @property
     def exit_code(self) -> int:
@@ -39,7 +54,15 @@ class BatchSummary:
     def to_dict(self) -> dict:
         return {"ok": self.ok, "skipped": self.skipped, "failed": self.failed,
                 "failures": [{"path": p, "error": e} for p, e in self.failures],
-                "manifest": self.manifest, "seconds": round(self.seconds, 3), "exit_code": self.exit_code}
+                "manifest": self.manifest, "seconds": round(self.seconds, 3),
+                "megapixels": round(self.megapixels, 3), "exit_code": self.exit_code}
+
+
+@dataclass
+class Job:
+    source: Path
+    output: Path | None  # None: nothing to write (skipped before reading)
+    reason: str | None = None  # why it is skipped, if it is
 
 
 def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
@@ -60,63 +83,192 @@ def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
     return src, dst
 
 
-def list_inputs(input_dir: Path) -> list[Path]:
-    """Every regular file under ``input_dir`` (recursive, sorted, hidden files left out)."""
-    files = [p for p in input_dir.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(input_dir).parts)]
+def list_inputs(input_dir: Path, pattern: str = "*", follow_symlinks: bool = False) -> list[Path]:
+    """Regular files under ``input_dir`` whose relative path matches the shell-style ``pattern`` ("*" also
+    matches "/"), sorted. Hidden files and folders are left out, and so are links leading outside
+    ``input_dir`` unless ``follow_symlinks`` (then each real folder is visited once, so link cycles end)."""
+    root = input_dir.resolve()
+    files, seen = [], set()
+    for folder, dirs, names in os.walk(input_dir, followlinks=follow_symlinks):
+        real = Path(folder).resolve()
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (follow_symlinks or _inside(Path(folder) / d, root)))
+        for name in names:
+            path = Path(folder) / name
+            relative = path.relative_to(input_dir).as_posix()
+            if name.startswith(".") or not path.is_file() or not fnmatch.fnmatch(relative, pattern):
+                continue
+            if follow_symlinks or _inside(path, root):
+                files.append(path)
     return sorted(files)
 
 
+def _inside(path: Path, root: Path) -> bool:
+    real = path.resolve()
+    return real == root or root in real.parents
+
+
+def output_path_for(source: Path, src: Path, dst: Path, fmt: str | None) -> Path:
+    out = dst / source.relative_to(src)
+    return out.with_suffix("." + fmt.lower().lstrip(".")) if fmt else out
+
+
+def safe_output(path: Path, dst: Path) -> bool:
+    """False when writing ``path`` would go through a link (the file or a folder) leading outside OUT."""
+    if path.is_symlink():
+        return False
+    parent = path.parent.resolve()
+    return parent == dst or dst in parent.parents
+
+
+def plan_jobs(src: Path, dst: Path, pattern: str, follow_symlinks: bool, overwrite: bool, fmt: str | None) -> list[Job]:
+    jobs = []
+    for path in list_inputs(src, pattern, follow_symlinks):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            jobs.append(Job(path, None, f"not an image file type ({path.suffix or 'no extension'})"))
+            continue
+        out = output_path_for(path, src, dst, fmt)
+        if not safe_output(out, dst):
+            jobs.append(Job(path, None, f"output {out} would be written through a link leading outside the output folder"))
+        elif out.exists() and not overwrite:
+            jobs.append(Job(path, out, "output already exists (use --overwrite to redo)"))
+        else:
+            jobs.append(Job(path, out))
+    return jobs
+
+
+@contextmanager
+def output_lock(dst: Path):
+    """Hold an exclusive flock on OUT/.denoise.lock, or stop at once if another run holds it."""
+    dst.mkdir(parents=True, exist_ok=True)
+    with open(dst / LOCK_NAME, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise DenoiseError(f"another denoise batch is writing to {dst} ({handle.read().strip() or 'pid unknown'}); "
+                               f"wait for it, or choose another output folder") from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def remove_partials(dst: Path) -> int:
+    """Delete temporary files a killed run left in OUT (only called while holding OUT's lock)."""
+    count = 0
+    for partial in dst.rglob(".*.part"):
+        if partial.is_file() and not partial.is_symlink():
+            partial.unlink()
+            count += 1
+    return count
+
+
 def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma, overwrite: bool = False,
-              manifest_path: Path | None = None, jpeg_quality: int = 95,
+              manifest_path: Path | None = None, jpeg_quality: int = 95, pattern: str = "*",
+              follow_symlinks: bool = False, fmt: str | None = None, dry_run: bool = False,
               on_file: Callable[[dict], None] | None = None) -> BatchSummary:
     """Denoise every image under ``input_dir`` into the mirrored tree under ``output_dir``."""
     src, dst = check_folders(Path(input_dir), Path(output_dir))
+    if fmt and "." + fmt.lower().lstrip(".") not in IMAGE_SUFFIXES:
+        raise DenoiseError(f"unknown output format {fmt!r}; choose one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     if sigma != "auto":
         denoiser.check_sigma(float(sigma))
-    dst.mkdir(parents=True, exist_ok=True)
-    manifest_path = Path(manifest_path) if manifest_path else dst / MANIFEST_NAME
-    summary = BatchSummary(manifest=str(manifest_path))
-    start = time.perf_counter()
-    with open(manifest_path, "a", encoding="utf-8") as manifest:
-        for path in list_inputs(src):
-            record = process_file(denoiser, path, dst / path.relative_to(src), sigma, overwrite, jpeg_quality)
-            record["backend"] = denoiser.backend_name
-            manifest.write(json.dumps(record) + "\n")
-            manifest.flush()
-            status = record["status"]
-            setattr(summary, status, getattr(summary, status) + 1)
-            if status == "failed":
-                summary.failures.append((record["path"], record["error"]))
+    summary = BatchSummary()
+    if dry_run:
+        for job in plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt):
+            record = {"path": str(job.source), "output": str(job.output) if job.output else None,
+                      "status": "skipped" if job.reason else "would denoise", "error": job.reason}
+            summary.skipped += 1 if job.reason else 0
             if on_file:
                 on_file(record)
-    summary.seconds = time.perf_counter() - start
+        return summary
+    with output_lock(dst):
+        remove_partials(dst)
+        jobs = plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt)
+        manifest_path = Path(manifest_path) if manifest_path else dst / MANIFEST_NAME
+        summary.manifest = str(manifest_path)
+        start = time.perf_counter()
+        with open(manifest_path, "a", encoding="utf-8") as manifest:
+            def finish(record: dict) -> None:
+                record["backend"] = denoiser.backend_name
+                manifest.write(json.dumps(record) + "\n")
+                manifest.flush()
+                status = record["status"]
+                setattr(summary, status, getattr(summary, status) + 1)
+                if status == "failed":
+                    summary.failures.append((record["path"], record["error"]))
+                summary.megapixels += record.get("megapixels", 0.0)
+                if on_file:
+                    on_file(record)
+
+            for job in jobs:
+                if job.reason:
+                    finish({"path": str(job.source), "output": str(job.output) if job.output else None,
+                            "status": "skipped", "error": job.reason, "sigma": None})
+            _pipeline(denoiser, [j for j in jobs if not j.reason], sigma, jpeg_quality, finish)
+        summary.seconds = time.perf_counter() - start
     return summary
 
 
-def process_file(denoiser, path: Path, out_path: Path, sigma, overwrite: bool, jpeg_quality: int) -> dict:
-    """Denoise one file; returns its manifest record (never raises for a bad input)."""
-    record = {"path": str(path), "output": str(out_path), "status": "ok", "error": None, "sigma": None}
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        record.update(status="skipped", output=None, error=f"not an image file type ({path.suffix or 'no extension'})")
-        return record
-    if out_path.exists() and not overwrite:
-        record.update(status="skipped", error="output already exists (use --overwrite to redo)")
-        return record
-    t0 = time.perf_counter()
+def _read(job: Job):
+    started = time.perf_counter()
+    return read_image(job.source), time.perf_counter() - started
+
+
+def _write(job: Job, image, result, level: float, timings: dict, jpeg_quality: int) -> dict:
+    started = time.perf_counter()
+    record = {"path": str(job.source), "output": str(job.output), "status": "ok", "error": None, "sigma": None}
     try:
-        image = read_image(path)
-        t1 = time.perf_counter()
-        level = denoiser.resolve_sigma(sigma, image.rgb)
-        result = denoiser.denoise_rgb(image.rgb, level)
-        t2 = time.perf_counter()
-        write_image_atomic(to_pil(to_uint8(result), image.mode, image.alpha), out_path, image.save_info, jpeg_quality)
-        t3 = time.perf_counter()
-    except DenoiseError as exc:
-        record.update(status="failed", output=None, error=str(exc))
+        write_image_atomic(to_pil(to_uint8(result), image.mode, image.alpha), job.output, image.save_info,
+                           jpeg_quality)
+    except (DenoiseError, OSError) as exc:  # e.g. disk full or permission denied for this one output
+        record.update(status="failed", output=None, error=f"{job.output}: cannot write ({exc})")
         return record
-    except OSError as exc:  # e.g. disk full or permission denied while writing this one output
-        record.update(status="failed", output=None, error=f"{out_path}: cannot write ({exc})")
-        return record
-    record.update(sigma=round(level, 6), timings={"read": round(t1 - t0, 4), "denoise": round(t2 - t1, 4),
-                                                  "write": round(t3 - t2, 4)})
+    timings["write"] = time.perf_counter() - started
+    h, w = result.shape[:2]
+    record.update(sigma=round(level, 6), megapixels=round(h * w / 1e6, 6),
+                  timings={k: round(v, 4) for k, v in timings.items()})
     return record
+
+
+def _pipeline(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callable[[dict], None]) -> None:
+    """Readers decode ahead, the calling thread runs inference, writers encode behind: at most PREFETCH
+    images wait on either side."""
+    todo = iter(jobs)
+    with ThreadPoolExecutor(2, thread_name_prefix="read") as readers, \
+            ThreadPoolExecutor(2, thread_name_prefix="write") as writers:
+        reads: deque[tuple[Job, Future]] = deque()
+        writes: deque[Future] = deque()
+
+        def refill():
+            while len(reads) < PREFETCH:
+                job = next(todo, None)
+                if job is None:
+                    return
+                reads.append((job, readers.submit(_read, job)))
+
+        refill()
+        while reads:
+            job, pending = reads.popleft()
+            refill()
+            try:
+                image, read_seconds = pending.result()
+                started = time.perf_counter()
+                level = denoiser.resolve_sigma(sigma, image.rgb)
+                result = denoiser.denoise_rgb(image.rgb, level)
+                timings = {"read": read_seconds, "denoise": time.perf_counter() - started}
+            except DenoiseError as exc:
+                finish({"path": str(job.source), "output": None, "status": "failed", "error": str(exc), "sigma": None})
+                continue
+            writes.append(writers.submit(_write, job, image, result, level, timings, jpeg_quality))
+            while writes and (writes[0].done() or len(writes) > PREFETCH):
+                finish(writes.popleft().result())
+        while writes:
+            finish(writes.popleft().result())

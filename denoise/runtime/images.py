@@ -6,7 +6,7 @@ and renamed into place, so a killed run never leaves a truncated image behind.
 
 from __future__ import annotations
 
-import warnings
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +19,13 @@ from denoise.errors import DenoiseError
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
                   ".webp": "WEBP", ".bmp": "BMP"}
 
-# Refuse absurd images rather than exhaust memory (Pillow's bomb check raises above 2x this).
-Image.MAX_IMAGE_PIXELS = 200_000_000
+DEFAULT_MAX_MEGAPIXELS = 200.0
+Image.MAX_IMAGE_PIXELS = None  # our own check below replaces Pillow's warning, with a message that says what to do
+
+
+def max_megapixels() -> float:
+    """Largest image we decode (``DENOISE_MAX_MEGAPIXELS``, default 200): a guard against decompression bombs."""
+    return float(os.environ.get("DENOISE_MAX_MEGAPIXELS", DEFAULT_MAX_MEGAPIXELS))
 
 
 @dataclass
@@ -36,14 +41,16 @@ class LoadedImage:
 def read_image(path: Path) -> LoadedImage:
     """Decode an image file; raise DenoiseError naming the file if it is not a readable image."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.load()
-                im = ImageOps.exif_transpose(im)  # output looks like the input did in a viewer
-                info = {k: im.info[k] for k in ("icc_profile",) if im.info.get(k)}
-                return _to_loaded(im, info)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        with Image.open(path) as im:
+            megapixels = im.size[0] * im.size[1] / 1e6
+            if megapixels > max_megapixels():
+                raise DenoiseError(f"{path}: {megapixels:.0f} megapixels is over the limit of {max_megapixels():.0f} "
+                                   f"(a decompression bomb?); set DENOISE_MAX_MEGAPIXELS to allow it")
+            im.load()
+            im = ImageOps.exif_transpose(im)  # output looks like the input did in a viewer
+            info = {k: im.info[k] for k in ("icc_profile",) if im.info.get(k)}
+            return _to_loaded(im, info)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DenoiseError(f"{path}: not a readable image ({exc})") from None
 
 

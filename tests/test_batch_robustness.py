@@ -1,0 +1,124 @@
+"""The folder job under stress: kills, concurrent runs, links, dry runs and filters -- real processes,
+real files."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli, write_png
+from denoise.runtime.batch import output_lock
+
+
+def make_folder(path, count, size=(160, 200)):
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        write_png(path / f"img{i:03d}.png", rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    return path
+
+
+def manifest(out):
+    path = out / "denoise-manifest.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_sigkill_then_rerun_loses_nothing_and_does_nothing_twice(tmp_path):
+    src, out = make_folder(tmp_path / "in", 30), tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "denoise", "batch", src, out, "--sigma", "0.1", "-q", "--backend", "cpu"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(manifest(out)) < 5 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first_records = manifest(out)
+    done_first = {r["path"] for r in first_records if r["status"] == "ok"}
+    assert 5 <= len(done_first) < 30, "the kill should land mid-run"
+    for png in out.glob("*.png"):  # whatever is there under a final name is complete
+        with Image.open(png) as im:
+            im.load()
+    rerun = run_cli("batch", src, out, "--sigma", "0.1", "--json", "-q")
+    assert rerun.returncode == 0, rerun.stderr
+    records = manifest(out)
+    ok_counts = {}
+    for r in records:
+        if r["status"] == "ok":
+            ok_counts[r["path"]] = ok_counts.get(r["path"], 0) + 1
+    assert max(ok_counts.values()) == 1  # none done twice
+    for r in records[len(first_records):]:  # the re-run skips what the killed run finished
+        assert r["status"] == ("skipped" if r["path"] in done_first else r["status"])
+    assert {r["path"] for r in records if r["status"] in ("ok", "skipped")} == {str(p) for p in src.glob("*.png")}
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(p.name for p in src.glob("*.png"))
+    for png in out.glob("*.png"):
+        with Image.open(png) as im:
+            im.load()
+            assert im.size == (200, 160)
+    assert not list(out.rglob("*.part"))  # the killed run's temporary file was cleaned up
+
+
+def test_second_run_on_same_output_is_refused(tmp_path):
+    src = make_folder(tmp_path / "in", 1)
+    with output_lock(tmp_path / "out"):
+        result = run_cli("batch", src, tmp_path / "out", "--sigma", "0.1")
+    assert result.returncode == 1 and "another denoise batch is writing" in result.stderr
+    assert not (tmp_path / "out" / "img000.png").exists()
+    assert run_cli("batch", src, tmp_path / "out", "--sigma", "0.1").returncode == 0  # lock released
+
+
+def test_links_are_not_followed_out_of_input_nor_written_through(tmp_path):
+    src = make_folder(tmp_path / "in", 1, (20, 20))
+    outside = make_folder(tmp_path / "elsewhere", 1, (20, 20))
+    os.symlink(outside / "img000.png", src / "linked.png")
+    os.symlink(outside, src / "linked-dir")
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    escape = tmp_path / "escape"
+    escape.mkdir()
+    os.symlink(escape, out / "linked-dir")  # an output folder that is a link leading outside OUT
+    result = run_cli("batch", src, out, "--sigma", "0.1", "--json", "-q")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["ok"] == 1 and not (out / "linked.png").exists()
+    followed = run_cli("batch", src, out, "--sigma", "0.1", "--follow-symlinks")
+    assert (out / "linked.png").is_file()
+    assert list(escape.iterdir()) == [], "nothing may be written through a link out of OUT"
+    assert "leading outside the output folder" in followed.stderr
+
+
+def test_dry_run_writes_nothing_and_glob_and_format_filter(tmp_path):
+    src = make_folder(tmp_path / "in", 3, (20, 20))
+    write_png(src / "keep" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    dry = run_cli("batch", src, tmp_path / "out", "--sigma", "0.1", "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.count("would denoise") == 4
+    assert not (tmp_path / "out").exists()
+    result = run_cli("batch", src, tmp_path / "out", "--sigma", "0.1", "--glob", "keep/*", "--format", "jpg")
+    assert result.returncode == 0, result.stderr
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.jpg")] == ["keep/a.jpg"]
+    with Image.open(tmp_path / "out" / "keep" / "a.jpg") as im:
+        assert im.format == "JPEG"
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, b"GIF89a junk", b"plain text"])
+def test_corrupt_files_fail_alone(tmp_path, content):
+    src = make_folder(tmp_path / "in", 1, (20, 20))
+    (src / "bad.png").write_bytes(content)
+    truncated = (src / "img000.png").read_bytes()
+    (src / "truncated.png").write_bytes(truncated[: len(truncated) // 2])
+    result = run_cli("batch", src, tmp_path / "out", "--sigma", "0.1")
+    assert result.returncode == 3
+    assert "bad.png" in result.stderr and "truncated.png" in result.stderr
+    assert (tmp_path / "out" / "img000.png").is_file()
+    assert not (tmp_path / "out" / "bad.png").exists() and not (tmp_path / "out" / "truncated.png").exists()
+
+
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    src = tmp_path / "in"
+    write_png(src / "bomb.png", np.zeros((5000, 5000), np.uint8), "L")  # 25 MP of zeros: a tiny file
+    monkeypatch.setenv("DENOISE_MAX_MEGAPIXELS", "10")
+    result = run_cli("batch", src, tmp_path / "out", "--sigma", "0.1")
+    assert result.returncode == 3 and "bomb.png" in result.stderr and "megapixels" in result.stderr
