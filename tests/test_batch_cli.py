@@ -181,3 +181,63 @@ def test_eval_with_cbm3d_and_plot(tmp_path):
     assert cbm3d_psnr > noisy_psnr + 3
     with Image.open(tmp_path / "plot.png") as plot:
         assert plot.format == "PNG" and plot.size[0] > 300
+
+
+@pytest.mark.parametrize("suffix", ["png", "tif"])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_sixteen_bit_files_stay_sixteen_bit(tmp_path, suffix, channels):
+    import png
+    import tifffile
+
+    yy, xx = np.mgrid[0:40, 0:48]
+    base = (xx * 1000 + yy * 300).astype(np.uint16)  # a smooth 16-bit ramp with values far above 255
+    rng = np.random.default_rng(3)
+    planes = [base + i * 500 for i in range(min(channels, 3))]
+    if channels == 4:
+        planes.append(rng.integers(0, 65536, (40, 48), dtype=np.uint16))  # alpha, full 16-bit range
+    pixels = np.stack(planes, axis=2)
+    noisy = np.clip(pixels[..., : min(channels, 3)].astype(float) + rng.normal(0, 3000, (40, 48, min(channels, 3))),
+                    0, 65535).astype(np.uint16)
+    if channels == 4:
+        noisy = np.concatenate([noisy, pixels[..., 3:]], axis=2)
+    src = tmp_path / "in"
+    src.mkdir()
+    path = src / f"deep.{suffix}"
+    if suffix == "png":
+        png.Writer(48, 40, greyscale=channels == 1, alpha=channels == 4, bitdepth=16).write(
+            open(path, "wb"), noisy.reshape(40, -1))
+    else:
+        tifffile.imwrite(path, noisy[..., 0] if channels == 1 else noisy,
+                         photometric="minisblack" if channels == 1 else "rgb",
+                         extrasamples=("unassalpha",) if channels == 4 else None)
+    result = run_cli("batch", src, tmp_path / "out", "--sigma", "0.05")
+    assert result.returncode == 0, result.stderr
+    out_path = tmp_path / "out" / path.name
+    if suffix == "png":
+        w, h, rows, info = png.Reader(filename=str(out_path)).asDirect()
+        assert info["bitdepth"] == 16 and info["planes"] == channels
+        out = np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(h, w, channels)
+    else:
+        out = tifffile.imread(out_path)
+        out = out[..., None] if out.ndim == 2 else out
+        assert out.dtype == np.uint16 and out.shape[2] == channels
+    color = min(channels, 3)
+    assert len(np.unique(out[..., :color] % 256)) > 200  # real 16-bit values, not 8-bit ones scaled up
+    error_noisy = np.abs(noisy[..., :color].astype(float) - pixels[..., :color]).mean()
+    error_out = np.abs(out[..., :color].astype(float) - pixels[..., :color]).mean()
+    assert error_out < error_noisy
+    if channels == 4:
+        assert np.array_equal(out[..., 3], pixels[..., 3])  # 16-bit alpha untouched
+
+
+def test_exif_is_copied_with_orientation_reset(tmp_path, rng):
+    src = tmp_path / "in"
+    src.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "TestCam"  # camera make
+    Image.fromarray(rng.integers(0, 256, (10, 20, 3), dtype=np.uint8)).save(src / "a.jpg", exif=exif.tobytes())
+    assert run_cli("batch", src, tmp_path / "out", "--sigma", "0.1").returncode == 0
+    with Image.open(tmp_path / "out" / "a.jpg") as im:
+        copied = im.getexif()
+        assert copied.get(0x010F) == "TestCam" and 0x0112 not in copied and im.size == (10, 20)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import fnmatch
 import json
+import logging
 import os
 import time
 from collections import deque
@@ -28,8 +29,9 @@ from pathlib import Path
 from typing import Callable
 
 from denoise.errors import DenoiseError
-from denoise.metrics import to_uint8
-from denoise.runtime.images import IMAGE_SUFFIXES, read_image, to_pil, write_image_atomic
+from denoise.runtime.images import IMAGE_SUFFIXES, read_image, write_result
+
+log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "denoise-manifest.jsonl"
 LOCK_NAME = ".denoise.lock"
@@ -226,10 +228,13 @@ def _write(job: Job, image, result, level: float, timings: dict, jpeg_quality: i
     started = time.perf_counter()
     record = {"path": str(job.source), "output": str(job.output), "status": "ok", "error": None, "sigma": None}
     try:
-        write_image_atomic(to_pil(to_uint8(result), image.mode, image.alpha), job.output, image.save_info,
-                           jpeg_quality)
+        write_result(result, image, job.output, jpeg_quality)
     except (DenoiseError, OSError) as exc:  # e.g. disk full or permission denied for this one output
         record.update(status="failed", output=None, error=f"{job.output}: cannot write ({exc})")
+        return record
+    except Exception as exc:  # a bug must not kill the batch: it is recorded, and its traceback logged
+        log.warning("unexpected error writing %s", job.output, exc_info=True)
+        record.update(status="failed", output=None, error=f"{job.output}: internal error {type(exc).__name__}: {exc}")
         return record
     timings["write"] = time.perf_counter() - started
     h, w = result.shape[:2]
@@ -266,6 +271,11 @@ def _pipeline(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Calla
                 timings = {"read": read_seconds, "denoise": time.perf_counter() - started}
             except DenoiseError as exc:
                 finish({"path": str(job.source), "output": None, "status": "failed", "error": str(exc), "sigma": None})
+                continue
+            except Exception as exc:  # a bug must not kill the batch: recorded, traceback logged
+                log.warning("unexpected error on %s", job.source, exc_info=True)
+                finish({"path": str(job.source), "output": None, "status": "failed",
+                        "error": f"{job.source}: internal error {type(exc).__name__}: {exc}", "sigma": None})
                 continue
             writes.append(writers.submit(_write, job, image, result, level, timings, jpeg_quality))
             while writes and (writes[0].done() or len(writes) > PREFETCH):

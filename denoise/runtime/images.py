@@ -1,11 +1,16 @@
 """Reading and writing image files without losing or corrupting anything.
 
-Decoding goes through Pillow. Every output is written to a temporary file in the destination folder
-and renamed into place, so a killed run never leaves a truncated image behind.
+* 8-bit files go through Pillow. 16-bit PNG goes through pypng and 16-bit TIFF through tifffile,
+  because Pillow opens 16-bit RGB as 8-bit without a word; their results are written back in 16 bits.
+* EXIF orientation is applied on reading, so the output looks like the input did in a viewer; the
+  EXIF block (with orientation reset) and the ICC profile are copied to the output.
+* Grayscale stays grayscale, alpha is passed through untouched, palette images become RGB(A).
+* Every output is written to a temporary file in its folder and renamed into place.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +23,7 @@ from denoise.errors import DenoiseError
 
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
                   ".webp": "WEBP", ".bmp": "BMP"}
+SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
 
 DEFAULT_MAX_MEGAPIXELS = 200.0
 Image.MAX_IMAGE_PIXELS = None  # our own check below replaces Pillow's warning, with a message that says what to do
@@ -34,24 +40,51 @@ class LoadedImage:
 
     rgb: np.ndarray
     mode: str  # "RGB", "L", "RGBA" or "LA": the mode the output is written in
-    alpha: np.ndarray | None = None  # uint8 HxW, passed through untouched
+    alpha: np.ndarray | None = None  # HxW, uint8 or uint16 as read, passed through untouched
     save_info: dict = field(default_factory=dict)  # ICC profile / EXIF to copy to the output
+    bits: int = 8
+
+
+def _check_size(path: Path, width: int, height: int) -> None:
+    megapixels = width * height / 1e6
+    if megapixels > max_megapixels():
+        raise DenoiseError(f"{path}: {megapixels:.0f} megapixels is over the limit of {max_megapixels():.0f} "
+                           f"(a decompression bomb?); set DENOISE_MAX_MEGAPIXELS to allow it")
 
 
 def read_image(path: Path) -> LoadedImage:
     """Decode an image file; raise DenoiseError naming the file if it is not a readable image."""
+    path = Path(path)
     try:
+        if _png_bit_depth(path) == 16:
+            return _read_png16(path)
+        if path.suffix.lower() in (".tif", ".tiff") and _tiff_is_16bit(path):
+            return _read_tiff16(path)
         with Image.open(path) as im:
-            megapixels = im.size[0] * im.size[1] / 1e6
-            if megapixels > max_megapixels():
-                raise DenoiseError(f"{path}: {megapixels:.0f} megapixels is over the limit of {max_megapixels():.0f} "
-                                   f"(a decompression bomb?); set DENOISE_MAX_MEGAPIXELS to allow it")
+            _check_size(path, *im.size)
             im.load()
-            im = ImageOps.exif_transpose(im)  # output looks like the input did in a viewer
-            info = {k: im.info[k] for k in ("icc_profile",) if im.info.get(k)}
-            return _to_loaded(im, info)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            im = ImageOps.exif_transpose(im)
+            return _to_loaded(im, _metadata(im))
+    except _decode_errors() as exc:
         raise DenoiseError(f"{path}: not a readable image ({exc})") from None
+
+
+def _decode_errors() -> tuple:
+    """What the decoders raise for a corrupt or truncated file (pypng has its own base class)."""
+    import png
+
+    return (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError, png.Error)
+
+
+def _metadata(im: Image.Image) -> dict:
+    info = {}
+    if im.info.get("icc_profile"):
+        info["icc_profile"] = im.info["icc_profile"]
+    exif = im.getexif()
+    if exif:
+        exif.pop(0x0112, None)  # orientation is already applied to the pixels
+        info["exif"] = exif.tobytes()
+    return info
 
 
 def _to_loaded(im: Image.Image, info: dict) -> LoadedImage:
@@ -67,6 +100,93 @@ def _to_loaded(im: Image.Image, info: dict) -> LoadedImage:
     mode = "RGBA" if alpha is not None else "RGB"
     rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     return LoadedImage(rgb, mode, alpha, info)
+
+
+def _from_planes(pixels: np.ndarray, scale: float, bits: int) -> LoadedImage:
+    """HxWxC integer pixels (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) -> LoadedImage."""
+    channels = pixels.shape[2]
+    alpha = pixels[..., -1].copy() if channels in (2, 4) else None
+    color = pixels[..., :3] if channels >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
+    return LoadedImage(color.astype(np.float32) / scale, mode, alpha, {}, bits)
+
+
+def _png_bit_depth(path: Path) -> int | None:
+    """Bit depth from a PNG's IHDR chunk (byte 24), or None when the file is not a PNG."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return head[24]
+
+
+def _read_png16(path: Path) -> LoadedImage:
+    import png  # pypng: keeps all 16 bits
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    _check_size(path, width, height)
+    planes = info["planes"]
+    pixels = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, planes)
+    return _from_planes(pixels, 65535.0, 16)
+
+
+def _tiff_is_16bit(path: Path) -> bool:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return tif.pages[0].dtype == np.uint16
+    except (tifffile.TiffFileError, IndexError):
+        return False  # not a TIFF tifffile understands: let Pillow try and report
+
+
+def _read_tiff16(path: Path) -> LoadedImage:
+    import tifffile
+
+    pixels = tifffile.imread(path)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.ndim != 3 or pixels.shape[2] > 4:
+        raise DenoiseError(f"{path}: unsupported 16-bit TIFF layout {pixels.shape}")
+    _check_size(path, pixels.shape[1], pixels.shape[0])
+    return _from_planes(pixels, 65535.0, 16)
+
+
+def write_result(result: np.ndarray, image: LoadedImage, path: Path, jpeg_quality: int = 95) -> None:
+    """Write a float HxWx3 result in [0,1] like ``image`` was: same mode, alpha, metadata and (where the
+    format holds it) bit depth. 16-bit inputs written to 8-bit-only formats (JPEG, WebP, BMP) become 8-bit."""
+    fmt = IMAGE_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise DenoiseError(f"{path}: cannot write this file type; use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    if image.bits == 16 and fmt in SIXTEEN_BIT_FORMATS:
+        return _write16(result, image, path, fmt)
+    rgb8 = np.round(np.clip(result, 0, 1) * 255.0).astype(np.uint8)
+    alpha = image.alpha if image.alpha is None or image.alpha.dtype == np.uint8 else (image.alpha >> 8).astype(np.uint8)
+    write_image_atomic(to_pil(rgb8, image.mode, alpha), path, image.save_info, jpeg_quality)
+
+
+def _write16(result: np.ndarray, image: LoadedImage, path: Path, fmt: str) -> None:
+    values = np.round(np.clip(result, 0, 1) * 65535.0).astype(np.uint16)
+    planes = [values.mean(axis=2, keepdims=True).round().astype(np.uint16)] if image.mode in ("L", "LA") else [values]
+    if image.alpha is not None:
+        alpha = image.alpha if image.alpha.dtype == np.uint16 else image.alpha.astype(np.uint16) * 257
+        planes.append(alpha[..., None])
+    pixels = np.concatenate(planes, axis=2)
+    height, width, channels = pixels.shape
+    if fmt == "PNG":
+        import png
+
+        writer = png.Writer(width, height, greyscale=channels in (1, 2), alpha=channels in (2, 4), bitdepth=16)
+        atomic_write(path, lambda f: writer.write(f, pixels.reshape(height, width * channels)))
+    else:
+        import tifffile
+
+        photometric = "minisblack" if channels in (1, 2) else "rgb"
+        extrasamples = ("unassalpha",) if channels in (2, 4) else None
+        buffer = io.BytesIO()  # tifffile wants a named file or a seekable buffer, not a bare descriptor
+        tifffile.imwrite(buffer, pixels if channels > 1 else pixels[..., 0], photometric=photometric,
+                         extrasamples=extrasamples)
+        atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
 def to_pil(rgb_uint8: np.ndarray, mode: str, alpha: np.ndarray | None) -> Image.Image:
@@ -93,4 +213,6 @@ def write_image_atomic(im: Image.Image, path: Path, save_info: dict | None = Non
             im = im.convert(im.mode[:-1])  # JPEG has no alpha
     if fmt == "WEBP":
         options.update(quality=jpeg_quality)
+    if fmt == "BMP":
+        options.pop("exif", None)
     atomic_write(path, lambda f: im.save(f, format=fmt, **options))
