@@ -45,6 +45,32 @@ class SigmaType(click.ParamType):
         return sigma
 
 
+class ProgressBar:
+    """Files, megapixels per second and ETA on a terminal (tqdm); nothing when piped (log lines instead)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.megapixels = 0.0
+
+    def start(self, total: int):
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="file", dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, record: dict):
+        if self.bar:
+            self.megapixels += record.get("megapixels", 0.0)
+            elapsed = self.bar.format_dict["elapsed"] or 1e-9
+            self.bar.set_postfix_str(f"{self.megapixels / elapsed:.2f} MP/s", refresh=False)
+            self.bar.update(1)
+
+    def close(self):
+        if self.bar:
+            self.bar.close()
+
+
 def user_errors(command):
     """Turn DenoiseError into a one-line message and exit code 1; Ctrl-C into exit code 130."""
 
@@ -132,21 +158,24 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
 
     check_folders(input_dir, output_dir)  # before loading the model: the cheapest mistakes first
     denoiser = Denoiser(model, backend=backend, tile=tile)
+    bar = ProgressBar(enabled=sys.stderr.isatty() and not quiet and not dry_run)
 
     def report(record):
+        bar.update(record)
         if dry_run:
             click.echo(f"{record['status']:<14} {record['path']}" + (f" -> {record['output']}" if record["output"] else "")
                        + (f" ({record['error']})" if record["error"] else ""))
         elif record["status"] == "failed":
             click.echo(f"failed  {record['error']}", err=True)
-        elif record["status"] == "skipped" and not quiet:
+        elif record["status"] == "skipped" and not quiet and not bar.enabled:
             click.echo(f"skipped {record['path']}: {record['error']}", err=True)
-        elif not quiet:
+        elif not quiet and not bar.enabled:
             click.echo(f"ok      {record['path']} -> {record['output']}", err=True)
 
     summary = denoiser.denoise_folder(input_dir, output_dir, sigma, overwrite=overwrite, manifest_path=manifest,
                                       jpeg_quality=jpeg_quality, pattern=pattern, follow_symlinks=follow_symlinks,
-                                      fmt=fmt, dry_run=dry_run, on_file=report)
+                                      fmt=fmt, dry_run=dry_run, on_file=report, on_plan=bar.start)
+    bar.close()
     if dry_run:
         return
     if as_json:

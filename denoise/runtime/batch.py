@@ -175,7 +175,8 @@ def remove_partials(dst: Path) -> int:
 def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma, overwrite: bool = False,
               manifest_path: Path | None = None, jpeg_quality: int = 95, pattern: str = "*",
               follow_symlinks: bool = False, fmt: str | None = None, dry_run: bool = False,
-              on_file: Callable[[dict], None] | None = None) -> BatchSummary:
+              on_file: Callable[[dict], None] | None = None,
+              on_plan: Callable[[int], None] | None = None) -> BatchSummary:
     """Denoise every image under ``input_dir`` into the mirrored tree under ``output_dir``."""
     src, dst = check_folders(Path(input_dir), Path(output_dir))
     if fmt and "." + fmt.lower().lstrip(".") not in IMAGE_SUFFIXES:
@@ -194,6 +195,8 @@ def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma, overwrite: boo
     with output_lock(dst):
         remove_partials(dst)
         jobs = plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt)
+        if on_plan:
+            on_plan(len(jobs))
         manifest_path = Path(manifest_path) if manifest_path else dst / MANIFEST_NAME
         summary.manifest = str(manifest_path)
         start = time.perf_counter()
