@@ -138,11 +138,13 @@ def run():
 @click.option("--tile", type=click.IntRange(16), default=DEFAULT_TILE, show_default=True,
               help="Tile size in pixels: bounds memory; the result does not depend on it.")
 @click.option("--dry-run", is_flag=True, help="List what would be done; write nothing.")
+@click.option("--shard", default=None, metavar="K/N",
+              help="Only this job's share of the files (K from 0 to N-1), for array jobs; see `denoise manifest merge`.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print errors.")
 @user_errors
 def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpeg_quality, fmt, pattern,
-          follow_symlinks, tile, dry_run, as_json, quiet):
+          follow_symlinks, tile, dry_run, shard, as_json, quiet):
     """Denoise every image under INPUT_DIR into OUTPUT_DIR (same names, formats and sub-folders).
 
     Inputs are never modified; outputs that already exist are skipped, so re-running a stopped
@@ -156,7 +158,10 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
     from denoise.runtime.batch import check_folders
     from denoise.runtime.denoiser import Denoiser
 
+    from denoise.runtime.shards import Shard
+
     check_folders(input_dir, output_dir)  # before loading the model: the cheapest mistakes first
+    shard = Shard.parse(shard) if shard else None
     denoiser = Denoiser(model, backend=backend, tile=tile)
     bar = ProgressBar(enabled=sys.stderr.isatty() and not quiet and not dry_run)
 
@@ -174,7 +179,7 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
 
     summary = denoiser.denoise_folder(input_dir, output_dir, sigma, overwrite=overwrite, manifest_path=manifest,
                                       jpeg_quality=jpeg_quality, pattern=pattern, follow_symlinks=follow_symlinks,
-                                      fmt=fmt, dry_run=dry_run, on_file=report, on_plan=bar.start)
+                                      fmt=fmt, dry_run=dry_run, on_file=report, on_plan=bar.start, shard=shard)
     bar.close()
     if dry_run:
         return
@@ -186,6 +191,40 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
                    f"in {summary.seconds:.1f}s ({rate:.2f} MP/s, {denoiser.backend_name}); manifest {summary.manifest}",
                    err=True)
     sys.exit(summary.exit_code)
+
+
+@main.group()
+def manifest():
+    """Work with the JSON Lines manifests that `denoise batch` writes."""
+
+
+@manifest.command(name="merge")
+@click.argument("input_dir", type=click.Path(path_type=Path))
+@click.argument("output_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@user_errors
+def manifest_merge(input_dir, output_dir, as_json):
+    """Combine the manifests in OUTPUT_DIR (e.g. of shards) and check them against INPUT_DIR.
+
+    Writes OUTPUT_DIR/denoise-manifest.merged.jsonl and reports inputs that no run finished, that
+    failed, or that were done twice. Exit code 0 when complete, 3 when not.
+
+    \b
+    Example:
+      for k in 0 1 2; do denoise batch ./in ./out --sigma 0.1 --shard $k/3; done
+      denoise manifest merge ./in ./out
+    """
+    from denoise.runtime.shards import merge_manifests
+
+    report = merge_manifests(input_dir, output_dir)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        click.echo(f"{report.done} of {report.inputs} inputs done, from {len(report.manifests)} manifest(s)")
+        for label, paths in (("missing", report.missing), ("failed", report.failed), ("done twice", report.done_twice)):
+            for path in paths:
+                click.echo(f"{label}: {path}")
+    sys.exit(0 if report.complete else 3)
 
 
 @main.command()

@@ -126,9 +126,12 @@ def safe_output(path: Path, dst: Path) -> bool:
     return parent == dst or dst in parent.parents
 
 
-def plan_jobs(src: Path, dst: Path, pattern: str, follow_symlinks: bool, overwrite: bool, fmt: str | None) -> list[Job]:
+def plan_jobs(src: Path, dst: Path, pattern: str, follow_symlinks: bool, overwrite: bool, fmt: str | None,
+              shard=None) -> list[Job]:
     jobs = []
     for path in list_inputs(src, pattern, follow_symlinks):
+        if shard is not None and not shard.owns(path.relative_to(src).as_posix()):
+            continue
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             jobs.append(Job(path, None, f"not an image file type ({path.suffix or 'no extension'})"))
             continue
@@ -143,10 +146,10 @@ def plan_jobs(src: Path, dst: Path, pattern: str, follow_symlinks: bool, overwri
 
 
 @contextmanager
-def output_lock(dst: Path):
-    """Hold an exclusive flock on OUT/.denoise.lock, or stop at once if another run holds it."""
+def output_lock(dst: Path, name: str = LOCK_NAME):
+    """Hold an exclusive flock on OUT/.denoise.lock (one per shard), or stop at once if another run holds it."""
     dst.mkdir(parents=True, exist_ok=True)
-    with open(dst / LOCK_NAME, "a+") as handle:
+    with open(dst / name, "a+") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -162,21 +165,29 @@ def output_lock(dst: Path):
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def remove_partials(dst: Path) -> int:
-    """Delete temporary files a killed run left in OUT (only called while holding OUT's lock)."""
+def remove_partials(jobs: list[Job]) -> int:
+    """Delete the temporary files a killed run left for these outputs (called holding their lock, so no
+    live writer owns them; other shards' outputs are never touched)."""
     count = 0
-    for partial in dst.rglob(".*.part"):
-        if partial.is_file() and not partial.is_symlink():
-            partial.unlink()
-            count += 1
+    for job in jobs:
+        if job.output is None or not job.output.parent.is_dir():
+            continue
+        for partial in job.output.parent.glob(f".{glob_escape(job.output.name)}.*.part"):
+            if partial.is_file() and not partial.is_symlink():
+                partial.unlink()
+                count += 1
     return count
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma, overwrite: bool = False,
               manifest_path: Path | None = None, jpeg_quality: int = 95, pattern: str = "*",
               follow_symlinks: bool = False, fmt: str | None = None, dry_run: bool = False,
               on_file: Callable[[dict], None] | None = None,
-              on_plan: Callable[[int], None] | None = None) -> BatchSummary:
+              on_plan: Callable[[int], None] | None = None, shard=None) -> BatchSummary:
     """Denoise every image under ``input_dir`` into the mirrored tree under ``output_dir``."""
     src, dst = check_folders(Path(input_dir), Path(output_dir))
     if fmt and "." + fmt.lower().lstrip(".") not in IMAGE_SUFFIXES:
@@ -185,19 +196,21 @@ def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma, overwrite: boo
         denoiser.check_sigma(float(sigma))
     summary = BatchSummary()
     if dry_run:
-        for job in plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt):
+        for job in plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt, shard):
             record = {"path": str(job.source), "output": str(job.output) if job.output else None,
                       "status": "skipped" if job.reason else "would denoise", "error": job.reason}
             summary.skipped += 1 if job.reason else 0
             if on_file:
                 on_file(record)
         return summary
-    with output_lock(dst):
-        remove_partials(dst)
-        jobs = plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt)
+    lock_name = f".denoise.{shard.suffix}.lock" if shard else LOCK_NAME
+    default_manifest = f"denoise-manifest.{shard.suffix}.jsonl" if shard else MANIFEST_NAME
+    with output_lock(dst, lock_name):
+        jobs = plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt, shard)
+        remove_partials(jobs)
         if on_plan:
             on_plan(len(jobs))
-        manifest_path = Path(manifest_path) if manifest_path else dst / MANIFEST_NAME
+        manifest_path = Path(manifest_path) if manifest_path else dst / default_manifest
         summary.manifest = str(manifest_path)
         start = time.perf_counter()
         with open(manifest_path, "a", encoding="utf-8") as manifest:
