@@ -19,7 +19,7 @@ demo: $(BIN)/python
 	@echo "denoised images are in demo-out/"
 
 test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[cpu,train,eval,dev]' -c constraints-ci.txt
+	$(BIN)/pip install --quiet -e '.[cpu,train,eval,ray,dev]' -c constraints-ci.txt
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -140,11 +140,16 @@ def run():
 @click.option("--dry-run", is_flag=True, help="List what would be done; write nothing.")
 @click.option("--shard", default=None, metavar="K/N",
               help="Only this job's share of the files (K from 0 to N-1), for array jobs; see `denoise manifest merge`.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Run on Ray (extra `ray`): a cluster ADDRESS such as 'auto', or no value for a local Ray.")
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Ray actors (denoisers).")
+@click.option("--gpus-per-worker", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="GPUs each Ray actor reserves (1 on GPU clusters).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print errors.")
 @user_errors
 def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpeg_quality, fmt, pattern,
-          follow_symlinks, tile, dry_run, shard, as_json, quiet):
+          follow_symlinks, tile, dry_run, shard, ray_address, workers, gpus_per_worker, as_json, quiet):
     """Denoise every image under INPUT_DIR into OUTPUT_DIR (same names, formats and sub-folders).
 
     Inputs are never modified; outputs that already exist are skipped, so re-running a stopped
@@ -154,6 +159,8 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
     Example:
       denoise batch ./noisy ./clean --sigma 0.3
       denoise batch ./scans ./out --sigma 25/255 --json
+      denoise batch /shared/in /shared/out --sigma auto --shard 3/16
+      denoise batch /shared/in /shared/out --sigma 0.1 --ray auto --workers 8 --gpus-per-worker 1
     """
     from denoise.runtime.batch import check_folders
     from denoise.runtime.denoiser import Denoiser
@@ -162,6 +169,23 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
 
     check_folders(input_dir, output_dir)  # before loading the model: the cheapest mistakes first
     shard = Shard.parse(shard) if shard else None
+    if ray_address:
+        if shard or dry_run or manifest:
+            raise DenoiseError("--ray cannot be combined with --shard, --dry-run or --manifest")
+        from denoise.runtime.ray_batch import run_ray_batch
+
+        summary = run_ray_batch(input_dir, output_dir, sigma, address=None if ray_address == "local" else ray_address,
+                                model=model, backend=backend, workers=workers, gpus_per_worker=gpus_per_worker,
+                                overwrite=overwrite, jpeg_quality=jpeg_quality, pattern=pattern,
+                                follow_symlinks=follow_symlinks, fmt=fmt)
+        if as_json:
+            click.echo(json.dumps({**summary.to_dict(), "backend": "ray"}))
+        for path, error in summary.failures:
+            click.echo(f"failed  {error}", err=True)
+        if not quiet:
+            click.echo(f"done on Ray: {summary.ok} denoised, {summary.skipped} skipped, {summary.failed} failed "
+                       f"in {summary.seconds:.1f}s; manifest {summary.manifest}", err=True)
+        sys.exit(summary.exit_code)
     denoiser = Denoiser(model, backend=backend, tile=tile)
     bar = ProgressBar(enabled=sys.stderr.isatty() and not quiet and not dry_run)
 

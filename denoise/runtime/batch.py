@@ -259,6 +259,20 @@ def _write(job: Job, image, result, level: float, timings: dict, jpeg_quality: i
     return record
 
 
+def process_one(denoiser, job: Job, sigma, jpeg_quality: int) -> dict:
+    """Read, denoise and write one file, serially; its manifest record (never raises for a bad input).
+    The Ray path runs this in each actor; the local path overlaps the same steps in _pipeline."""
+    try:
+        image, read_seconds = _read(job)
+        started = time.perf_counter()
+        level = denoiser.resolve_sigma(sigma, image.rgb)
+        result = denoiser.denoise_rgb(image.rgb, level)
+    except DenoiseError as exc:
+        return {"path": str(job.source), "output": None, "status": "failed", "error": str(exc), "sigma": None}
+    timings = {"read": read_seconds, "denoise": time.perf_counter() - started}
+    return _write(job, image, result, level, timings, jpeg_quality)
+
+
 def _pipeline(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callable[[dict], None]) -> None:
     """Readers decode ahead, the calling thread runs inference, writers encode behind: at most PREFETCH
     images wait on either side."""

@@ -1,0 +1,99 @@
+"""``denoise batch --ray``: the folder job as a Ray Data pipeline, for clusters of GPU (or CPU) nodes.
+
+Stages: the driver lists the files and plans the jobs exactly as the local path does (skipping what is
+already done, so a restarted run resumes), Ray Data spreads them over an actor pool of Denoisers (one
+per GPU with ``num_gpus=1``, or CPU slots), each actor reads its files, denoises them and writes each
+output atomically, and the driver appends every returned record to the manifest as results stream in.
+Workers read inputs and write outputs through the filesystem, so on several nodes IN and OUT must be
+on storage every node mounts (NFS, Lustre, a FUSE bucket).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from denoise.errors import DenoiseError, missing_extra
+from denoise.runtime.batch import (LOCK_NAME, MANIFEST_NAME, BatchSummary, Job, check_folders, output_lock,
+                                   plan_jobs, process_one, remove_partials)
+
+
+class DenoiseActor:
+    """One Denoiser per Ray actor (one model load per worker, reused for every batch)."""
+
+    def __init__(self, model: str | None, backend: str, sigma, jpeg_quality: int):
+        from denoise.runtime.denoiser import Denoiser
+
+        self.denoiser = Denoiser(model, backend=backend)
+        self.sigma, self.jpeg_quality = sigma, jpeg_quality
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        records = []
+        for source, output in zip(batch["source"], batch["output"]):
+            record = process_one(self.denoiser, Job(Path(source), Path(output)), self.sigma, self.jpeg_quality)
+            record["backend"] = f"ray/{self.denoiser.backend_name}"
+            records.append(json.dumps(record))
+        return {"record": records}
+
+
+def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None = None, model: str | None = None,
+                  backend: str = "auto", workers: int = 2, gpus_per_worker: float = 0.0, overwrite: bool = False,
+                  jpeg_quality: int = 95, pattern: str = "*", follow_symlinks: bool = False, fmt: str | None = None,
+                  on_file: Callable[[dict], None] | None = None) -> BatchSummary:
+    """Run the folder job on Ray (``address``: a cluster, e.g. "auto" or "ray://head:10001"; None: a
+    local Ray with ``workers`` CPUs)."""
+    try:
+        import ray
+    except ImportError:
+        raise missing_extra("ray", "ray") from None
+    src, dst = check_folders(Path(input_dir), Path(output_dir))
+    summary = BatchSummary()
+    with output_lock(dst, LOCK_NAME):
+        jobs = plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt)
+        remove_partials(jobs)
+        manifest_path = dst / MANIFEST_NAME
+        summary.manifest = str(manifest_path)
+        started = time.perf_counter()
+        logging.getLogger("ray").setLevel(logging.WARNING)
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        if address:
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level=logging.WARNING)
+        else:
+            ray.init(num_cpus=workers, num_gpus=0 if not gpus_per_worker else None, ignore_reinit_error=True,
+                     include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            with open(manifest_path, "a", encoding="utf-8") as manifest:
+                def finish(record: dict) -> None:
+                    manifest.write(json.dumps(record) + "\n")
+                    manifest.flush()
+                    setattr(summary, record["status"], getattr(summary, record["status"]) + 1)
+                    if record["status"] == "failed":
+                        summary.failures.append((record["path"], record["error"]))
+                    summary.megapixels += record.get("megapixels", 0.0)
+                    if on_file:
+                        on_file(record)
+
+                for job in (j for j in jobs if j.reason):
+                    finish({"path": str(job.source), "output": str(job.output) if job.output else None,
+                            "status": "skipped", "error": job.reason, "sigma": None, "backend": "ray"})
+                todo = [{"source": str(j.source), "output": str(j.output)} for j in jobs if not j.reason]
+                if todo:
+                    dataset = ray.data.from_items(todo, override_num_blocks=max(1, min(len(todo), 4 * workers)))
+                    results = dataset.map_batches(
+                        DenoiseActor, batch_size=1, concurrency=workers, num_cpus=0 if gpus_per_worker else 1,
+                        num_gpus=gpus_per_worker or None,
+                        fn_constructor_kwargs={"model": str(model) if model else None, "backend": backend,
+                                               "sigma": sigma, "jpeg_quality": jpeg_quality})
+                    for row in results.iter_rows():
+                        finish(json.loads(row["record"]))
+        finally:
+            ray.shutdown()
+        summary.seconds = time.perf_counter() - started
+    if summary.ok + summary.skipped + summary.failed != len(jobs):
+        raise DenoiseError(f"Ray returned {summary.ok + summary.skipped + summary.failed} records for {len(jobs)} inputs")
+    return summary

@@ -1,0 +1,67 @@
+"""`denoise batch --ray` on a local Ray started by the test (2 CPUs): same outputs as the local path,
+and a killed-and-restarted run loses nothing."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli, write_png
+
+pytest.importorskip("ray", reason="the `ray` extra is not installed")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        write_png(tmp_path / "in" / f"sub{i % 2}" / f"im{i}.png", rng.integers(0, 256, (40, 56, 3), dtype=np.uint8))
+    return tmp_path / "in"
+
+
+def pngs(root):
+    return {p.relative_to(root).as_posix(): np.asarray(Image.open(p)) for p in sorted(root.rglob("*.png"))}
+
+
+def test_ray_matches_local_path(folder, tmp_path):
+    ray_run = run_cli("batch", folder, tmp_path / "ray", "--sigma", "0.1", "--ray", "--workers", "2", "--json", "-q",
+                      "--backend", "cpu", timeout=600)
+    assert ray_run.returncode == 0, ray_run.stderr
+    assert json.loads(ray_run.stdout.strip().splitlines()[-1])["ok"] == 8
+    assert run_cli("batch", folder, tmp_path / "local", "--sigma", "0.1", "-q", "--backend", "cpu").returncode == 0
+    ray_out, local_out = pngs(tmp_path / "ray"), pngs(tmp_path / "local")
+    assert ray_out.keys() == local_out.keys() and len(ray_out) == 8
+    assert all(np.array_equal(ray_out[k], local_out[k]) for k in ray_out)
+    records = [json.loads(l) for l in (tmp_path / "ray" / "denoise-manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["status"] for r in records) == ["ok"] * 8 and all(r["backend"].startswith("ray/") for r in records)
+
+
+def test_killed_ray_run_restarts_without_loss(folder, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "denoise", "batch", folder, out, "--sigma", "0.1", "--ray",
+                             "--workers", "2", "-q", "--backend", "cpu"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    manifest = out / "denoise-manifest.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if manifest.exists() and manifest.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.2)
+    import os
+
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    proc.wait()
+    rerun = run_cli("batch", folder, out, "--sigma", "0.1", "--ray", "--workers", "2", "--json", "-q",
+                    "--backend", "cpu", timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    outputs = pngs(out)
+    assert len(outputs) == 8 and all(v.shape == (40, 56, 3) for v in outputs.values())
+    assert not list(out.rglob("*.part"))
+    merged = run_cli("manifest", "merge", folder, out, "--json")
+    report = json.loads(merged.stdout)
+    assert merged.returncode == 0 and report["complete"] and not report["done_twice"]
