@@ -350,13 +350,15 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic noise.")
 @click.option("--no-ssim", is_flag=True, help="Skip SSIM (faster).")
+@click.option("--set-psnr", is_flag=True,
+              help="Add the model's PSNR of the mean MSE over the set (how the seed notebook measured).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 @click.option("--grid", type=click.Path(path_type=Path), default=None,
               help="Write a PNG grid of clean / noisy / denoised rows (first 8 images).")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="Write a PSNR-versus-sigma PNG plot (extra `eval`).")
 @user_errors
-def eval_command(clean, sigmas, protocols, model, backend, with_bm3d, limit, seed, no_ssim, fmt, grid, plot):
+def eval_command(clean, sigmas, protocols, model, backend, with_bm3d, limit, seed, no_ssim, set_psnr, fmt, grid, plot):
     """Add seeded noise to CLEAN images and report PSNR / SSIM of noisy and denoised versions.
 
     CLEAN is a folder of images, or the CIFAR-10 archive (.tar.gz) or cifar-10-batches-py folder,
@@ -377,7 +379,7 @@ def eval_command(clean, sigmas, protocols, model, backend, with_bm3d, limit, see
     if fmt == "json":
         click.echo(json.dumps([r.to_dict() for r in rows]))
     else:
-        click.echo(format_markdown(rows))
+        click.echo(format_markdown(rows, set_psnr=set_psnr))
     if grid:
         save_grid(examples, images, grid)
         click.echo(f"wrote {grid}", err=True)

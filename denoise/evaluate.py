@@ -26,12 +26,14 @@ class EvalRow:
     protocol: str
     method: str  # "noisy", "model" or "bm3d"
     images: int
-    psnr: float
+    psnr: float  # mean of per-image PSNR (the literature's tables)
     ssim: float | None
+    set_psnr: float = float("nan")  # PSNR of the mean MSE over the set (the seed notebook's convention)
 
     def to_dict(self) -> dict:
         return {"sigma": self.sigma, "protocol": self.protocol, "method": self.method, "images": self.images,
-                "psnr": round(self.psnr, 3), "ssim": None if self.ssim is None else round(self.ssim, 4)}
+                "psnr": round(self.psnr, 3), "ssim": None if self.ssim is None else round(self.ssim, 4),
+                "set_psnr": round(self.set_psnr, 3)}
 
 
 def load_eval_images(source: Path, limit: int | None = None) -> list[np.ndarray]:
@@ -79,14 +81,17 @@ def denoise_all(denoiser, noisy: list[np.ndarray], sigma: float, batch_size: int
     return out
 
 
-def score(clean: list[np.ndarray], results: list[np.ndarray], with_ssim: bool) -> tuple[float, float | None]:
-    psnrs, ssims = [], []
+def score(clean: list[np.ndarray], results: list[np.ndarray], with_ssim: bool) -> tuple[float, float | None, float]:
+    """(mean per-image PSNR, mean SSIM or None, PSNR of the mean MSE over the set), all on uint8 results."""
+    psnrs, ssims, mses = [], [], []
     for ref, res in zip(clean, results):
         res8 = to_uint8(res)
         psnrs.append(psnr_uint8(ref, res8))
+        mses.append(np.mean((ref.astype(np.float64) - res8) ** 2))
         if with_ssim:
             ssims.append(ssim_uint8(ref, res8))
-    return float(np.mean(psnrs)), (float(np.mean(ssims)) if with_ssim else None)
+    set_psnr = float(20 * np.log10(255.0 / np.sqrt(np.mean(mses)))) if np.mean(mses) > 0 else float("inf")
+    return float(np.mean(psnrs)), (float(np.mean(ssims)) if with_ssim else None), set_psnr
 
 
 def evaluate(denoiser, images: list[np.ndarray], sigmas, protocols=("clip",), seed: int = 0, bm3d: bool = False,
@@ -103,19 +108,22 @@ def evaluate(denoiser, images: list[np.ndarray], sigmas, protocols=("clip",), se
             if bm3d:
                 methods["bm3d"] = [cbm3d(n, sigma) for n in noisy]
             for method, results in methods.items():
-                psnr, ssim = score(images, results, with_ssim)
-                rows.append(EvalRow(sigma, protocol, method, len(images), psnr, ssim))
+                psnr, ssim, set_psnr = score(images, results, with_ssim)
+                rows.append(EvalRow(sigma, protocol, method, len(images), psnr, ssim, set_psnr))
             if keep:
                 examples[(protocol, sigma)] = {m: [to_uint8(r) for r in res[:keep]] for m, res in methods.items()}
     return rows, examples
 
 
-def format_markdown(rows: list[EvalRow]) -> str:
-    """One line per (protocol, sigma), a PSNR / SSIM column pair per method."""
+def format_markdown(rows: list[EvalRow], set_psnr: bool = False) -> str:
+    """One line per (protocol, sigma), a PSNR / SSIM column pair per method (and, with ``set_psnr``, the
+    model's PSNR of the mean MSE, the seed notebook's convention)."""
     methods = list(dict.fromkeys(r.method for r in rows))
     header = "| sigma | sigma x255 | protocol | images | " + " | ".join(
         f"{METHOD_TITLES[m]} PSNR (dB) | {METHOD_TITLES[m]} SSIM" for m in methods) + " |"
-    lines = [header, "|" + "---|" * (4 + 2 * len(methods))]
+    if set_psnr:
+        header += " model PSNR of mean MSE (dB) |"
+    lines = [header, "|" + "---|" * (4 + 2 * len(methods) + (1 if set_psnr else 0))]
     table: dict[tuple, dict[str, EvalRow]] = {}
     for r in rows:
         table.setdefault((r.protocol, r.sigma, r.images), {})[r.method] = r
@@ -124,6 +132,8 @@ def format_markdown(rows: list[EvalRow]) -> str:
         for m in methods:
             r = by_method.get(m)
             cells += [f"{r.psnr:.2f}" if r else "-", f"{r.ssim:.4f}" if r and r.ssim is not None else "-"]
+        if set_psnr:
+            cells.append(f"{by_method['model'].set_psnr:.2f}" if "model" in by_method else "-")
         lines.append(f"| {sigma:.4g} | {sigma * 255:.1f} | {protocol} | {count} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

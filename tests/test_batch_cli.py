@@ -116,6 +116,7 @@ def test_eval_reports_psnr_computed_by_hand(tmp_path, rng):
     noisy = add_noise(clean / 255.0, 0.2, "clip", np.random.default_rng([7, 0, 200000]))
     assert rows["noisy"]["psnr"] == pytest.approx(psnr_uint8(clean, to_uint8(noisy)), abs=1e-3)
     assert rows["noisy"]["ssim"] == pytest.approx(ssim_uint8(clean, to_uint8(noisy)), abs=1e-4)
+    assert rows["noisy"]["set_psnr"] == pytest.approx(rows["noisy"]["psnr"], abs=1e-3)  # one image: the same
     assert rows["model"]["psnr"] > rows["noisy"]["psnr"]
     assert rows["model"]["images"] == 1 and rows["model"]["sigma"] == 0.2
     with Image.open(tmp_path / "grid.png") as grid:
