@@ -164,30 +164,43 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
     """
     from denoise.runtime.batch import check_folders
     from denoise.runtime.denoiser import Denoiser
-
     from denoise.runtime.shards import Shard
 
     check_folders(input_dir, output_dir)  # before loading the model: the cheapest mistakes first
     shard = Shard.parse(shard) if shard else None
+    if ray_address and (shard or dry_run or manifest):
+        raise DenoiseError("--ray cannot be combined with --shard, --dry-run or --manifest")
+    bar = ProgressBar(enabled=sys.stderr.isatty() and not quiet and not dry_run and not ray_address)
+    report = file_reporter(bar, dry_run, quiet)
+    options = dict(overwrite=overwrite, jpeg_quality=jpeg_quality, pattern=pattern, follow_symlinks=follow_symlinks,
+                   fmt=fmt, on_file=report)
     if ray_address:
-        if shard or dry_run or manifest:
-            raise DenoiseError("--ray cannot be combined with --shard, --dry-run or --manifest")
         from denoise.runtime.ray_batch import run_ray_batch
 
         summary = run_ray_batch(input_dir, output_dir, sigma, address=None if ray_address == "local" else ray_address,
                                 model=model, backend=backend, workers=workers, gpus_per_worker=gpus_per_worker,
-                                overwrite=overwrite, jpeg_quality=jpeg_quality, pattern=pattern,
-                                follow_symlinks=follow_symlinks, fmt=fmt)
-        if as_json:
-            click.echo(json.dumps({**summary.to_dict(), "backend": "ray"}))
-        for path, error in summary.failures:
-            click.echo(f"failed  {error}", err=True)
-        if not quiet:
-            click.echo(f"done on Ray: {summary.ok} denoised, {summary.skipped} skipped, {summary.failed} failed "
-                       f"in {summary.seconds:.1f}s; manifest {summary.manifest}", err=True)
-        sys.exit(summary.exit_code)
-    denoiser = Denoiser(model, backend=backend, tile=tile)
-    bar = ProgressBar(enabled=sys.stderr.isatty() and not quiet and not dry_run)
+                                **options)
+        backend_name = "ray"
+    else:
+        denoiser = Denoiser(model, backend=backend, tile=tile)
+        summary = denoiser.denoise_folder(input_dir, output_dir, sigma, manifest_path=manifest, dry_run=dry_run,
+                                          on_plan=bar.start, shard=shard, **options)
+        backend_name = denoiser.backend_name
+    bar.close()
+    if dry_run:
+        return
+    if as_json:
+        click.echo(json.dumps({**summary.to_dict(), "backend": backend_name}))
+    if not quiet or summary.failed:
+        rate = summary.megapixels / summary.seconds if summary.seconds else 0.0
+        click.echo(f"done: {summary.ok} denoised, {summary.skipped} skipped, {summary.failed} failed "
+                   f"in {summary.seconds:.1f}s ({rate:.2f} MP/s, {backend_name}); manifest {summary.manifest}",
+                   err=True)
+    sys.exit(summary.exit_code)
+
+
+def file_reporter(bar: ProgressBar, dry_run: bool, quiet: bool):
+    """What `batch` prints per file: plan lines for --dry-run, failures always, the rest unless -q or a bar."""
 
     def report(record):
         bar.update(record)
@@ -196,25 +209,14 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
                        + (f" ({record['error']})" if record["error"] else ""))
         elif record["status"] == "failed":
             click.echo(f"failed  {record['error']}", err=True)
-        elif record["status"] == "skipped" and not quiet and not bar.enabled:
+        elif quiet or bar.enabled:
+            return
+        elif record["status"] == "skipped":
             click.echo(f"skipped {record['path']}: {record['error']}", err=True)
-        elif not quiet and not bar.enabled:
+        else:
             click.echo(f"ok      {record['path']} -> {record['output']}", err=True)
 
-    summary = denoiser.denoise_folder(input_dir, output_dir, sigma, overwrite=overwrite, manifest_path=manifest,
-                                      jpeg_quality=jpeg_quality, pattern=pattern, follow_symlinks=follow_symlinks,
-                                      fmt=fmt, dry_run=dry_run, on_file=report, on_plan=bar.start, shard=shard)
-    bar.close()
-    if dry_run:
-        return
-    if as_json:
-        click.echo(json.dumps({**summary.to_dict(), "backend": denoiser.backend_name}))
-    if not quiet or summary.failed:
-        rate = summary.megapixels / summary.seconds if summary.seconds else 0.0
-        click.echo(f"done: {summary.ok} denoised, {summary.skipped} skipped, {summary.failed} failed "
-                   f"in {summary.seconds:.1f}s ({rate:.2f} MP/s, {denoiser.backend_name}); manifest {summary.manifest}",
-                   err=True)
-    sys.exit(summary.exit_code)
+    return report
 
 
 @main.group()
