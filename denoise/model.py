@@ -72,7 +72,9 @@ class CAEConfig:
 CONFIGS = {
     # The seed notebook, exactly: 10 conv + 10 transposed conv, 128 channels, sigmoid output.
     "seed": CAEConfig(),
-    # The default family member: residual, noise-level map, half resolution.
+    # Residual learning and a noise-level map at full resolution: one model for every sigma.
+    "residual": CAEConfig(channels=64, layers=10, residual=True, sigma_map=True, shuffle=1, output="linear"),
+    # The default: the same at half resolution (pixel-unshuffle in, pixel-shuffle out), 4x cheaper.
     "fast": CAEConfig(channels=64, layers=10, residual=True, sigma_map=True, shuffle=2, output="linear"),
 }
 
