@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import SAMPLES, need_shared, run_cli
+from denoise.errors import DenoiseError
 from denoise.export.onnx_export import export_onnx
 from denoise.model import build_model
 from denoise.train.data import CropSampler, load_images
@@ -111,3 +112,38 @@ def test_export_cli(checkpoint, tmp_path):
     assert not (out / "model.fp16.onnx").exists()  # only with --fp16
     bad = run_cli("export", tmp_path / "missing.pt")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "does not exist" in bad.stderr
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(1)
+    model = build_model("fast").eval()
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, model, torch.optim.Adam(model.parameters()), 7, 1.5, TrainSettings(data="x"), {"data": "x"})
+    loaded, state = model_from_checkpoint(path)
+    x, s = torch.rand(2, 3, 20, 22), torch.tensor([0.1, 0.6])
+    with torch.no_grad():
+        assert torch.equal(loaded(x, s), model(x, s))
+    assert state["step"] == 7 and state["config"] == model.config.to_dict()
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DenoiseError):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_ctrl_c_writes_a_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "denoise", "train", "--data", SAMPLES / "clean", "--out", out,
+                             "--steps", "100000", "--batch-size", "4", "--val-every", "5", "--val-images", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # a few steps past the last validation
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted: saved" in stderr
+    assert load_checkpoint(out / "last.pt")["step"] >= 5
