@@ -58,3 +58,16 @@ def test_config_validation():
     with pytest.raises(ValueError):
         build_model("nope")
     assert isinstance(build_model(CAEConfig(channels=8, layers=4)), CAE)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_plain_convolution_copy_is_identical(name):
+    from denoise.model import with_plain_convolutions
+
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    plain = with_plain_convolutions(model)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in plain.modules())
+    x, s = torch.rand(2, 3, 19, 26), torch.tensor([0.2, 0.7])
+    with torch.no_grad():
+        assert torch.allclose(plain(x, s), model(x, s), atol=1e-5)

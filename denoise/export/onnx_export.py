@@ -93,7 +93,9 @@ def export_onnx(checkpoint: Path, out_path: Path, opset: int = DEFAULT_OPSET) ->
              "noise_protocol": card["noise_protocol"], "training_data": str(card["training_data"]),
              "validation_psnr_db": json.dumps(card["validation_psnr_db"]),
              "checkpoint_sha256": card["checkpoint_sha256"], "format_version": str(FORMAT_VERSION)}
-    write_onnx(model, out_path, opset, props)
+    from denoise.model import with_plain_convolutions
+
+    write_onnx(with_plain_convolutions(model), out_path, opset, props)  # verified against `model` below
 
     reports = verify_onnx(model, out_path)
     bad = [r for r in reports if not r.ok]
