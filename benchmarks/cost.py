@@ -44,7 +44,7 @@ def model_costs(photos, repeats: int) -> list[dict]:
     import torch
 
     from denoise.export.onnx_export import write_onnx
-    from denoise.model import CONFIGS, build_model, count_parameters
+    from denoise.model import CONFIGS, build_model, count_parameters, with_plain_convolutions
 
     rows = []
     image = photos[0].astype(np.float32)[None].transpose(0, 3, 1, 2) / 255.0
@@ -54,7 +54,7 @@ def model_costs(photos, repeats: int) -> list[dict]:
         model = build_model(config).eval()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "m.onnx"
-            write_onnx(model, path)
+            write_onnx(with_plain_convolutions(model), path)  # as `denoise export` writes it
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             feeds = {"noisy": image, "sigma": sigma} if len(session.get_inputs()) == 2 else {"noisy": image}
             ort_s = median_seconds(lambda: session.run(None, feeds), repeats)
