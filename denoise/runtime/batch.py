@@ -214,25 +214,42 @@ def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma, overwrite: boo
         summary.manifest = str(manifest_path)
         start = time.perf_counter()
         with open(manifest_path, "a", encoding="utf-8") as manifest:
-            def finish(record: dict) -> None:
-                record["backend"] = denoiser.backend_name
-                manifest.write(json.dumps(record) + "\n")
-                manifest.flush()
-                status = record["status"]
-                setattr(summary, status, getattr(summary, status) + 1)
-                if status == "failed":
-                    summary.failures.append((record["path"], record["error"]))
-                summary.megapixels += record.get("megapixels", 0.0)
-                if on_file:
-                    on_file(record)
-
+            finish = manifest_recorder(manifest, summary, denoiser.backend_name, on_file)
             for job in jobs:
                 if job.reason:
-                    finish({"path": str(job.source), "output": str(job.output) if job.output else None,
-                            "status": "skipped", "error": job.reason, "sigma": None})
+                    finish(skipped_record(job))
             _pipeline(denoiser, [j for j in jobs if not j.reason], sigma, jpeg_quality, finish)
         summary.seconds = time.perf_counter() - start
     return summary
+
+
+def manifest_recorder(manifest, summary: BatchSummary, backend: str,
+                      on_file: Callable[[dict], None] | None) -> Callable[[dict], None]:
+    """The one place a finished record goes: appended and flushed to the manifest, counted in the summary,
+    then passed to ``on_file``. Records that already name their backend (Ray's) keep it."""
+
+    def finish(record: dict) -> None:
+        record.setdefault("backend", backend)
+        manifest.write(json.dumps(record) + "\n")
+        manifest.flush()
+        status = record["status"]
+        setattr(summary, status, getattr(summary, status) + 1)
+        if status == "failed":
+            summary.failures.append((record["path"], record["error"]))
+        summary.megapixels += record.get("megapixels", 0.0)
+        if on_file:
+            on_file(record)
+
+    return finish
+
+
+def skipped_record(job: Job) -> dict:
+    return {"path": str(job.source), "output": str(job.output) if job.output else None, "status": "skipped",
+            "error": job.reason, "sigma": None}
+
+
+def _failed(job: Job, error: str) -> dict:
+    return {"path": str(job.source), "output": None, "status": "failed", "error": error, "sigma": None}
 
 
 def _read(job: Job):
@@ -259,18 +276,27 @@ def _write(job: Job, image, result, level: float, timings: dict, jpeg_quality: i
     return record
 
 
-def process_one(denoiser, job: Job, sigma, jpeg_quality: int) -> dict:
-    """Read, denoise and write one file, serially; its manifest record (never raises for a bad input).
-    The Ray path runs this in each actor; the local path overlaps the same steps in _pipeline."""
+def _denoise(denoiser, job: Job, read: Callable[[], tuple], sigma):
+    """Decode (via ``read``) and denoise one file: (image, result, level, timings), or its failed record.
+    A bug must not kill the batch: an unexpected error is recorded and its traceback logged."""
     try:
-        image, read_seconds = _read(job)
+        image, read_seconds = read()
         started = time.perf_counter()
         level = denoiser.resolve_sigma(sigma, image.rgb)
         result = denoiser.denoise_rgb(image.rgb, level)
     except DenoiseError as exc:
-        return {"path": str(job.source), "output": None, "status": "failed", "error": str(exc), "sigma": None}
-    timings = {"read": read_seconds, "denoise": time.perf_counter() - started}
-    return _write(job, image, result, level, timings, jpeg_quality)
+        return _failed(job, str(exc))
+    except Exception as exc:
+        log.warning("unexpected error on %s", job.source, exc_info=True)
+        return _failed(job, f"{job.source}: internal error {type(exc).__name__}: {exc}")
+    return image, result, level, {"read": read_seconds, "denoise": time.perf_counter() - started}
+
+
+def process_one(denoiser, job: Job, sigma, jpeg_quality: int) -> dict:
+    """Read, denoise and write one file, serially; its manifest record (never raises for a bad input).
+    The Ray path runs this in each actor; the local path overlaps the same steps in _pipeline."""
+    outcome = _denoise(denoiser, job, lambda: _read(job), sigma)
+    return outcome if isinstance(outcome, dict) else _write(job, *outcome, jpeg_quality)
 
 
 def _pipeline(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callable[[dict], None]) -> None:
@@ -293,21 +319,11 @@ def _pipeline(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Calla
         while reads:
             job, pending = reads.popleft()
             refill()
-            try:
-                image, read_seconds = pending.result()
-                started = time.perf_counter()
-                level = denoiser.resolve_sigma(sigma, image.rgb)
-                result = denoiser.denoise_rgb(image.rgb, level)
-                timings = {"read": read_seconds, "denoise": time.perf_counter() - started}
-            except DenoiseError as exc:
-                finish({"path": str(job.source), "output": None, "status": "failed", "error": str(exc), "sigma": None})
+            outcome = _denoise(denoiser, job, pending.result, sigma)
+            if isinstance(outcome, dict):
+                finish(outcome)
                 continue
-            except Exception as exc:  # a bug must not kill the batch: recorded, traceback logged
-                log.warning("unexpected error on %s", job.source, exc_info=True)
-                finish({"path": str(job.source), "output": None, "status": "failed",
-                        "error": f"{job.source}: internal error {type(exc).__name__}: {exc}", "sigma": None})
-                continue
-            writes.append(writers.submit(_write, job, image, result, level, timings, jpeg_quality))
+            writes.append(writers.submit(_write, job, *outcome, jpeg_quality))
             while writes and (writes[0].done() or len(writes) > PREFETCH):
                 finish(writes.popleft().result())
         while writes:

@@ -19,8 +19,8 @@ from typing import Callable
 import numpy as np
 
 from denoise.errors import DenoiseError, missing_extra
-from denoise.runtime.batch import (LOCK_NAME, MANIFEST_NAME, BatchSummary, Job, check_folders, output_lock,
-                                   plan_jobs, process_one, remove_partials)
+from denoise.runtime.batch import (LOCK_NAME, MANIFEST_NAME, BatchSummary, Job, check_folders, manifest_recorder,
+                                   output_lock, plan_jobs, process_one, remove_partials, skipped_record)
 
 
 class DenoiseActor:
@@ -68,19 +68,10 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
                      include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         try:
             with open(manifest_path, "a", encoding="utf-8") as manifest:
-                def finish(record: dict) -> None:
-                    manifest.write(json.dumps(record) + "\n")
-                    manifest.flush()
-                    setattr(summary, record["status"], getattr(summary, record["status"]) + 1)
-                    if record["status"] == "failed":
-                        summary.failures.append((record["path"], record["error"]))
-                    summary.megapixels += record.get("megapixels", 0.0)
-                    if on_file:
-                        on_file(record)
-
-                for job in (j for j in jobs if j.reason):
-                    finish({"path": str(job.source), "output": str(job.output) if job.output else None,
-                            "status": "skipped", "error": job.reason, "sigma": None, "backend": "ray"})
+                finish = manifest_recorder(manifest, summary, "ray", on_file)
+                for job in jobs:
+                    if job.reason:
+                        finish(skipped_record(job))
                 todo = [{"source": str(j.source), "output": str(j.output)} for j in jobs if not j.reason]
                 if todo:
                     dataset = ray.data.from_items(todo, override_num_blocks=max(1, min(len(todo), 4 * workers)))
