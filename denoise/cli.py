@@ -19,6 +19,7 @@ import click
 from denoise import __version__
 from denoise.errors import DenoiseError
 from denoise.noise import PROTOCOLS, parse_sigma
+from denoise.runtime.denoiser import BACKENDS
 from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE
 
 
@@ -123,7 +124,7 @@ def run():
 @click.option("--sigma", type=SigmaType(), required=True,
               help="Noise level on [0,1] (0.1, 25/255), or 'auto' to estimate it per image.")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="An exported .onnx model (default: bundled).")
-@click.option("--backend", type=click.Choice(["auto", "tensorrt", "cuda", "cpu"]), default="auto", show_default=True,
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto: the fastest that works here (-v says why others were skipped).")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
@@ -346,7 +347,7 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
 @click.option("--protocol", "protocols", type=click.Choice(PROTOCOLS), multiple=True,
               help="Noise protocol(s); repeat the option. Default: clip (the seed's).")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="An exported .onnx model (default: bundled).")
-@click.option("--backend", type=click.Choice(["auto", "tensorrt", "cuda", "cpu"]), default="auto", show_default=True,
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto: the fastest that works here (-v says why others were skipped).")
 @click.option("--bm3d", "with_bm3d", is_flag=True, help="Also run CBM3D on the same noisy images (extra `eval`).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N images.")

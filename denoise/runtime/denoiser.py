@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
-
-import logging
 
 from denoise.errors import DenoiseError
 from denoise.noise import estimate_sigma
@@ -40,7 +39,10 @@ class Denoiser:
         self.model_path = Path(model) if model else DEFAULT_MODEL
         self.tile = (tile, tile) if isinstance(tile, int) else tuple(tile)
         self.max_batch = max_batch
-        reference = OnnxRuntimeBackend(self.model_path, backend="cpu" if backend != "cuda" else "cuda",
+        # One ONNX Runtime session, which also reads the model's card: the ORT backend this choice falls
+        # back to (auto: CUDA when a session really gets it, else CPU). For "tensorrt" it only reads the
+        # card, so the cheapest one (CPU) is used.
+        reference = OnnxRuntimeBackend(self.model_path, backend={"tensorrt": "cpu"}.get(backend, backend),
                                        threads=threads)
         self.card = reference.card
         self.align = int(self.card.get("config", {}).get("shuffle", 1))
@@ -49,11 +51,11 @@ class Denoiser:
         else:  # a model without our card: its receptive field is unknown, so never tile it
             log.info("model has no receptive_radius in its card: images run whole, without tiling")
             self.tile, self.overlap = (1 << 30, 1 << 30), 0
-        self.backend = self._pick_backend(backend, reference, threads)
+        self.backend = self._pick_backend(backend, reference)
         low, high = self.card.get("sigma_range", [0.0, 1.0])
         self.sigma_range = (float(low), float(high))
 
-    def _pick_backend(self, backend: str, reference: OnnxRuntimeBackend, threads: int):
+    def _pick_backend(self, backend: str, reference: OnnxRuntimeBackend):
         if backend in ("auto", "tensorrt"):
             try:
                 return self._tensorrt_backend()
@@ -61,13 +63,6 @@ class Denoiser:
                 if backend == "tensorrt":
                     raise
                 log.info("TensorRT skipped: %s", exc)
-        if backend == "auto":
-            try:
-                cuda = OnnxRuntimeBackend(self.model_path, backend="cuda", threads=threads)
-                log.info("using ONNX Runtime CUDA")
-                return cuda
-            except DenoiseError as exc:
-                log.info("ONNX Runtime CUDA skipped: %s", exc)
         log.info("using %s", reference.name)
         return reference
 

@@ -1,6 +1,6 @@
 """TensorRT backend: a cached engine, device and pinned host buffers from cuda-python, a non-default
-stream and ``execute_async_v3``. Same interface as OnnxRuntimeBackend (``name``, ``takes_sigma``,
-``card``, ``infer``), usable as a context manager.
+stream and ``execute_async_v3``. Same inference interface as OnnxRuntimeBackend (``name``, ``takes_sigma``,
+``infer``), usable as a context manager; the Denoiser reads the model card from ONNX Runtime.
 
 Written against the documented TensorRT 10/11 and cuda-python APIs; TensorRT cannot be installed on
 the team's CPU machines, so this module is exercised by ``scripts/gpu_check.py`` on a GPU machine.
@@ -9,7 +9,6 @@ the team's CPU machines, so this module is exercised by ``scripts/gpu_check.py``
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 from pathlib import Path
 
@@ -69,13 +68,7 @@ class TensorRTBackend:
         for name, buffer in self.buffers.items():
             self.context.set_tensor_address(name, int(buffer.device_ptr))
         self.stream = _check(self.cudart.cudaStreamCreateWithFlags(self.cudart.cudaStreamNonBlocking))
-        self.card = self._card(onnx_path)
         log.info("TensorRT %s engine %s", trt.__version__, engine_path)
-
-    @staticmethod
-    def _card(onnx_path: Path) -> dict:
-        card_file = Path(onnx_path).with_name(Path(onnx_path).name.replace(".fp16.onnx", ".json"))
-        return json.loads(card_file.read_text()) if card_file.is_file() else {}
 
     def infer(self, noisy: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         """noisy: float32 [N,3,H,W] within the engine's profile; sigma: float32 [N]."""
