@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 
 from denoise.atomic import atomic_write
 from denoise.errors import DenoiseError
+from denoise.metrics import to_uint8
 
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
                   ".webp": "WEBP", ".bmp": "BMP"}
@@ -160,7 +161,7 @@ def write_result(result: np.ndarray, image: LoadedImage, path: Path, jpeg_qualit
         raise DenoiseError(f"{path}: cannot write this file type; use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     if image.bits == 16 and fmt in SIXTEEN_BIT_FORMATS:
         return _write16(result, image, path, fmt)
-    rgb8 = np.round(np.clip(result, 0, 1) * 255.0).astype(np.uint8)
+    rgb8 = to_uint8(result)
     alpha = image.alpha if image.alpha is None or image.alpha.dtype == np.uint8 else (image.alpha >> 8).astype(np.uint8)
     write_image_atomic(to_pil(rgb8, image.mode, alpha), path, image.save_info, jpeg_quality)
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from denoise.atomic import atomic_write
 from denoise.errors import DenoiseError
 from denoise.metrics import psnr_uint8, to_uint8
 from denoise.model import CONFIGS, CAEConfig, build_model
@@ -65,9 +66,7 @@ def save_checkpoint(path: Path, model, optimizer, step: int, best: float, settin
         "best_val_psnr": best,
         "meta": meta,
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # a killed run never leaves a half-written checkpoint
+    atomic_write(path, lambda f: torch.save(state, f))  # a killed run never leaves a half-written checkpoint
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -87,9 +86,7 @@ def strip_checkpoint(src: Path, dst: Path) -> None:
     """A copy of a checkpoint without the optimizer state: what gets bundled (a third of the size)."""
     state = load_checkpoint(src)
     state.pop("optimizer", None)
-    tmp = Path(dst).with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(dst)
+    atomic_write(dst, lambda f: torch.save(state, f))
 
 
 def model_from_checkpoint(path: Path):
