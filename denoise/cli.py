@@ -73,13 +73,17 @@ class ProgressBar:
 
 
 def user_errors(command):
-    """Turn DenoiseError into a one-line message and exit code 1; Ctrl-C into exit code 130."""
+    """Turn DenoiseError and OSError into a one-line message and exit code 1; Ctrl-C into exit code 130.
+    (An OSError that one input causes is recorded per file by the batch job and never reaches here.)"""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except DenoiseError as exc:
+            click.echo(f"denoise: error: {exc}", err=True)
+            sys.exit(1)
+        except OSError as exc:  # the machine's, not ours: a full disk, a permission, a vanished folder
             click.echo(f"denoise: error: {exc}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:

@@ -122,3 +122,11 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("DENOISE_MAX_MEGAPIXELS", "10")
     result = run_cli("batch", src, tmp_path / "out", "--sigma", "0.1")
     assert result.returncode == 3 and "bomb.png" in result.stderr and "megapixels" in result.stderr
+
+
+def test_unwritable_manifest_is_one_line_and_exit_1(tmp_path):
+    """A full disk where the manifest goes (/dev/full answers every write with ENOSPC)."""
+    src = make_folder(tmp_path / "in", 1, (20, 20))
+    result = run_cli("batch", src, tmp_path / "out", "--sigma", "0.1", "--manifest", "/dev/full", "-q")
+    assert result.returncode == 1 and "No space left on device" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
