@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import platform
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -133,6 +135,33 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+class StopOnCtrlC:
+    """The first Ctrl-C only sets ``requested``; the loop stops at the next step boundary and saves.
+
+    A KeyboardInterrupt raised wherever the signal lands can surface inside torch's C++ code (a
+    backward pass, a checkpoint being serialised) as another exception type, and then no checkpoint is
+    written. A second Ctrl-C interrupts at once, as usual. Only the main thread can own the handler.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 class Progress:
     """A tqdm bar on a terminal; otherwise nothing between the validation log lines."""
 
@@ -217,40 +246,43 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
     mean_val = None
     logfile = open(out / "log.jsonl", "a")
     try:
-        while progress() < 1.0:
-            clean = torch.from_numpy(sampler.batch(settings.batch_size)).to(device, non_blocking=True)
-            sigma = settings.sigma_min + (settings.sigma_max - settings.sigma_min) * torch.rand(
-                len(clean), generator=gen, device=device)
-            noisy = add_noise(clean, sigma, settings.protocol, gen)
-            if device.type == "cuda":
-                noisy = noisy.contiguous(memory_format=torch.channels_last)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_now()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = F.mse_loss(model(noisy, sigma).float(), clean)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            meta["train_seconds"] = seconds_before + time.time() - start
-            done = progress() >= 1.0
-            if step % settings.val_every == 0 or done:
-                scores = validate(model, pairs, device)
-                mean_val = float(np.mean(list(scores.values())))
-                rate = (time.time() - start) / max(1, step - first_step)
-                entry = {"step": step, "loss": loss.item(), "val_psnr": scores, "lr": lr_now(),
-                         "seconds": round(meta["train_seconds"], 1)}
-                logfile.write(json.dumps(entry) + "\n")
-                logfile.flush()
-                meta["val_psnr"] = scores
-                if mean_val > best:
-                    best = mean_val
-                    save_checkpoint(best_path, model, optimizer, step, best, settings, meta)
-                save_checkpoint(last_path, model, optimizer, step, best, settings, meta)
-                log(f"step {step}/{settings.steps} loss {loss.item():.5f} val PSNR "
-                    + " ".join(f"s{k}={v:.2f}" for k, v in scores.items())
-                    + f" | {rate * 1000:.0f} ms/step, ETA {rate * (settings.steps - step) / 60:.1f} min")
-            bar.update(loss, mean_val)
+        with StopOnCtrlC() as ctrl_c:
+            while progress() < 1.0:
+                if ctrl_c.requested:  # a clean point: the last step is complete
+                    raise KeyboardInterrupt
+                clean = torch.from_numpy(sampler.batch(settings.batch_size)).to(device, non_blocking=True)
+                sigma = settings.sigma_min + (settings.sigma_max - settings.sigma_min) * torch.rand(
+                    len(clean), generator=gen, device=device)
+                noisy = add_noise(clean, sigma, settings.protocol, gen)
+                if device.type == "cuda":
+                    noisy = noisy.contiguous(memory_format=torch.channels_last)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_now()
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    loss = F.mse_loss(model(noisy, sigma).float(), clean)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                meta["train_seconds"] = seconds_before + time.time() - start
+                done = progress() >= 1.0
+                if step % settings.val_every == 0 or done:
+                    scores = validate(model, pairs, device)
+                    mean_val = float(np.mean(list(scores.values())))
+                    rate = (time.time() - start) / max(1, step - first_step)
+                    entry = {"step": step, "loss": loss.item(), "val_psnr": scores, "lr": lr_now(),
+                             "seconds": round(meta["train_seconds"], 1)}
+                    logfile.write(json.dumps(entry) + "\n")
+                    logfile.flush()
+                    meta["val_psnr"] = scores
+                    if mean_val > best:
+                        best = mean_val
+                        save_checkpoint(best_path, model, optimizer, step, best, settings, meta)
+                    save_checkpoint(last_path, model, optimizer, step, best, settings, meta)
+                    log(f"step {step}/{settings.steps} loss {loss.item():.5f} val PSNR "
+                        + " ".join(f"s{k}={v:.2f}" for k, v in scores.items())
+                        + f" | {rate * 1000:.0f} ms/step, ETA {rate * (settings.steps - step) / 60:.1f} min")
+                bar.update(loss, mean_val)
     except KeyboardInterrupt:
         save_checkpoint(last_path, model, optimizer, step, best, settings, meta)
         log(f"interrupted: saved {last_path} at step {step}; continue with --resume")
