@@ -2,7 +2,7 @@
 
     python benchmarks/runtime.py --photos ../shared/data/cbsd68 --count 20 --repeats 3
 
-* pure inference: Denoiser.denoise_rgb on images already decoded in memory (same backend and tiling);
+* pure inference: Denoiser.denoise_pixels on images already decoded in memory (same backend and tiling);
 * end to end: run_batch on a folder of the same images (decode, denoise, encode, atomic write, manifest),
   in a fresh subprocess, whose peak resident memory is reported too;
 * PyTorch eager: the bundled checkpoint (denoise/weights/default.pt) under torch.inference_mode.
@@ -59,14 +59,14 @@ def main():
     from denoise.weights import DEFAULT_CHECKPOINT
 
     paths = sorted(args.photos.glob("*.png"))[: args.count]
-    images = [read_image(p).rgb for p in paths]
+    images = [read_image(p).pixels for p in paths]
     megapixels = sum(im.shape[0] * im.shape[1] for im in images) / 1e6
     denoiser = Denoiser(backend=args.backend)
 
     def pure():
         start = time.perf_counter()
         for im in images:
-            denoiser.denoise_rgb(im, 0.1)
+            denoiser.denoise_pixels(im, 0.1)
         return time.perf_counter() - start
 
     model, _ = model_from_checkpoint(DEFAULT_CHECKPOINT)

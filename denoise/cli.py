@@ -278,16 +278,21 @@ def manifest_merge(input_dir, output_dir, as_json):
 @click.option("--val-images", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(0), default=0, help="CPU threads for torch (0: its default).")
+@click.option("--loss", type=click.Choice(["mse", "log-mse"]), default="mse", show_default=True,
+              help="log-mse weighs every image the same in decibels (helps low sigma in a one-for-all-sigma model).")
+@click.option("--init", "init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Start from this checkpoint's weights (fine-tune: new optimizer and LR schedule).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
 @user_errors
 def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, sigma_min, sigma_max, protocol, val_every, val_images,
-          seed, threads, resume):
+          seed, threads, loss, init, resume):
     """Train a denoising model and write checkpoints (needs the `train` extra).
 
     \b
     Example:
       denoise train --data cifar10-jpeg.tar.gz --steps 2000 --out runs/first
       denoise train --data cifar10-jpeg.tar.gz --data ./photos --crop 64 --minutes 30 --resume
+      denoise train --data cifar10-jpeg.tar.gz --init runs/first/best.pt --loss log-mse --out runs/tuned
     """
     if sigma_min > sigma_max:
         raise DenoiseError(f"--sigma-min {sigma_min} is above --sigma-max {sigma_max}")
@@ -298,7 +303,8 @@ def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, s
     settings = TrainSettings(data=[str(d) for d in data], out=str(out), model=model_name, steps=steps,
                              minutes=minutes, device=device, batch_size=batch_size,
                              crop=crop, lr=lr, sigma_min=sigma_min, sigma_max=sigma_max, protocol=protocol,
-                             val_every=val_every, val_images=val_images, seed=seed, threads=threads)
+                             val_every=val_every, val_images=val_images, seed=seed, threads=threads,
+                             loss=loss, init=str(init) if init else "")
     best = run_training(settings, resume=resume, log=lambda line: click.echo(line, err=True))
     click.echo(str(best))
 

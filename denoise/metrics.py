@@ -10,6 +10,24 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def to_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 pixels -> float32 in [0,1] (floats are taken as already on that scale)."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / 255.0
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) / 65535.0
+    return pixels.astype(np.float32)
+
+
+def from_float(values: np.ndarray, dtype) -> np.ndarray:
+    """Float in [0,1] -> ``dtype`` (uint8 and uint16 rounded as ``to_uint8`` does; floats kept as float32)."""
+    if dtype == np.uint8:
+        return to_uint8(values)
+    if dtype == np.uint16:
+        return np.round(np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0) * 65535.0).astype(np.uint16)
+    return np.asarray(values, dtype=np.float32)
+
+
 def psnr_uint8(reference: np.ndarray, test: np.ndarray) -> float:
     """PSNR in dB of two uint8 images over all channels: 20*log10(255/RMSE), no border crop.
 

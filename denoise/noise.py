@@ -50,23 +50,29 @@ def add_noise(clean: np.ndarray, sigma: float, protocol: str, rng: np.random.Gen
     return noisy.astype(np.float32)
 
 
-def estimate_sigma(image: np.ndarray) -> float:
+def estimate_sigma(image: np.ndarray, rows_per_strip: int = 256) -> float:
     """Blind estimate of Gaussian noise sigma on [0,1] (Immerkaer 1996, 'Fast noise variance estimation').
 
-    ``image`` is float in [0,1], HxW or HxWxC; the estimate is the mean over channels. The Laplacian-like
-    mask cancels smooth image structure, so what remains is mostly noise.
+    ``image`` is HxW or HxWxC, float in [0,1] or uint8/uint16 pixels; the estimate is the mean over
+    channels. The Laplacian-like mask cancels smooth image structure, so what remains is mostly noise.
+    The sum runs over strips of rows, so a 100-megapixel image needs no float copy of itself.
     """
-    img = np.asarray(image, dtype=np.float64)
+    img = np.asarray(image)
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
     if img.ndim == 2:
         img = img[..., None]
     h, w = img.shape[:2]
     if h < 3 or w < 3:
         return 0.0
-    # Mask [[1,-2,1],[-2,4,-2],[1,-2,1]] applied as a valid 2-D correlation, per channel.
-    m = (
-        img[:-2, :-2] - 2 * img[:-2, 1:-1] + img[:-2, 2:]
-        - 2 * img[1:-1, :-2] + 4 * img[1:-1, 1:-1] - 2 * img[1:-1, 2:]
-        + img[2:, :-2] - 2 * img[2:, 1:-1] + img[2:, 2:]
-    )
-    sigma = np.sqrt(np.pi / 2) / (6.0 * (w - 2) * (h - 2)) * np.abs(m).sum(axis=(0, 1))
+    total = np.zeros(img.shape[2])
+    for top in range(0, h - 2, rows_per_strip):  # output rows top..top+strip need input rows top..top+strip+2
+        strip = img[top:top + rows_per_strip + 2].astype(np.float64) / scale
+        # Mask [[1,-2,1],[-2,4,-2],[1,-2,1]] applied as a valid 2-D correlation, per channel.
+        m = (
+            strip[:-2, :-2] - 2 * strip[:-2, 1:-1] + strip[:-2, 2:]
+            - 2 * strip[1:-1, :-2] + 4 * strip[1:-1, 1:-1] - 2 * strip[1:-1, 2:]
+            + strip[2:, :-2] - 2 * strip[2:, 1:-1] + strip[2:, 2:]
+        )
+        total += np.abs(m).sum(axis=(0, 1))
+    sigma = np.sqrt(np.pi / 2) / (6.0 * (w - 2) * (h - 2)) * total
     return float(sigma.mean())

@@ -66,12 +66,24 @@ def build_card(state: dict, checkpoint: Path) -> dict:
         "training_data": meta.get("data_description") or Path(str(meta.get("data"))).name,
         "training": {"steps": state.get("step"), "batch_size": settings.get("batch_size"), "crop": settings.get("crop"),
                      "minutes": round(meta.get("train_seconds", 0.0) / 60, 1), "device": meta.get("device"),
-                     "torch": meta.get("torch")},
+                     "torch": meta.get("torch"), "loss": settings.get("loss", "mse"), **fine_tuning(meta)},
         "validation_psnr_db": meta.get("val_psnr", {}),
         "validation_note": "mean uint8 PSNR on the fixed validation split (every 10th image), per sigma, "
                            f"{settings.get('protocol', 'clip')} protocol",
         "checkpoint_sha256": sha256_file(checkpoint),
     }
+
+
+def fine_tuning(meta: dict) -> dict:
+    """For a model trained with ``--init``: what it started from, so the card accounts for all training."""
+    init = meta.get("init")
+    if not init:
+        return {}
+    return {"fine_tuned_from": {"steps": init.get("steps"), "minutes": round(init.get("train_seconds", 0.0) / 60, 1),
+                                "data": init.get("data_description"),
+                                "loss": init.get("settings", {}).get("loss", "mse"),
+                                "batch_size": init.get("settings", {}).get("batch_size"),
+                                "crop": init.get("settings", {}).get("crop")}}
 
 
 def export_onnx(checkpoint: Path, out_path: Path, opset: int = DEFAULT_OPSET) -> tuple[dict, list[VerifyReport]]:

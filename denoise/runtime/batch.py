@@ -28,8 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from denoise.errors import DenoiseError
 from denoise.runtime.images import IMAGE_SUFFIXES, read_image, write_result
+from denoise.runtime.tiling import tile_input_size
 
 log = logging.getLogger(__name__)
 
@@ -276,33 +279,53 @@ def _write(job: Job, image, result, level: float, timings: dict, jpeg_quality: i
     return record
 
 
-def _denoise(denoiser, job: Job, read: Callable[[], tuple], sigma):
-    """Decode (via ``read``) and denoise one file: (image, result, level, timings), or its failed record.
-    A bug must not kill the batch: an unexpected error is recorded and its traceback logged."""
+def _decode(denoiser, job: Job, read: Callable[[], tuple], sigma):
+    """Decode (via ``read``) one file and settle its sigma: (image, level, timings), or its failed record."""
     try:
         image, read_seconds = read()
         started = time.perf_counter()
-        level = denoiser.resolve_sigma(sigma, image.rgb)
-        result = denoiser.denoise_rgb(image.rgb, level)
-    except DenoiseError as exc:
-        return _failed(job, str(exc))
+        level = denoiser.resolve_sigma(sigma, image.pixels)
     except Exception as exc:
-        log.warning("unexpected error on %s", job.source, exc_info=True)
-        return _failed(job, f"{job.source}: internal error {type(exc).__name__}: {exc}")
-    return image, result, level, {"read": read_seconds, "denoise": time.perf_counter() - started}
+        return _failed(job, _describe(job, exc))
+    return image, level, {"read": read_seconds, "sigma": time.perf_counter() - started}
+
+
+def _describe(job: Job, exc: BaseException) -> str:
+    """A failure's manifest text. A bug must not kill the batch: its traceback goes to the log."""
+    if isinstance(exc, DenoiseError):
+        return str(exc)
+    log.warning("unexpected error on %s", job.source, exc_info=exc)
+    return f"{job.source}: internal error {type(exc).__name__}: {exc}"
 
 
 def process_one(denoiser, job: Job, sigma, jpeg_quality: int) -> dict:
     """Read, denoise and write one file, serially; its manifest record (never raises for a bad input).
     The Ray path runs this in each actor; the local path overlaps the same steps in _pipeline."""
-    outcome = _denoise(denoiser, job, lambda: _read(job), sigma)
-    return outcome if isinstance(outcome, dict) else _write(job, *outcome, jpeg_quality)
+    outcome = _decode(denoiser, job, lambda: _read(job), sigma)
+    if isinstance(outcome, dict):
+        return outcome
+    image, level, timings = outcome
+    started = time.perf_counter()
+    try:
+        result = denoiser.denoise_pixels(image.pixels, level)
+    except Exception as exc:
+        return _failed(job, _describe(job, exc))
+    timings["denoise"] = time.perf_counter() - started
+    return _write(job, image, result, level, timings, jpeg_quality)
 
 
 def _pipeline(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callable[[dict], None]) -> None:
-    """Readers decode ahead, the calling thread runs inference, writers encode behind: at most PREFETCH
-    images wait on either side."""
+    """Readers decode ahead, the calling thread runs inference, writers encode behind (at most PREFETCH
+    images wait on either side).
+
+    Inference goes through a TileBatcher: tiles of several images run together in full batches of one
+    shape. Partial batches are run (flushed) as soon as waiting would idle the backend -- the next
+    image is not decoded yet, or none is left -- or when the images held reach ``max_batch`` or
+    ``max_batch`` tiles' worth of pixels, which bounds memory.
+    """
     todo = iter(jobs)
+    batcher = denoiser.batcher()
+    held_pixels = batcher.max_batch * np.prod([tile_input_size(t, batcher.overlap) for t in batcher.tile])
     with ThreadPoolExecutor(2, thread_name_prefix="read") as readers, \
             ThreadPoolExecutor(2, thread_name_prefix="write") as writers:
         reads: deque[tuple[Job, Future]] = deque()
@@ -316,14 +339,24 @@ def _pipeline(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Calla
                 reads.append((job, readers.submit(_read, job)))
 
         refill()
-        while reads:
-            job, pending = reads.popleft()
-            refill()
-            outcome = _denoise(denoiser, job, pending.result, sigma)
-            if isinstance(outcome, dict):
-                finish(outcome)
-                continue
-            writes.append(writers.submit(_write, job, *outcome, jpeg_quality))
+        while reads or batcher.in_flight:
+            if reads:
+                job, pending = reads.popleft()
+                refill()
+                outcome = _decode(denoiser, job, pending.result, sigma)
+                if isinstance(outcome, dict):
+                    finish(outcome)
+                else:
+                    image, level, timings = outcome
+                    batcher.add((job, image, level, timings), image.pixels, level)
+            flush = (not reads or not reads[0][1].done() or batcher.in_flight >= batcher.max_batch
+                     or batcher.pixels_in_flight >= held_pixels)
+            for (job, image, level, timings), result, seconds in batcher.run(flush=flush):
+                if isinstance(result, BaseException):
+                    finish(_failed(job, _describe(job, result)))
+                    continue
+                timings["denoise"] = seconds
+                writes.append(writers.submit(_write, job, image, result, level, timings, jpeg_quality))
             while writes and (writes[0].done() or len(writes) > PREFETCH):
                 finish(writes.popleft().result())
         while writes:

@@ -10,7 +10,9 @@ import numpy as np
 from denoise.errors import DenoiseError
 from denoise.noise import estimate_sigma
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
-from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE, engine_profile, overlap_for, run_tiled
+from denoise.metrics import from_float, to_float
+from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, engine_profile, overlap_for,
+                                    run_tiled)
 from denoise.weights import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -88,45 +90,42 @@ class Denoiser:
             )
         return sigma
 
-    def resolve_sigma(self, sigma, rgb: np.ndarray) -> float:
-        """A number, or "auto" to estimate the noise level of this image (clamped to the model's range)."""
+    def resolve_sigma(self, sigma, pixels: np.ndarray) -> float:
+        """A number, or "auto" to estimate the noise level of this image (HxWx3, uint8, uint16 or float;
+        clamped to the model's range)."""
         if isinstance(sigma, str) and sigma == "auto":
             low, high = self.sigma_range
-            return float(min(max(estimate_sigma(rgb), low), high))
+            return float(min(max(estimate_sigma(pixels), low), high))
         return self.check_sigma(float(sigma))
 
     def denoise(self, image: np.ndarray, sigma: float | str) -> np.ndarray:
         """Denoise one HxWx3 (or HxW) image; uint8, uint16 or float in [0,1] in, same dtype out."""
         array = np.asarray(image)
-        dtype = array.dtype
-        if dtype == np.uint8:
-            rgb = array.astype(np.float32) / 255.0
-        elif dtype == np.uint16:
-            rgb = array.astype(np.float32) / 65535.0
-        elif np.issubdtype(dtype, np.floating):
-            rgb = array.astype(np.float32)
-        else:
-            raise DenoiseError(f"unsupported pixel type {dtype}; give uint8, uint16 or float images")
-        gray = rgb.ndim == 2
-        if gray:
-            rgb = np.repeat(rgb[..., None], 3, axis=2)
-        if rgb.ndim != 3 or rgb.shape[2] != 3:
+        if not (array.dtype in (np.uint8, np.uint16) or np.issubdtype(array.dtype, np.floating)):
+            raise DenoiseError(f"unsupported pixel type {array.dtype}; give uint8, uint16 or float images")
+        gray = array.ndim == 2
+        pixels = np.repeat(array[..., None], 3, axis=2) if gray else array
+        if pixels.ndim != 3 or pixels.shape[2] != 3:
             raise DenoiseError(f"expected an HxWx3 or HxW image, got shape {array.shape}")
-        level = self.resolve_sigma(sigma, rgb)
-        out = self.denoise_rgb(rgb, level)
+        if np.issubdtype(array.dtype, np.floating):
+            pixels = pixels.astype(np.float32, copy=False)
+        out = self.denoise_pixels(pixels, self.resolve_sigma(sigma, pixels))
         if gray:
-            out = out.mean(axis=2)
-        if dtype == np.uint8:
-            return np.round(np.clip(out, 0, 1) * 255.0).astype(np.uint8)
-        if dtype == np.uint16:
-            return np.round(np.clip(out, 0, 1) * 65535.0).astype(np.uint16)
-        return out.astype(dtype)
+            out = from_float(to_float(out).mean(axis=2), out.dtype)
+        return out.astype(array.dtype, copy=False)
+
+    def denoise_pixels(self, pixels: np.ndarray, sigma: float) -> np.ndarray:
+        """HxWx3 uint8, uint16 or float32 in [0,1] -> the same type, tile by tile (memory: the image, its
+        result and one batch of tiles)."""
+        return run_tiled(self.backend.infer, pixels, sigma, self.tile, self.overlap, self.align, self.max_batch)
 
     def denoise_rgb(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
-        """float32 HxWx3 in [0,1] -> float32 HxWx3 in [0,1], tile by tile."""
-        chw = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
-        out = run_tiled(self.backend.infer, chw, sigma, self.tile, self.overlap, self.align, self.max_batch)
-        return out.transpose(1, 2, 0)
+        """float32 HxWx3 in [0,1] -> float32 HxWx3 in [0,1]."""
+        return self.denoise_pixels(np.asarray(rgb, dtype=np.float32), sigma)
+
+    def batcher(self) -> TileBatcher:
+        """A TileBatcher on this backend and tiling: batches tiles of many images (``denoise batch`` uses it)."""
+        return TileBatcher(self.backend.infer, self.tile, self.overlap, self.align, self.max_batch)
 
     def denoise_rgb_batch(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
         """float32 NxHxWx3 in [0,1], one sigma for all -> float32 NxHxWx3 in [0,1]; whole images, no

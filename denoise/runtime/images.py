@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 
 from denoise.atomic import atomic_write
 from denoise.errors import DenoiseError
-from denoise.metrics import to_uint8
+from denoise.metrics import from_float, to_float, to_uint8
 
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
                   ".webp": "WEBP", ".bmp": "BMP"}
@@ -37,13 +37,20 @@ def max_megapixels() -> float:
 
 @dataclass
 class LoadedImage:
-    """RGB pixels as float32 HxWx3 in [0,1], plus what is needed to write the result back the same way."""
+    """RGB pixels as read (HxWx3 uint8, or uint16 for 16-bit files; grayscale repeated to three
+    channels), plus what is needed to write the result back the same way. Pixels stay integers: a
+    float copy of a 100-megapixel image would take 1.2 GB; the runtime converts one tile at a time."""
 
-    rgb: np.ndarray
+    pixels: np.ndarray
     mode: str  # "RGB", "L", "RGBA" or "LA": the mode the output is written in
     alpha: np.ndarray | None = None  # HxW, uint8 or uint16 as read, passed through untouched
     save_info: dict = field(default_factory=dict)  # ICC profile / EXIF to copy to the output
     bits: int = 8
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The pixels as float32 HxWx3 in [0,1] (a full-size copy: for small images and tests)."""
+        return to_float(self.pixels)
 
 
 def _check_size(path: Path, width: int, height: int) -> None:
@@ -94,22 +101,21 @@ def _to_loaded(im: Image.Image, info: dict) -> LoadedImage:
     if im.mode in ("1", "I;16", "I;16B", "I;16L", "I", "F"):
         im = im.convert("L")
     if im.mode in ("L", "LA"):
-        gray = np.asarray(im.getchannel("L"), dtype=np.float32) / 255.0
+        gray = np.asarray(im.getchannel("L"), dtype=np.uint8)
         alpha = np.asarray(im.getchannel("A")) if im.mode == "LA" else None
         return LoadedImage(np.repeat(gray[..., None], 3, axis=2), im.mode, alpha, info)
     alpha = np.asarray(im.getchannel("A")) if im.mode in ("RGBA", "RGBa") else None
     mode = "RGBA" if alpha is not None else "RGB"
-    rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    return LoadedImage(rgb, mode, alpha, info)
+    return LoadedImage(np.asarray(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.uint8), mode, alpha, info)
 
 
-def _from_planes(pixels: np.ndarray, scale: float, bits: int) -> LoadedImage:
-    """HxWxC integer pixels (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) -> LoadedImage."""
+def _from_planes(pixels: np.ndarray, bits: int) -> LoadedImage:
+    """HxWxC uint16 pixels (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) -> LoadedImage."""
     channels = pixels.shape[2]
     alpha = pixels[..., -1].copy() if channels in (2, 4) else None
     color = pixels[..., :3] if channels >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
-    return LoadedImage(color.astype(np.float32) / scale, mode, alpha, {}, bits)
+    return LoadedImage(np.ascontiguousarray(color, dtype=np.uint16), mode, alpha, {}, bits)
 
 
 def _png_bit_depth(path: Path) -> int | None:
@@ -128,7 +134,7 @@ def _read_png16(path: Path) -> LoadedImage:
     _check_size(path, width, height)
     planes = info["planes"]
     pixels = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, planes)
-    return _from_planes(pixels, 65535.0, 16)
+    return _from_planes(pixels, 16)
 
 
 def _tiff_is_16bit(path: Path) -> bool:
@@ -150,24 +156,29 @@ def _read_tiff16(path: Path) -> LoadedImage:
     if pixels.ndim != 3 or pixels.shape[2] > 4:
         raise DenoiseError(f"{path}: unsupported 16-bit TIFF layout {pixels.shape}")
     _check_size(path, pixels.shape[1], pixels.shape[0])
-    return _from_planes(pixels, 65535.0, 16)
+    return _from_planes(pixels, 16)
 
 
 def write_result(result: np.ndarray, image: LoadedImage, path: Path, jpeg_quality: int = 95) -> None:
-    """Write a float HxWx3 result in [0,1] like ``image`` was: same mode, alpha, metadata and (where the
-    format holds it) bit depth. 16-bit inputs written to 8-bit-only formats (JPEG, WebP, BMP) become 8-bit."""
+    """Write an HxWx3 result (the type of ``image.pixels``, or float in [0,1]) like ``image`` was: same
+    mode, alpha, metadata and (where the format holds it) bit depth. 16-bit inputs written to
+    8-bit-only formats (JPEG, WebP, BMP) become 8-bit."""
     fmt = IMAGE_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise DenoiseError(f"{path}: cannot write this file type; use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     if image.bits == 16 and fmt in SIXTEEN_BIT_FORMATS:
-        return _write16(result, image, path, fmt)
-    rgb8 = to_uint8(result)
+        return _write16(result if result.dtype == np.uint16 else from_float(result, np.uint16), image, path, fmt)
+    if result.dtype == np.uint8:
+        rgb8 = result
+    elif result.dtype == np.uint16:
+        rgb8 = ((result.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)  # round(v / 257)
+    else:
+        rgb8 = to_uint8(result)
     alpha = image.alpha if image.alpha is None or image.alpha.dtype == np.uint8 else (image.alpha >> 8).astype(np.uint8)
     write_image_atomic(to_pil(rgb8, image.mode, alpha), path, image.save_info, jpeg_quality)
 
 
-def _write16(result: np.ndarray, image: LoadedImage, path: Path, fmt: str) -> None:
-    values = np.round(np.clip(result, 0, 1) * 65535.0).astype(np.uint16)
+def _write16(values: np.ndarray, image: LoadedImage, path: Path, fmt: str) -> None:
     planes = [values.mean(axis=2, keepdims=True).round().astype(np.uint16)] if image.mode in ("L", "LA") else [values]
     if image.alpha is not None:
         alpha = image.alpha if image.alpha.dtype == np.uint16 else image.alpha.astype(np.uint16) * 257

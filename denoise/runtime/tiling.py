@@ -1,19 +1,36 @@
 """Tile geometry and tiled inference, shared by the runtime and engine building (so engines are built
 for the shapes the runtime actually feeds them).
 
-An image is cut into ``tile`` cores; each is run with ``overlap`` pixels of real context on every side
-(clipped at the image border) and only the core is kept. With ``overlap`` at least the model's
-receptive-field radius, and cores aligned to the model's pixel-shuffle factor, every kept pixel sees
-exactly what it would see in a whole-image run, so the result does not depend on the tiling (a test
-checks this to 1e-5). Tile inputs are never padded: padding would replace the zero padding the
-network sees at a real image border. Images no larger than one padded tile run whole.
+An image is cut into ``tile`` cores; each is run with at least ``overlap`` pixels of real context on
+every side (clipped at the image border) and only the core is kept. With ``overlap`` at least the
+model's receptive-field radius, and tiles aligned to the model's pixel-shuffle factor, every kept
+pixel sees exactly what it would see in a whole-image run, so the result does not depend on the
+tiling (a test checks this to 1e-5).
+
+Fixed shapes: every tile input of an image larger than one padded tile is exactly
+``tile + 2 * overlap`` pixels on that axis -- tiles at the border are shifted inward (taking more real
+context) rather than cut short -- so one shape covers the tiles of every large image, which is what
+batches across images, TensorRT profiles and CUDA graphs want. Images no larger than one padded tile
+run whole. Tile inputs are never zero-padded (that would replace the zero padding the network sees at
+a real image border); the only padding is the model's own: an image side that is not a multiple of
+the pixel-shuffle factor is edge-replicated by up to factor-1 pixels, exactly as the model does
+inside for a whole image, so tiles and the whole image see the same pixels.
+
+Images are held as integer pixels (uint8 or uint16, or float) and converted to float one tile at a
+time, and results are written straight back into an array of the input's type: memory is the image
+and its result in their own bit depth plus one batch of tiles, not float copies of a 100-MP image.
 """
 
 from __future__ import annotations
 
+import time
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+
+from denoise.metrics import from_float, to_float
 
 DEFAULT_TILE = 512
 DEFAULT_MAX_BATCH = 8
@@ -25,13 +42,14 @@ def overlap_for(receptive_radius: int, align: int = 1) -> int:
 
 
 def tile_input_size(tile: int, overlap: int) -> int:
-    """The largest input a tile produces: its core plus the overlap on both sides."""
+    """The input size of every tile of a large image: its core plus the overlap on both sides."""
     return tile + 2 * overlap
 
 
 def engine_profile(tile: tuple[int, int], overlap: int, max_batch: int) -> tuple:
     """TensorRT optimisation profile ((input, min, opt, max), ...) covering every shape the runtime feeds:
-    whole small images from 1x1 up to one padded tile, batched up to ``max_batch``."""
+    whole small images from 1x1 up to one padded tile, batched up to ``max_batch``; opt is the one shape
+    every tile of a large image has."""
     tile_h, tile_w = tile
     if min(tile_h, tile_w) < 1 or overlap < 0 or max_batch < 1:
         raise ValueError(f"bad tile settings: tile={tile}, overlap={overlap}, max_batch={max_batch}")
@@ -43,45 +61,121 @@ def engine_profile(tile: tuple[int, int], overlap: int, max_batch: int) -> tuple
 
 
 def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """Along one axis: (core start, core end, input start, input end) for each tile."""
-    if length <= tile_input_size(tile, overlap):
+    """Along one axis of ``length`` (a multiple of the alignment): (core start, core end, input start,
+    input end) per tile. Inputs are all ``tile + 2 * overlap`` long, shifted inward at the borders."""
+    size = tile_input_size(tile, overlap)
+    if length <= size:
         return [(0, length, 0, length)]
     spans = []
     for start in range(0, length, tile):
         end = min(start + tile, length)
-        spans.append((start, end, max(0, start - overlap), min(length, end + overlap)))
+        first = min(max(0, start - overlap), length - size)
+        spans.append((start, end, first, first + size))
     return spans
 
 
 def plan_tiles(height: int, width: int, tile: tuple[int, int], overlap: int, align: int = 1):
-    """Tiles of an image as ((y0, y1, x0, x1) core, (y0, y1, x0, x1) input) boxes."""
+    """Tiles of an image as ((y0, y1, x0, x1) core, (y0, y1, x0, x1) input) boxes. Cores lie inside the
+    image; an input box may reach up to align-1 pixels past it (the model's edge replication)."""
     tile_h, tile_w = tile
     if tile_h % align or tile_w % align or overlap % align:
         raise ValueError(f"tile {tile} and overlap {overlap} must be multiples of the model's alignment {align}")
-    return [((cy0, cy1, cx0, cx1), (iy0, iy1, ix0, ix1))
-            for cy0, cy1, iy0, iy1 in _spans(height, tile_h, overlap)
-            for cx0, cx1, ix0, ix1 in _spans(width, tile_w, overlap)]
+    padded_h, padded_w = -(-height // align) * align, -(-width // align) * align
+    return [((cy0, min(cy1, height), cx0, min(cx1, width)), (iy0, iy1, ix0, ix1))
+            for cy0, cy1, iy0, iy1 in _spans(padded_h, tile_h, overlap)
+            for cx0, cx1, ix0, ix1 in _spans(padded_w, tile_w, overlap)
+            if cy0 < height and cx0 < width]
+
+
+def tile_input(pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """float32 CxHxW input of one tile from HxWx3 pixels (uint8, uint16 or float), edge-replicated where
+    the box reaches past the image (by less than the alignment)."""
+    iy0, iy1, ix0, ix1 = box
+    crop = to_float(pixels[iy0:iy1, ix0:ix1])
+    short_h, short_w = iy1 - iy0 - crop.shape[0], ix1 - ix0 - crop.shape[1]
+    if short_h or short_w:
+        crop = np.pad(crop, ((0, short_h), (0, short_w), (0, 0)), mode="edge")
+    return crop.transpose(2, 0, 1)
+
+
+@dataclass(eq=False)
+class _InFlight:
+    """One image in a TileBatcher: its pixels, the result being filled in and the tiles still to run."""
+
+    key: object
+    pixels: np.ndarray
+    sigma: float
+    result: np.ndarray
+    tiles_left: int
+    started: float = field(default_factory=time.perf_counter)
+    error: BaseException | None = None
+
+
+class TileBatcher:
+    """Runs the tiles of many images in batches of one shape, across image boundaries.
+
+    ``add`` an image (HxWx3 uint8, uint16 or float32 in [0,1]) with its sigma; ``run`` executes every
+    full batch of ``max_batch`` equal-shape tiles (``flush=True``: the partial ones too) and returns the
+    images now complete, in the order they were added, as ``(key, result, seconds)``. ``result`` has
+    the input's dtype, or is the exception that failed one of the image's batches -- a failing batch
+    fails only the images with a tile in it. ``infer(batch [N,3,h,w], sigma [N]) -> [N,3,h,w]`` is a
+    backend's inference call.
+    """
+
+    def __init__(self, infer: Callable[[np.ndarray, np.ndarray], np.ndarray], tile: tuple[int, int], overlap: int,
+                 align: int = 1, max_batch: int = DEFAULT_MAX_BATCH):
+        self.infer, self.tile, self.overlap, self.align, self.max_batch = infer, tile, overlap, align, max_batch
+        self.queues: dict[tuple[int, int], deque] = {}
+        self.images: list[_InFlight] = []
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.images)
+
+    @property
+    def pixels_in_flight(self) -> int:
+        return sum(im.pixels.shape[0] * im.pixels.shape[1] for im in self.images)
+
+    def add(self, key, pixels: np.ndarray, sigma: float) -> None:
+        height, width = pixels.shape[:2]
+        plan = plan_tiles(height, width, self.tile, self.overlap, self.align)
+        dtype = pixels.dtype if pixels.dtype in (np.uint8, np.uint16) else np.float32
+        image = _InFlight(key, pixels, float(sigma), np.empty(pixels.shape, dtype), len(plan))
+        self.images.append(image)
+        for core, box in plan:
+            self.queues.setdefault((box[1] - box[0], box[3] - box[2]), deque()).append((image, core, box))
+
+    def run(self, flush: bool = False) -> list[tuple[object, np.ndarray | BaseException, float]]:
+        for queue in self.queues.values():
+            while len(queue) >= self.max_batch or (flush and queue):
+                self._run_batch([queue.popleft() for _ in range(min(self.max_batch, len(queue)))])
+        done = [im for im in self.images if im.tiles_left == 0]
+        self.images = [im for im in self.images if im.tiles_left]
+        return [(im.key, im.error or im.result, time.perf_counter() - im.started) for im in done]
+
+    def _run_batch(self, tiles: list) -> None:
+        live = [t for t in tiles if t[0].error is None]  # tiles of an image that already failed are dropped
+        try:
+            if live:
+                batch = np.stack([tile_input(image.pixels, box) for image, _, box in live])
+                output = self.infer(batch, np.array([image.sigma for image, _, _ in live], dtype=np.float32))
+                for (image, core, box), out in zip(live, output):
+                    cy0, cy1, cx0, cx1 = core
+                    core_out = out[:, cy0 - box[0]:cy1 - box[0], cx0 - box[2]:cx1 - box[2]].transpose(1, 2, 0)
+                    image.result[cy0:cy1, cx0:cx1] = from_float(core_out, image.result.dtype)
+        except Exception as exc:  # the images of this batch fail; the others go on
+            for image, _, _ in live:
+                image.error = image.error or exc
+        for image, _, _ in tiles:
+            image.tiles_left -= 1
 
 
 def run_tiled(infer: Callable[[np.ndarray, np.ndarray], np.ndarray], image: np.ndarray, sigma: float,
               tile: tuple[int, int], overlap: int, align: int = 1, max_batch: int = DEFAULT_MAX_BATCH) -> np.ndarray:
-    """Denoise one float32 CxHxW image tile by tile; tiles of equal input shape are batched together.
-
-    ``infer(batch [N,C,h,w], sigma [N]) -> [N,C,h,w]`` is a backend's inference call. Memory is bounded
-    by ``max_batch`` padded tiles plus the image itself.
-    """
-    _, height, width = image.shape
-    out = np.empty_like(image, dtype=np.float32)
-    by_shape: dict[tuple[int, int], list] = {}
-    for core, box in plan_tiles(height, width, tile, overlap, align):
-        by_shape.setdefault((box[1] - box[0], box[3] - box[2]), []).append((core, box))
-    for group in by_shape.values():
-        for start in range(0, len(group), max_batch):
-            chunk = group[start:start + max_batch]
-            batch = np.stack([image[:, iy0:iy1, ix0:ix1] for _, (iy0, iy1, ix0, ix1) in chunk])
-            result = infer(batch, np.full(len(chunk), sigma, dtype=np.float32))
-            for (core, box), tile_out in zip(chunk, result):
-                cy0, cy1, cx0, cx1 = core
-                iy0, _, ix0, _ = box
-                out[:, cy0:cy1, cx0:cx1] = tile_out[:, cy0 - iy0:cy1 - iy0, cx0 - ix0:cx1 - ix0]
-    return out
+    """Denoise one HxWx3 image (uint8, uint16 or float32 in [0,1]) tile by tile; same dtype out."""
+    batcher = TileBatcher(infer, tile, overlap, align, max_batch)
+    batcher.add(None, image, sigma)
+    (_, result, _), = batcher.run(flush=True)
+    if isinstance(result, BaseException):
+        raise result
+    return result

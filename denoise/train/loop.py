@@ -29,7 +29,9 @@ from denoise.model import CONFIGS, CAEConfig, build_model
 from denoise.train.data import VALIDATION_EVERY, MixedSampler, load_images
 from denoise.train.noise import add_noise
 
-VAL_SIGMAS = (0.1, 0.3, 0.5)  # validation noise levels, in the run's noise protocol
+VAL_SIGMAS = (0.1, 0.3, 0.5, 1.0)  # validation noise levels, in the run's noise protocol
+LOSSES = ("mse", "log-mse")
+WARMUP_STEPS = 100
 
 
 @dataclass
@@ -50,6 +52,8 @@ class TrainSettings:
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
     device: str = "auto"  # "auto" (CUDA when available), "cuda" or "cpu"
+    loss: str = "mse"  # "mse", or "log-mse": the mean over images of log(MSE), i.e. mean PSNR (see batch_loss)
+    init: str = ""  # start from this checkpoint's weights (a fine-tune: new optimizer and schedule)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -121,6 +125,21 @@ def validate(model, pairs, device: torch.device) -> dict:
     return {str(s): float(np.mean(v)) for s, v in scores.items()}
 
 
+def batch_loss(denoised: torch.Tensor, clean: torch.Tensor, kind: str) -> torch.Tensor:
+    """``mse`` over the batch, or ``log-mse``: the mean of each image's log(MSE).
+
+    With one model for sigma 0 to 1, a plain MSE is dominated by the noisiest images (at sigma 1 the
+    error is some ten times that at 0.1), so low noise levels get little of the model's capacity. The
+    mean of log(MSE) is, up to a constant, the mean PSNR: every image counts the same in decibels.
+    """
+    if kind == "mse":
+        return F.mse_loss(denoised, clean)
+    if kind == "log-mse":
+        per_image = (denoised - clean).pow(2).mean(dim=(1, 2, 3))
+        return torch.log(per_image + 1e-8).mean()
+    raise DenoiseError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}")
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -189,6 +208,8 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
     """Fit a model; returns the path of the best checkpoint. Ctrl-C writes ``last.pt`` before stopping."""
     if settings.model not in CONFIGS:
         raise DenoiseError(f"unknown model {settings.model!r}; choose one of {', '.join(CONFIGS)}")
+    if settings.loss not in LOSSES:
+        raise DenoiseError(f"unknown loss {settings.loss!r}; choose one of {', '.join(LOSSES)}")
     if settings.threads:
         torch.set_num_threads(settings.threads)
     device = pick_device(settings.device)
@@ -207,6 +228,12 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
         optimizer.load_state_dict(state["optimizer"])
         step, best = state["step"], state["best_val_psnr"]
         log(f"resumed from {last_path} at step {step}")
+    elif settings.init:
+        state = load_checkpoint(Path(settings.init))
+        if state["config"] != model.config.to_dict():
+            raise DenoiseError(f"--init {settings.init} holds a different model configuration than --model {settings.model}")
+        model.load_state_dict(state["model"])
+        log(f"starting from the weights of {settings.init} (step {state['step']})")
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -228,7 +255,12 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
     meta = {"data": "; ".join(settings.data),
             "data_description": f"{description} (every {VALIDATION_EVERY}th image held out for validation)",
             "device": device_name(device), "torch": str(torch.__version__),
-            "train_seconds": state["meta"].get("train_seconds", 0.0) if state else 0.0}
+            "train_seconds": state["meta"].get("train_seconds", 0.0) if resume else 0.0}
+    if settings.init and not resume:  # the card then says what this run was fine-tuned from
+        meta["init"] = {"checkpoint": settings.init, "steps": state["step"], "train_seconds": state["meta"].get("train_seconds", 0.0),
+                        "data_description": state["meta"].get("data_description"), "settings": state.get("settings", {})}
+    elif resume:
+        meta["init"] = state["meta"].get("init")
     seconds_before = meta["train_seconds"]
 
     def progress() -> float:  # fraction of the run done, by steps or by the time budget
@@ -237,8 +269,9 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
             done = max(done, meta["train_seconds"] / (60 * settings.minutes))
         return min(done, 1.0)
 
-    def lr_now() -> float:  # cosine decay to 5% of the base rate
-        return settings.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress())))
+    def lr_now() -> float:  # 100 warm-up steps (Adam's first steps are large), then cosine decay to 5%
+        warmup = min(1.0, (step + 1) / WARMUP_STEPS)
+        return warmup * settings.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress())))
 
     model.train()
     start, first_step = time.time(), step
@@ -259,7 +292,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                 for group in optimizer.param_groups:
                     group["lr"] = lr_now()
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    loss = F.mse_loss(model(noisy, sigma).float(), clean)
+                    loss = batch_loss(model(noisy, sigma).float(), clean, settings.loss)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
