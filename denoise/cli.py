@@ -192,6 +192,8 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
                                           on_plan=bar.start, shard=shard, **options)
         backend_name = denoiser.backend_name
     bar.close()
+    if summary.note and not quiet:
+        click.echo(summary.note, err=True)
     if dry_run:
         return
     if as_json:

@@ -242,3 +242,17 @@ def test_exif_is_copied_with_orientation_reset(tmp_path, rng):
     with Image.open(tmp_path / "out" / "a.jpg") as im:
         copied = im.getexif()
         assert copied.get(0x010F) == "TestCam" and 0x0112 not in copied and im.size == (10, 20)
+
+
+def test_nothing_to_do_says_why(tmp_path, rng):
+    """An empty folder or a --glob that matches nothing is not a failure (exit 0), but it says so."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("batch", empty, tmp_path / "out1", "--sigma", "0.1")
+    assert result.returncode == 0 and "nothing to do: no files under" in result.stderr
+    write_png(tmp_path / "in" / "a.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    result = run_cli("batch", tmp_path / "in", tmp_path / "out2", "--sigma", "0.1", "--glob", "*.jpg", "--json")
+    assert result.returncode == 0 and "match --glob '*.jpg'" in result.stderr
+    assert "match --glob" in json.loads(result.stdout)["note"]
+    result = run_cli("batch", tmp_path / "in", tmp_path / "out3", "--sigma", "0.1")
+    assert result.returncode == 0 and "nothing to do" not in result.stderr

@@ -50,6 +50,7 @@ class BatchSummary:
     manifest: str = ""
     seconds: float = 0.0
     megapixels: float = 0.0
+    note: str = ""  # why there was nothing to do, when there was not
 
     @property
     def exit_code(self) -> int:
@@ -60,7 +61,7 @@ class BatchSummary:
         return {"ok": self.ok, "skipped": self.skipped, "failed": self.failed,
                 "failures": [{"path": p, "error": e} for p, e in self.failures],
                 "manifest": self.manifest, "seconds": round(self.seconds, 3),
-                "megapixels": round(self.megapixels, 3), "exit_code": self.exit_code}
+                "megapixels": round(self.megapixels, 3), "exit_code": self.exit_code, "note": self.note}
 
 
 @dataclass
@@ -148,6 +149,17 @@ def plan_jobs(src: Path, dst: Path, pattern: str, follow_symlinks: bool, overwri
     return jobs
 
 
+def nothing_found_note(src: Path, pattern: str, follow_symlinks: bool, shard=None) -> str:
+    """What to tell a user whose run found no inputs (an empty folder, a --glob that matches nothing, a
+    shard that owns none): an exit code 0 alone would hide the mistake."""
+    found = len(list_inputs(src, pattern, follow_symlinks))
+    if found and shard is not None:
+        return f"nothing to do: shard {shard.suffix} owns none of the {found} files under {src}"
+    where = f"under {src}" + (f" match --glob {pattern!r}" if pattern != "*" else "")
+    links = "" if follow_symlinks else "; links leading outside it need --follow-symlinks"
+    return f"nothing to do: no files {where} (hidden files are left out{links})"
+
+
 @contextmanager
 def output_lock(dst: Path, name: str = LOCK_NAME):
     """Hold an exclusive flock on OUT/.denoise.lock (one per shard), or stop at once if another run holds it."""
@@ -199,7 +211,10 @@ def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma, overwrite: boo
         denoiser.check_sigma(float(sigma))
     summary = BatchSummary()
     if dry_run:
-        for job in plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt, shard):
+        jobs = plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt, shard)
+        if not jobs:
+            summary.note = nothing_found_note(src, pattern, follow_symlinks, shard)
+        for job in jobs:
             record = {"path": str(job.source), "output": str(job.output) if job.output else None,
                       "status": "skipped" if job.reason else "would denoise", "error": job.reason}
             summary.skipped += 1 if job.reason else 0
@@ -211,6 +226,8 @@ def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma, overwrite: boo
     with output_lock(dst, lock_name):
         jobs = plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt, shard)
         remove_partials(jobs)
+        if not jobs:
+            summary.note = nothing_found_note(src, pattern, follow_symlinks, shard)
         if on_plan:
             on_plan(len(jobs))
         manifest_path = Path(manifest_path) if manifest_path else dst / default_manifest

@@ -20,7 +20,8 @@ import numpy as np
 
 from denoise.errors import DenoiseError, missing_extra
 from denoise.runtime.batch import (LOCK_NAME, MANIFEST_NAME, BatchSummary, Job, check_folders, manifest_recorder,
-                                   output_lock, plan_jobs, process_one, remove_partials, skipped_record)
+                                   nothing_found_note, output_lock, plan_jobs, process_one, remove_partials,
+                                   skipped_record)
 
 
 class DenoiseActor:
@@ -56,6 +57,8 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
     with output_lock(dst, LOCK_NAME):
         jobs = plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt)
         remove_partials(jobs)
+        if not jobs:
+            summary.note = nothing_found_note(src, pattern, follow_symlinks)
         manifest_path = dst / MANIFEST_NAME
         summary.manifest = str(manifest_path)
         started = time.perf_counter()
