@@ -54,6 +54,7 @@ def main():
     import torch
 
     from denoise import Denoiser
+    from denoise.metrics import to_float
     from denoise.runtime.images import read_image
     from denoise.train.loop import model_from_checkpoint
     from denoise.weights import DEFAULT_CHECKPOINT
@@ -75,7 +76,7 @@ def main():
         start = time.perf_counter()
         with torch.inference_mode():
             for im in images:
-                x = torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)))[None]
+                x = torch.from_numpy(np.ascontiguousarray(to_float(im).transpose(2, 0, 1)))[None]
                 model(x, torch.tensor([0.1])).numpy()
         return time.perf_counter() - start
 

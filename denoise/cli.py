@@ -142,6 +142,8 @@ def run():
 @click.option("--follow-symlinks", is_flag=True, help="Follow links that lead outside INPUT_DIR.")
 @click.option("--tile", type=click.IntRange(16), default=DEFAULT_TILE, show_default=True,
               help="Tile size in pixels: bounds memory; the result does not depend on it.")
+@click.option("--max-batch", type=click.IntRange(1), default=DEFAULT_MAX_BATCH, show_default=True,
+              help="Tiles (of one shape, from any images) run together; more uses more memory.")
 @click.option("--dry-run", is_flag=True, help="List what would be done; write nothing.")
 @click.option("--shard", default=None, metavar="K/N",
               help="Only this job's share of the files (K from 0 to N-1), for array jobs; see `denoise manifest merge`.")
@@ -154,7 +156,7 @@ def run():
 @click.option("-q", "--quiet", is_flag=True, help="Only print errors.")
 @user_errors
 def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpeg_quality, fmt, pattern,
-          follow_symlinks, tile, dry_run, shard, ray_address, workers, gpus_per_worker, as_json, quiet):
+          follow_symlinks, tile, max_batch, dry_run, shard, ray_address, workers, gpus_per_worker, as_json, quiet):
     """Denoise every image under INPUT_DIR into OUTPUT_DIR (same names, formats and sub-folders).
 
     Inputs are never modified; outputs that already exist are skipped, so re-running a stopped
@@ -187,7 +189,7 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
                                 **options)
         backend_name = "ray"
     else:
-        denoiser = Denoiser(model, backend=backend, tile=tile)
+        denoiser = Denoiser(model, backend=backend, tile=tile, max_batch=max_batch)
         summary = denoiser.denoise_folder(input_dir, output_dir, sigma, manifest_path=manifest, dry_run=dry_run,
                                           on_plan=bar.start, shard=shard, **options)
         backend_name = denoiser.backend_name

@@ -91,6 +91,7 @@ def test_bad_file_is_reported_and_the_batch_goes_on(tmp_path):
     (["{samples}", "{tmp}/out", "--sigma", "1.5"], 2, "[0,1] scale"),
     (["{samples}", "{tmp}/out", "--sigma", "lots"], 2, "not a number"),
     (["{samples}", "{tmp}/out", "--sigma", "0.1", "--model", "{tmp}/none.onnx"], 1, "does not exist"),
+    (["{samples}", "{tmp}/out", "--sigma", "0.1", "--tile", "17"], 1, "use --tile 18"),
 ])
 def test_bad_invocations_give_one_line(tmp_path, args, code, words):
     args = [a.format(tmp=tmp_path, samples=SAMPLES / "noisy") for a in args]
@@ -256,3 +257,16 @@ def test_nothing_to_do_says_why(tmp_path, rng):
     assert "match --glob" in json.loads(result.stdout)["note"]
     result = run_cli("batch", tmp_path / "in", tmp_path / "out3", "--sigma", "0.1")
     assert result.returncode == 0 and "nothing to do" not in result.stderr
+
+
+def test_images_batched_together_give_the_same_files(tmp_path, rng):
+    """Tiles of several images run in one batch (--max-batch 8) give exactly what one image per call gives."""
+    for k in range(10):
+        size = (24, 40) if k % 3 else (33, 17)
+        write_png(tmp_path / "in" / f"{k}.png", rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    for max_batch in (1, 8):
+        result = run_cli("batch", tmp_path / "in", tmp_path / f"out{max_batch}", "--sigma", "0.2", "--max-batch", max_batch)
+        assert result.returncode == 0, result.stderr
+    for k in range(10):
+        one, batched = (np.asarray(Image.open(tmp_path / f"out{b}" / f"{k}.png")) for b in (1, 8))
+        assert np.array_equal(one, batched)

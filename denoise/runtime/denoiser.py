@@ -12,7 +12,7 @@ from denoise.noise import estimate_sigma
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 from denoise.metrics import from_float, to_float
 from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, engine_profile, overlap_for,
-                                    run_tiled)
+                                    run_tiled, tile_input_size)
 from denoise.weights import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,9 @@ class Denoiser:
         else:  # a model without our card: its receptive field is unknown, so never tile it
             log.info("model has no receptive_radius in its card: images run whole, without tiling")
             self.tile, self.overlap = (1 << 30, 1 << 30), 0
+        if any(side % self.align for side in self.tile):
+            raise DenoiseError(f"tile {self.tile[0]}x{self.tile[1]} is not a multiple of {self.align}, which this model "
+                               f"needs (its pixel shuffle); use --tile {-(-self.tile[0] // self.align) * self.align}")
         self.backend = self._pick_backend(backend, reference)
         low, high = self.card.get("sigma_range", [0.0, 1.0])
         self.sigma_range = (float(low), float(high))
@@ -117,7 +120,8 @@ class Denoiser:
     def denoise_pixels(self, pixels: np.ndarray, sigma: float) -> np.ndarray:
         """HxWx3 uint8, uint16 or float32 in [0,1] -> the same type, tile by tile (memory: the image, its
         result and one batch of tiles)."""
-        return run_tiled(self.backend.infer, pixels, sigma, self.tile, self.overlap, self.align, self.max_batch)
+        return run_tiled(self.backend.infer, pixels, sigma, self.tile, self.overlap, self.align, self.max_batch,
+                         self.max_batch_pixels)
 
     def denoise_rgb(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
         """float32 HxWx3 in [0,1] -> float32 HxWx3 in [0,1]."""
@@ -125,7 +129,16 @@ class Denoiser:
 
     def batcher(self) -> TileBatcher:
         """A TileBatcher on this backend and tiling: batches tiles of many images (``denoise batch`` uses it)."""
-        return TileBatcher(self.backend.infer, self.tile, self.overlap, self.align, self.max_batch)
+        return TileBatcher(self.backend.infer, self.tile, self.overlap, self.align, self.max_batch, self.max_batch_pixels)
+
+    @property
+    def max_batch_pixels(self) -> int | None:
+        """On the CPU a batch holds at most one full tile's pixels: batching large tiles there is no
+        faster but costs ~300 MB of ONNX Runtime memory per 596x596 tile (benchmarks/large_image.py),
+        while small images still batch (1.65x on CIFAR-size files, benchmarks/small_images.py)."""
+        if self.backend.name != "onnxruntime-cpu":
+            return None
+        return tile_input_size(self.tile[0], self.overlap) * tile_input_size(self.tile[1], self.overlap)
 
     def denoise_rgb_batch(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
         """float32 NxHxWx3 in [0,1], one sigma for all -> float32 NxHxWx3 in [0,1]; whole images, no

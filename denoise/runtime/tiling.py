@@ -123,8 +123,9 @@ class TileBatcher:
     """
 
     def __init__(self, infer: Callable[[np.ndarray, np.ndarray], np.ndarray], tile: tuple[int, int], overlap: int,
-                 align: int = 1, max_batch: int = DEFAULT_MAX_BATCH):
+                 align: int = 1, max_batch: int = DEFAULT_MAX_BATCH, max_batch_pixels: int | None = None):
         self.infer, self.tile, self.overlap, self.align, self.max_batch = infer, tile, overlap, align, max_batch
+        self.max_batch_pixels = max_batch_pixels  # None: no limit but max_batch (see batch_size)
         self.queues: dict[tuple[int, int], deque] = {}
         self.images: list[_InFlight] = []
 
@@ -145,10 +146,18 @@ class TileBatcher:
         for core, box in plan:
             self.queues.setdefault((box[1] - box[0], box[3] - box[2]), deque()).append((image, core, box))
 
+    def batch_size(self, shape: tuple[int, int]) -> int:
+        """Tiles of ``shape`` per batch: ``max_batch``, or fewer where ``max_batch_pixels`` says so (on the
+        CPU, where batching large tiles gains nothing and multiplies ONNX Runtime's working memory)."""
+        if self.max_batch_pixels is None:
+            return self.max_batch
+        return max(1, min(self.max_batch, self.max_batch_pixels // (shape[0] * shape[1])))
+
     def run(self, flush: bool = False) -> list[tuple[object, np.ndarray | BaseException, float]]:
-        for queue in self.queues.values():
-            while len(queue) >= self.max_batch or (flush and queue):
-                self._run_batch([queue.popleft() for _ in range(min(self.max_batch, len(queue)))])
+        for shape, queue in self.queues.items():
+            size = self.batch_size(shape)
+            while len(queue) >= size or (flush and queue):
+                self._run_batch([queue.popleft() for _ in range(min(size, len(queue)))])
         done = [im for im in self.images if im.tiles_left == 0]
         self.images = [im for im in self.images if im.tiles_left]
         return [(im.key, im.error or im.result, time.perf_counter() - im.started) for im in done]
@@ -171,9 +180,10 @@ class TileBatcher:
 
 
 def run_tiled(infer: Callable[[np.ndarray, np.ndarray], np.ndarray], image: np.ndarray, sigma: float,
-              tile: tuple[int, int], overlap: int, align: int = 1, max_batch: int = DEFAULT_MAX_BATCH) -> np.ndarray:
+              tile: tuple[int, int], overlap: int, align: int = 1, max_batch: int = DEFAULT_MAX_BATCH,
+              max_batch_pixels: int | None = None) -> np.ndarray:
     """Denoise one HxWx3 image (uint8, uint16 or float32 in [0,1]) tile by tile; same dtype out."""
-    batcher = TileBatcher(infer, tile, overlap, align, max_batch)
+    batcher = TileBatcher(infer, tile, overlap, align, max_batch, max_batch_pixels)
     batcher.add(None, image, sigma)
     (_, result, _), = batcher.run(flush=True)
     if isinstance(result, BaseException):
