@@ -6,6 +6,7 @@ proves the call sequence and the version handling, NOT that TensorRT builds a wo
 is scripts/gpu_check.py's job on a GPU machine.
 """
 
+import ctypes
 import json
 import subprocess
 import sys
@@ -273,3 +274,120 @@ def test_info_lists_cached_engines(tmp_path):
     assert engine["gpu"] == "NVIDIA H200" and engine["precision"] == "fp16"
     assert engine["matches_this_machine"] is None  # no TensorRT/GPU here to compare with
     assert "TensorRT is not installed" in info["tensorrt"]
+
+
+def fake_trt_runtime(module, calls: list):
+    """Adds Runtime/engine/context to the TensorRT stand-in: an "engine" that copies its input to its
+    output (through the stand-in device buffers), so the backend's buffers and copies are exercised too."""
+
+    class Context:
+        __slots__ = ("addresses", "shapes")
+
+        def __init__(self):
+            self.addresses, self.shapes = {}, {}
+
+        def set_tensor_address(self, name, address):
+            self.addresses[name] = address
+
+        def set_input_shape(self, name, shape):
+            self.shapes[name] = tuple(shape)
+
+        def execute_async_v3(self, stream_handle):
+            calls.append(("execute_async_v3", self.shapes["noisy"]))
+            count = int(np.prod(self.shapes["noisy"]))
+            ctypes.memmove(self.addresses["denoised"], self.addresses["noisy"], count * 4)
+            return True
+
+    class Engine:
+        __slots__ = ()
+        num_io_tensors = 3
+
+        def get_tensor_name(self, index):
+            return ("noisy", "sigma", "denoised")[index]
+
+        def create_execution_context(self):
+            return Context()
+
+    class Runtime:
+        __slots__ = ()
+
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, data):
+            return Engine()
+
+    module.Runtime = Runtime
+    return module
+
+
+def fake_cudart_with_memory(calls: list, fail_capture=False):
+    """The cuda-python runtime names the backend uses; "device" memory is host memory here."""
+    module = fake_cudart()
+    blocks = []
+
+    def malloc(nbytes):
+        blocks.append(ctypes.create_string_buffer(nbytes))
+        return 0, ctypes.addressof(blocks[-1])
+
+    def memcpy(dst, src, nbytes, kind, stream):
+        ctypes.memmove(int(dst), int(src), nbytes)
+        return (0,)
+
+    def begin_capture(stream, mode):
+        calls.append(("begin_capture", mode))
+        return (1,) if fail_capture else (0,)
+
+    def launch(graph, stream):
+        calls.append(("launch", graph))
+        return (0,)
+
+    module.cudaMallocHost = module.cudaMalloc = malloc
+    module.cudaFreeHost = module.cudaFree = lambda ptr: (0,)
+    module.cudaMemcpyAsync = memcpy
+    module.cudaMemcpyKind = types.SimpleNamespace(cudaMemcpyHostToDevice=1, cudaMemcpyDeviceToHost=2)
+    module.cudaStreamNonBlocking = 1
+    module.cudaStreamCreateWithFlags = lambda flags: (0, 7)  # cudaStream_t converts to int; so does this
+    module.cudaStreamDestroy = module.cudaStreamSynchronize = lambda stream: (0,)
+    module.cudaStreamCaptureMode = types.SimpleNamespace(cudaStreamCaptureModeThreadLocal=2)
+    module.cudaStreamBeginCapture = begin_capture
+    module.cudaStreamEndCapture = lambda stream: (0, "graph")
+    module.cudaGraphInstantiate = lambda graph, flags: (0, f"exec{sum(c[0] == 'begin_capture' for c in calls)}")
+    module.cudaGraphLaunch = launch
+    module.cudaGraphDestroy = module.cudaGraphExecDestroy = lambda graph: (0,)
+    return module
+
+
+@pytest.mark.parametrize("fail_capture", [False, True])
+def test_tensorrt_backend_cuda_graph_per_shape(fail_capture, tmp_path, monkeypatch):
+    """Stand-ins again (call sequence, not TensorRT): one ordinary run then a capture per new shape, a
+    replay for a shape seen before, no more than MAX_GRAPHS graphs, and plain runs if capture fails."""
+    calls = []
+    cudart = fake_cudart_with_memory(calls, fail_capture)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_trt_runtime(fake_tensorrt(10, calls), calls))
+    bindings = types.ModuleType("cuda.bindings")
+    bindings.runtime = cudart
+    monkeypatch.setitem(sys.modules, "cuda", types.ModuleType("cuda"))
+    monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
+    monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", cudart)
+    monkeypatch.setenv("DENOISE_CACHE_DIR", str(tmp_path / "cache"))
+    from denoise.runtime.tensorrt_backend import MAX_GRAPHS, TensorRTBackend
+
+    onnx_path = tmp_path / "m.onnx"
+    onnx_path.write_bytes(b"not parsed by the stand-in")
+    with TensorRTBackend(onnx_path, engine_profile((64, 64), 42, 4)) as backend:
+        rng = np.random.default_rng(0)
+        batch = rng.random((4, 3, 148, 148), dtype=np.float32)
+        sigma = np.full(4, 0.1, np.float32)
+        for _ in range(3):
+            assert np.array_equal(backend.infer(batch, sigma), batch)  # the identity "engine", via the buffers
+        runs = [c for c in calls if c[0] in ("execute_async_v3", "begin_capture", "launch")]
+        if fail_capture:
+            assert not backend.graphs and not backend.cuda_graphs
+            assert [c[0] for c in runs] == ["execute_async_v3", "begin_capture"] + ["execute_async_v3"] * 3
+        else:
+            assert [c[0] for c in runs] == ["execute_async_v3", "begin_capture", "execute_async_v3", "launch", "launch", "launch"]
+            for h in range(1, MAX_GRAPHS + 3):
+                small = rng.random((1, 3, h, 5), dtype=np.float32)
+                assert np.array_equal(backend.infer(small, sigma[:1]), small)
+            assert len(backend.graphs) == MAX_GRAPHS

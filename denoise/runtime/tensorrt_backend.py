@@ -1,6 +1,14 @@
 """TensorRT backend: a cached engine, device and pinned host buffers from cuda-python, a non-default
-stream and ``execute_async_v3``. Same inference interface as OnnxRuntimeBackend (``name``, ``takes_sigma``,
-``infer``), usable as a context manager; the Denoiser reads the model card from ONNX Runtime.
+stream and ``execute_async_v3``, and a CUDA graph per input shape. Same inference interface as
+OnnxRuntimeBackend (``name``, ``takes_sigma``, ``infer``), usable as a context manager; the Denoiser
+reads the model card from ONNX Runtime.
+
+CUDA graphs: the runtime feeds few shapes (every tile of a large image has one shape, see
+runtime.tiling), so the engine's kernels for each shape are captured once into a graph and replayed,
+which removes the per-kernel launch cost. TensorRT wants one ordinary run after a shape change before
+capture. At most MAX_GRAPHS shapes are kept (a folder of many differently sized small images would
+otherwise grow without end); other shapes run without a graph, and if a capture fails graphs are
+turned off for this backend.
 
 Written against the documented TensorRT 10/11 and cuda-python APIs; TensorRT cannot be installed on
 the team's CPU machines, so this module is exercised by ``scripts/gpu_check.py`` on a GPU machine.
@@ -18,6 +26,8 @@ from denoise.errors import DenoiseError
 from denoise.export.tensorrt_build import build_engine, import_cudart, import_tensorrt
 
 log = logging.getLogger(__name__)
+
+MAX_GRAPHS = 8
 
 
 def _check(result):
@@ -48,7 +58,7 @@ class _Buffer:
 class TensorRTBackend:
     name = "tensorrt"
 
-    def __init__(self, onnx_path: Path, profile: tuple, precision: str = "fp16"):
+    def __init__(self, onnx_path: Path, profile: tuple, precision: str = "fp16", cuda_graphs: bool = True):
         trt = import_tensorrt()
         self.cudart = import_cudart()
         engine_path, _ = build_engine(Path(onnx_path), precision, profile)
@@ -68,6 +78,8 @@ class TensorRTBackend:
         for name, buffer in self.buffers.items():
             self.context.set_tensor_address(name, int(buffer.device_ptr))
         self.stream = _check(self.cudart.cudaStreamCreateWithFlags(self.cudart.cudaStreamNonBlocking))
+        self.cuda_graphs = cuda_graphs
+        self.graphs: dict[tuple, object] = {}  # input shape -> instantiated CUDA graph
         log.info("TensorRT %s engine %s", trt.__version__, engine_path)
 
     def infer(self, noisy: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -86,14 +98,45 @@ class TensorRTBackend:
             buffer = self.buffers[name]
             buffer.host[:values.size] = values
             _check(self.cudart.cudaMemcpyAsync(buffer.device_ptr, buffer.host_ptr, values.size * 4, h2d, self.stream))
-        if not self.context.execute_async_v3(int(self.stream)):
+        graph = self._graph_for(noisy.shape)
+        if graph is not None:
+            _check(self.cudart.cudaGraphLaunch(graph, self.stream))
+        elif not self.context.execute_async_v3(int(self.stream)):
             raise DenoiseError("TensorRT execution failed")
         out = self.buffers["denoised"]
         _check(self.cudart.cudaMemcpyAsync(out.host_ptr, out.device_ptr, size * 4, d2h, self.stream))
         _check(self.cudart.cudaStreamSynchronize(self.stream))
         return out.host[:size].reshape(n, c, h, w).copy()
 
+    def _graph_for(self, shape: tuple):
+        """The CUDA graph for this input shape (captured on first use), or None to run without one.
+        Called with the input shapes set and the inputs' copies queued on the stream."""
+        if not self.cuda_graphs or shape in self.graphs or len(self.graphs) >= MAX_GRAPHS:
+            return self.graphs.get(shape) if self.cuda_graphs else None
+        cudart = self.cudart
+        if not self.context.execute_async_v3(int(self.stream)):  # the ordinary run TensorRT wants after a shape change
+            raise DenoiseError("TensorRT execution failed")
+        _check(cudart.cudaStreamSynchronize(self.stream))
+        try:
+            _check(cudart.cudaStreamBeginCapture(self.stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal))
+            try:
+                captured = self.context.execute_async_v3(int(self.stream))
+            finally:
+                graph = _check(cudart.cudaStreamEndCapture(self.stream))
+            if not captured:
+                raise DenoiseError("TensorRT execution failed during CUDA graph capture")
+            self.graphs[shape] = _check(cudart.cudaGraphInstantiate(graph, 0))
+            cudart.cudaGraphDestroy(graph)
+        except DenoiseError as exc:
+            log.info("CUDA graphs turned off: capture failed (%s)", exc)
+            self.cuda_graphs = False
+            return None
+        return self.graphs[shape]
+
     def close(self):
+        for graph in getattr(self, "graphs", {}).values():
+            self.cudart.cudaGraphExecDestroy(graph)
+        self.graphs = {}
         if getattr(self, "buffers", None):
             for buffer in self.buffers.values():
                 buffer.free()
