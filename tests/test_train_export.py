@@ -12,10 +12,11 @@ import torch.nn.functional as F
 
 from conftest import SAMPLES, need_shared, run_cli
 from denoise.errors import DenoiseError
-from denoise.export.onnx_export import export_onnx
+from denoise.export.onnx_export import build_card, export_onnx
 from denoise.model import build_model
 from denoise.train.data import CropSampler, load_images
-from denoise.train.loop import TrainSettings, load_checkpoint, model_from_checkpoint, save_checkpoint, train
+from denoise.train.loop import (TrainSettings, batch_loss, load_checkpoint, model_from_checkpoint, save_checkpoint,
+                                 train)
 from denoise.train.noise import add_noise
 
 
@@ -51,6 +52,33 @@ def test_resume_continues_from_saved_step(tmp_path):
     train(TrainSettings(steps=10, **base), resume=True, log=lines.append)
     assert any("resumed" in line and "step 5" in line for line in lines)
     assert load_checkpoint(out / "last.pt")["step"] == 10
+
+
+def test_fine_tune_from_init_with_log_mse(tmp_path):
+    """--init starts from a checkpoint's weights (step 0, a new schedule); the card says what it came from."""
+    base = dict(data=str(SAMPLES / "clean"), batch_size=4, val_every=4, val_images=1, seed=0)
+    first = train(TrainSettings(steps=4, out=str(tmp_path / "a"), **base), log=lambda line: None)
+    lines = []
+    tuned = train(TrainSettings(steps=4, out=str(tmp_path / "b"), loss="log-mse", init=str(first), **base), log=lines.append)
+    state = load_checkpoint(tuned)
+    assert state["step"] == 4 and any("starting from the weights of" in line for line in lines)
+    assert state["meta"]["init"]["steps"] == 4 and state["settings"]["loss"] == "log-mse"
+    card = build_card(state, tuned)
+    assert card["training"]["loss"] == "log-mse" and card["training"]["fine_tuned_from"]["steps"] == 4
+    with pytest.raises(DenoiseError, match="different model configuration"):
+        train(TrainSettings(steps=1, out=str(tmp_path / "c"), model="residual", init=str(first), **base), log=lambda line: None)
+
+
+def test_log_mse_weighs_images_equally():
+    """log-mse is the mean of per-image log(MSE): scaling one image's error by 10 moves it by log(100)/N,
+    whatever the other images' errors; MSE is dominated by the largest error."""
+    clean = torch.zeros(2, 3, 4, 4)
+    out = torch.stack([torch.full((3, 4, 4), 0.01), torch.full((3, 4, 4), 0.5)])
+    worse = out.clone()
+    worse[0] *= 10
+    delta = batch_loss(worse, clean, "log-mse") - batch_loss(out, clean, "log-mse")
+    assert delta.item() == pytest.approx(np.log(100) / 2, rel=1e-4)
+    assert batch_loss(out, clean, "mse").item() == pytest.approx((0.01 ** 2 + 0.5 ** 2) / 2, rel=1e-5)
 
 
 def test_cifar_archive_split():

@@ -269,8 +269,9 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
             done = max(done, meta["train_seconds"] / (60 * settings.minutes))
         return min(done, 1.0)
 
-    def lr_now() -> float:  # 100 warm-up steps (Adam's first steps are large), then cosine decay to 5%
-        warmup = min(1.0, (step + 1) / WARMUP_STEPS)
+    def lr_now() -> float:  # cosine decay to 5%; a fine-tune (--init) warms up first: a fresh Adam's
+        # first steps are large, and on trained weights they undo some of the training
+        warmup = min(1.0, (step + 1) / WARMUP_STEPS) if settings.init else 1.0
         return warmup * settings.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress())))
 
     model.train()
