@@ -16,7 +16,7 @@ export PYTHONPATH=$PWD
 
 timeout $(( TRAIN_MINUTES * 60 + 120 )) python -m denoise train \
     --data gpu-data/cifar10-jpeg.tar.gz --data gpu-data/cbsd68 --model fast \
-    --steps 100000 --minutes "$TRAIN_MINUTES" --batch-size 128 --crop 64 --lr 1e-3 \
+    --steps 100000 --minutes "$TRAIN_MINUTES" --batch-size 128 --crop 64 --lr 1e-3 --loss log-mse \
     --val-every 1000 --val-images 100 --device cuda --out "$OUT/run" > "$OUT/train.log" 2>&1
 echo "train exit $?" >> "$OUT/train.log"
 cp "$OUT/run/log.jsonl" "$OUT/train-log.jsonl" 2>/dev/null

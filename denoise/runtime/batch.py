@@ -365,7 +365,10 @@ def _pipeline(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Calla
                     finish(outcome)
                 else:
                     image, level, timings = outcome
-                    batcher.add((job, image, level, timings), image.pixels, level)
+                    try:  # e.g. no memory for this image's result: it fails, the run goes on
+                        batcher.add((job, image, level, timings), image.pixels, level)
+                    except Exception as exc:
+                        finish(_failed(job, _describe(job, exc)))
             flush = (not reads or not reads[0][1].done() or batcher.in_flight >= batcher.max_batch
                      or batcher.pixels_in_flight >= held_pixels)
             for (job, image, level, timings), result, seconds in batcher.run(flush=flush):
