@@ -19,6 +19,7 @@ import fcntl
 import fnmatch
 import json
 import logging
+import math
 import os
 import time
 from collections import deque
@@ -27,8 +28,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
-
-import numpy as np
 
 from denoise.errors import DenoiseError
 from denoise.runtime.images import IMAGE_SUFFIXES, read_image, write_result
@@ -342,7 +341,7 @@ def _pipeline(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Calla
     """
     todo = iter(jobs)
     batcher = denoiser.batcher()
-    held_pixels = batcher.max_batch * np.prod([tile_input_size(t, batcher.overlap) for t in batcher.tile])
+    held_pixels = batcher.max_batch * math.prod(tile_input_size(t, batcher.overlap) for t in batcher.tile)
     with ThreadPoolExecutor(2, thread_name_prefix="read") as readers, \
             ThreadPoolExecutor(2, thread_name_prefix="write") as writers:
         reads: deque[tuple[Job, Future]] = deque()

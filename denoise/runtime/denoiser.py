@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from denoise.errors import DenoiseError
+from denoise.metrics import from_float, to_float
 from denoise.noise import estimate_sigma
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
-from denoise.metrics import from_float, to_float
 from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, engine_profile, overlap_for,
                                     run_tiled, tile_input_size)
 from denoise.weights import DEFAULT_MODEL
