@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+Image.MAX_IMAGE_PIXELS = None  # our own 100-MP output, read back to check its size
+
 
 def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
     """Smooth colour gradients plus edges plus Gaussian noise (sigma 0.1), built a band of rows at a time."""

@@ -135,7 +135,7 @@ class Denoiser:
     def max_batch_pixels(self) -> int | None:
         """On the CPU a batch holds at most one full tile's pixels: batching large tiles there is no
         faster but costs ~300 MB of ONNX Runtime memory per 596x596 tile (benchmarks/large_image.py),
-        while small images still batch (1.65x on CIFAR-size files, benchmarks/small_images.py)."""
+        while small images still batch (1.19x on CIFAR-size files, benchmarks/small_images.py)."""
         if self.backend.name != "onnxruntime-cpu":
             return None
         return tile_input_size(self.tile[0], self.overlap) * tile_input_size(self.tile[1], self.overlap)
