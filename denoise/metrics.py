@@ -5,27 +5,31 @@ from __future__ import annotations
 import numpy as np
 
 
+def pixel_scale(dtype) -> float:
+    """The value of full intensity for a pixel type: 255 (uint8), 65535 (uint16), 1.0 (floats)."""
+    return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Float in [0,1] -> uint8, rounded (how a result is stored and measured)."""
-    return np.round(np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return from_float(image, np.uint8)
 
 
 def to_float(pixels: np.ndarray) -> np.ndarray:
     """uint8 / uint16 pixels -> float32 in [0,1] (floats are taken as already on that scale)."""
-    if pixels.dtype == np.uint8:
-        return pixels.astype(np.float32) / 255.0
-    if pixels.dtype == np.uint16:
-        return pixels.astype(np.float32) / 65535.0
-    return pixels.astype(np.float32)
+    values = pixels.astype(np.float32)
+    scale = pixel_scale(pixels.dtype)
+    if scale != 1.0:
+        values /= scale
+    return values
 
 
 def from_float(values: np.ndarray, dtype) -> np.ndarray:
-    """Float in [0,1] -> ``dtype`` (uint8 and uint16 rounded as ``to_uint8`` does; floats kept as float32)."""
-    if dtype == np.uint8:
-        return to_uint8(values)
-    if dtype == np.uint16:
-        return np.round(np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0) * 65535.0).astype(np.uint16)
-    return np.asarray(values, dtype=np.float32)
+    """Float in [0,1] -> ``dtype``: uint8 and uint16 clipped and rounded (in float64), floats kept as float32."""
+    scale = pixel_scale(dtype)
+    if scale == 1.0:
+        return np.asarray(values, dtype=np.float32)
+    return np.round(np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0) * scale).astype(dtype)
 
 
 def psnr_uint8(reference: np.ndarray, test: np.ndarray) -> float:

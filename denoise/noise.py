@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from denoise.errors import DenoiseError
+from denoise.metrics import pixel_scale
 
 PROTOCOLS = ("clip", "gaussian", "uint8")
 
@@ -58,7 +59,7 @@ def estimate_sigma(image: np.ndarray, rows_per_strip: int = 256) -> float:
     The sum runs over strips of rows, so a 100-megapixel image needs no float copy of itself.
     """
     img = np.asarray(image)
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
+    scale = pixel_scale(img.dtype)
     if img.ndim == 2:
         img = img[..., None]
     h, w = img.shape[:2]

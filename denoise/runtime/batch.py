@@ -19,7 +19,6 @@ import fcntl
 import fnmatch
 import json
 import logging
-import math
 import os
 import time
 from collections import deque
@@ -31,7 +30,7 @@ from typing import Callable
 
 from denoise.errors import DenoiseError
 from denoise.runtime.images import IMAGE_SUFFIXES, read_image, write_result
-from denoise.runtime.tiling import tile_input_size
+from denoise.runtime.tiling import tile_input_pixels
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +340,7 @@ def _pipeline(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Calla
     """
     todo = iter(jobs)
     batcher = denoiser.batcher()
-    held_pixels = batcher.max_batch * math.prod(tile_input_size(t, batcher.overlap) for t in batcher.tile)
+    held_pixels = batcher.max_batch * tile_input_pixels(batcher.tile, batcher.overlap)
     with ThreadPoolExecutor(2, thread_name_prefix="read") as readers, \
             ThreadPoolExecutor(2, thread_name_prefix="write") as writers:
         reads: deque[tuple[Job, Future]] = deque()

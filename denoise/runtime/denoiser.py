@@ -12,7 +12,7 @@ from denoise.metrics import from_float, to_float
 from denoise.noise import estimate_sigma
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, engine_profile, overlap_for,
-                                    run_tiled, tile_input_size)
+                                    run_tiled, tile_input_pixels)
 from denoise.weights import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class Denoiser:
         while small images still batch (1.19x on CIFAR-size files, benchmarks/small_images.py)."""
         if self.backend.name != "onnxruntime-cpu":
             return None
-        return tile_input_size(self.tile[0], self.overlap) * tile_input_size(self.tile[1], self.overlap)
+        return tile_input_pixels(self.tile, self.overlap)
 
     def denoise_rgb_batch(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
         """float32 NxHxWx3 in [0,1], one sigma for all -> float32 NxHxWx3 in [0,1]; whole images, no

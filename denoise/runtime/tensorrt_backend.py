@@ -111,8 +111,10 @@ class TensorRTBackend:
     def _graph_for(self, shape: tuple):
         """The CUDA graph for this input shape (captured on first use), or None to run without one.
         Called with the input shapes set and the inputs' copies queued on the stream."""
-        if not self.cuda_graphs or shape in self.graphs or len(self.graphs) >= MAX_GRAPHS:
-            return self.graphs.get(shape) if self.cuda_graphs else None
+        if not self.cuda_graphs:
+            return None
+        if shape in self.graphs or len(self.graphs) >= MAX_GRAPHS:
+            return self.graphs.get(shape)
         cudart = self.cudart
         if not self.context.execute_async_v3(int(self.stream)):  # the ordinary run TensorRT wants after a shape change
             raise DenoiseError("TensorRT execution failed")

@@ -46,6 +46,11 @@ def tile_input_size(tile: int, overlap: int) -> int:
     return tile + 2 * overlap
 
 
+def tile_input_pixels(tile: tuple[int, int], overlap: int) -> int:
+    """Pixels in the input of one full tile (the one shape every tile of a large image has)."""
+    return tile_input_size(tile[0], overlap) * tile_input_size(tile[1], overlap)
+
+
 def engine_profile(tile: tuple[int, int], overlap: int, max_batch: int) -> tuple:
     """TensorRT optimisation profile ((input, min, opt, max), ...) covering every shape the runtime feeds:
     whole small images from 1x1 up to one padded tile, batched up to ``max_batch``; opt is the one shape
