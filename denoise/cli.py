@@ -277,7 +277,8 @@ def manifest_merge(input_dir, output_dir, as_json):
 @click.option("--lr", type=float, default=5e-4, show_default=True)
 @click.option("--sigma-min", type=SigmaType(allow_auto=False), default=0.0, show_default=True)
 @click.option("--sigma-max", type=SigmaType(allow_auto=False), default=1.0, show_default=True)
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default="clip", show_default=True)
+@click.option("--protocol", type=click.Choice(PROTOCOLS + ("mixed",)), default="clip", show_default=True,
+              help="Training noise; mixed: clip, gaussian or uint8 drawn per image.")
 @click.option("--val-every", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--val-images", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -14,7 +14,7 @@ from conftest import SAMPLES, need_shared, run_cli
 from denoise.errors import DenoiseError
 from denoise.export.onnx_export import build_card, export_onnx
 from denoise.model import build_model
-from denoise.train.data import CropSampler, load_images
+from denoise.train.data import CropSampler, load_images, to_training_tensor
 from denoise.train.loop import (TrainSettings, batch_loss, load_checkpoint, model_from_checkpoint, save_checkpoint,
                                  train)
 from denoise.train.noise import add_noise
@@ -22,7 +22,7 @@ from denoise.train.noise import add_noise
 
 def fixed_batch():
     images = load_images(SAMPLES / "clean", "train")
-    clean = torch.from_numpy(CropSampler(images, 32, seed=99).batch(16))
+    clean = to_training_tensor(CropSampler(images, 32, seed=99).batch(16), "cpu")
     gen = torch.Generator().manual_seed(5)
     sigma = torch.full((16,), 0.2)
     return add_noise(clean, sigma, "clip", gen), sigma, clean
@@ -175,3 +175,15 @@ def test_ctrl_c_writes_a_checkpoint(tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted: saved" in stderr
     assert load_checkpoint(out / "last.pt")["step"] >= 5
+
+
+def test_mixed_protocol_draws_each_protocol_per_image():
+    clean = torch.zeros(300, 3, 8, 8)  # at 0 the protocols differ: gaussian goes below 0, uint8 is on the 1/255 grid
+    noisy = add_noise(clean, torch.full((300,), 0.3), "mixed", torch.Generator().manual_seed(0))
+    unclipped = (noisy < 0).flatten(1).any(1)
+    on_grid = ((noisy * 255 - torch.round(noisy * 255)).abs() < 1e-4).flatten(1).all(1) & ~unclipped
+    clipped_only = ~unclipped & ~on_grid
+    for kind in (unclipped, on_grid, clipped_only):
+        assert 70 < int(kind.sum()) < 130  # about a third each
+    with pytest.raises(ValueError):
+        add_noise(clean, torch.full((300,), 0.3), "salt")

@@ -104,7 +104,11 @@ class MixedSampler:
 
 
 class CropSampler:
-    """Random crops with flips and 90-degree rotations, as float32 [N,3,crop,crop] batches in [0,1]."""
+    """Random crops with flips and 90-degree rotations, as uint8 [N,crop,crop,3] batches.
+
+    The batch stays uint8 so the float conversion can run where training runs (see ``to_training_tensor``):
+    on a GPU, converting on the CPU would cost more than the training step itself.
+    """
 
     def __init__(self, images: list[np.ndarray], crop: int, seed: int):
         if not images:
@@ -126,4 +130,12 @@ class CropSampler:
             if self.rng.random() < 0.5:
                 patch = patch[:, ::-1]
             out[k] = np.rot90(patch, k=int(self.rng.integers(4)))
-        return out.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        return out
+
+
+def to_training_tensor(batch: np.ndarray, device) -> "torch.Tensor":
+    """A uint8 [N,H,W,3] batch -> float32 [N,3,H,W] in [0,1] on ``device`` (uint8 crosses the bus, 4x less)."""
+    import torch
+
+    pixels = torch.from_numpy(batch).to(device, non_blocking=True)
+    return pixels.permute(0, 3, 1, 2).float().div_(255.0).contiguous()

@@ -26,8 +26,8 @@ from denoise.atomic import atomic_write
 from denoise.errors import DenoiseError
 from denoise.metrics import psnr_uint8, to_uint8
 from denoise.model import CONFIGS, CAEConfig, build_model
-from denoise.train.data import VALIDATION_EVERY, MixedSampler, load_images
-from denoise.train.noise import add_noise
+from denoise.train.data import VALIDATION_EVERY, MixedSampler, load_images, to_training_tensor
+from denoise.train.noise import TRAIN_PROTOCOLS, add_noise
 
 VAL_SIGMAS = (0.1, 0.3, 0.5, 1.0)  # validation noise levels, in the run's noise protocol
 LOSSES = ("mse", "log-mse")
@@ -210,6 +210,8 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
         raise DenoiseError(f"unknown model {settings.model!r}; choose one of {', '.join(CONFIGS)}")
     if settings.loss not in LOSSES:
         raise DenoiseError(f"unknown loss {settings.loss!r}; choose one of {', '.join(LOSSES)}")
+    if settings.protocol not in TRAIN_PROTOCOLS:
+        raise DenoiseError(f"unknown noise protocol {settings.protocol!r}; choose one of {', '.join(TRAIN_PROTOCOLS)}")
     if settings.threads:
         torch.set_num_threads(settings.threads)
     device = pick_device(settings.device)
@@ -236,6 +238,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
         log(f"starting from the weights of {settings.init} (step {state['step']})")
     model.to(device)
     if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # few input shapes (one per source's crop): tune each once
         model.to(memory_format=torch.channels_last)
         for group in optimizer.state.values():  # optimizer moments were loaded on the CPU
             for key, value in group.items():
@@ -284,7 +287,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
             while progress() < 1.0:
                 if ctrl_c.requested:  # a clean point: the last step is complete
                     raise KeyboardInterrupt
-                clean = torch.from_numpy(sampler.batch(settings.batch_size)).to(device, non_blocking=True)
+                clean = to_training_tensor(sampler.batch(settings.batch_size), device)
                 sigma = settings.sigma_min + (settings.sigma_max - settings.sigma_min) * torch.rand(
                     len(clean), generator=gen, device=device)
                 noisy = add_noise(clean, sigma, settings.protocol, gen)
