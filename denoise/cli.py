@@ -366,6 +366,8 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
               help="auto: the fastest that works here (-v says why others were skipped).")
 @click.option("--bm3d", "with_bm3d", is_flag=True, help="Also run CBM3D on the same noisy images (extra `eval`).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N images.")
+@click.option("--held-out", is_flag=True,
+              help="Of a folder, only the images `denoise train` holds out for validation (every 10th).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic noise.")
 @click.option("--no-ssim", is_flag=True, help="Skip SSIM (faster).")
 @click.option("--set-psnr", is_flag=True,
@@ -376,7 +378,7 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="Write a PSNR-versus-sigma PNG plot (extra `eval`).")
 @user_errors
-def eval_command(clean, sigmas, protocols, model, backend, with_bm3d, limit, seed, no_ssim, set_psnr, fmt, grid, plot):
+def eval_command(clean, sigmas, protocols, model, backend, with_bm3d, limit, held_out, seed, no_ssim, set_psnr, fmt, grid, plot):
     """Add seeded noise to CLEAN images and report PSNR / SSIM of noisy and denoised versions.
 
     CLEAN is a folder of images, or the CIFAR-10 archive (.tar.gz) or cifar-10-batches-py folder,
@@ -386,12 +388,13 @@ def eval_command(clean, sigmas, protocols, model, backend, with_bm3d, limit, see
     Example:
       denoise eval ./clean-photos --sigma 15/255 --sigma 25/255 --protocol gaussian --bm3d
       denoise eval cifar10-jpeg.tar.gz --sigma 0.1 --sigma 0.5 --grid grid.png
+      denoise eval ./cbsd68 --held-out --sigma 25/255 --protocol gaussian --bm3d
     """
     from denoise.evaluate import evaluate, format_markdown, load_eval_images, save_grid, save_plot
     from denoise.runtime.denoiser import Denoiser
 
     denoiser = Denoiser(model, backend=backend)
-    images = load_eval_images(clean, limit)
+    images = load_eval_images(clean, limit, held_out)
     rows, examples = evaluate(denoiser, images, sigmas or (0.1, 0.3, 0.5), protocols or ("clip",), seed,
                               bm3d=with_bm3d, with_ssim=not no_ssim, keep=8 if grid else 0)
     if fmt == "json":

@@ -36,15 +36,22 @@ class EvalRow:
                 "set_psnr": round(self.set_psnr, 3)}
 
 
-def load_eval_images(source: Path, limit: int | None = None) -> list[np.ndarray]:
-    """Clean uint8 RGB images from a folder, or the test split of a CIFAR-10 archive / batches folder."""
-    from denoise.train.data import load_images  # numpy + Pillow only
+def load_eval_images(source: Path, limit: int | None = None, held_out: bool = False) -> list[np.ndarray]:
+    """Clean uint8 RGB images from a folder, or the test split of a CIFAR-10 archive / batches folder.
+
+    ``held_out``: of a folder, only the images ``denoise train`` keeps out of training (every 10th), so a
+    model trained on that folder is measured on photos it has not seen."""
+    from denoise.train.data import held_out_paths, load_images  # numpy + Pillow only
 
     source = Path(source)
     if not source.exists():
         raise DenoiseError(f"clean images {source} do not exist")
-    if source.is_dir() and not (source / "test_batch").is_file():
-        paths = [p for p in list_inputs(source) if p.suffix.lower() in IMAGE_SUFFIXES][:limit]
+    folder = source.is_dir() and not (source / "test_batch").is_file()
+    if held_out and not folder:
+        raise DenoiseError(f"--held-out is for image folders; {source} is CIFAR-10, whose test split is never trained on")
+    if folder:
+        candidates = held_out_paths(source) if held_out else list_inputs(source)
+        paths = [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES][:limit]
         if not paths:
             raise DenoiseError(f"no images found in {source}")
         return [to_uint8(read_image(p).rgb) for p in paths]

@@ -124,6 +124,23 @@ def test_eval_reports_psnr_computed_by_hand(tmp_path, rng):
         assert grid.size[1] > grid.size[0] * 2  # clean, noisy, denoised rows of one image
 
 
+def test_eval_held_out_uses_exactly_the_images_training_never_sees(tmp_path):
+    from denoise.train.data import load_images
+
+    for i in range(23):  # each image a distinct flat colour, so images identify themselves by value
+        write_png(tmp_path / "photos" / f"{i:03d}.png", np.full((8, 8, 3), i * 10, dtype=np.uint8))
+    result = run_cli("eval", tmp_path / "photos", "--held-out", "--sigma", "0.1", "--no-ssim", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert {row["images"] for row in json.loads(result.stdout)} == {3}  # 000, 010, 020
+    held_out = {int(im[0, 0, 0]) for im in load_images(tmp_path / "photos", "val")}
+    trained_on = {int(im[0, 0, 0]) for im in load_images(tmp_path / "photos", "train")}
+    assert held_out == {0, 100, 200} and not held_out & trained_on
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"")  # refused before it is read
+    cifar = run_cli("eval", tmp_path / "cifar-10-batches-py", "--held-out")
+    assert cifar.returncode == 1 and "never trained on" in cifar.stderr and cifar.stderr.count("\n") == 1
+
+
 def test_info_reports_backends_and_card():
     result = run_cli("info", "--json")
     assert result.returncode == 0, result.stderr

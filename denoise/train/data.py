@@ -51,9 +51,19 @@ def load_cifar_batches(folder: Path, split: str) -> list[np.ndarray]:
     return images
 
 
+def image_folder_paths(folder: Path) -> list[Path]:
+    """Every image under ``folder`` (recursive), sorted by path: the order the train/validation split uses."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def held_out_paths(folder: Path) -> list[Path]:
+    """The images of ``folder`` that training never sees (its validation part): every 10th, in path order."""
+    return [p for i, p in enumerate(image_folder_paths(folder)) if i % VALIDATION_EVERY == 0]
+
+
 def load_image_folder(folder: Path) -> list[np.ndarray]:
     """Every image under ``folder`` (recursive), sorted by path."""
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = image_folder_paths(folder)
     if not paths:
         raise DenoiseError(f"no images found under {folder}")
     images = []
