@@ -65,6 +65,10 @@ def test_fine_tune_from_init_with_log_mse(tmp_path):
     assert state["meta"]["init"]["steps"] == 4 and state["settings"]["loss"] == "log-mse"
     card = build_card(state, tuned)
     assert card["training"]["loss"] == "log-mse" and card["training"]["fine_tuned_from"]["steps"] == 4
+    again = train(TrainSettings(steps=3, out=str(tmp_path / "d"), protocol="mixed", init=str(tuned), **base), log=lambda line: None)
+    chain = build_card(load_checkpoint(again), again)["training"]["fine_tuned_from"]  # every stage, nested
+    assert (chain["steps"], chain["loss"], chain["fine_tuned_from"]["steps"], chain["fine_tuned_from"]["loss"]) == (4, "log-mse", 4, "mse")
+    assert "fine_tuned_from" not in chain["fine_tuned_from"]
     with pytest.raises(DenoiseError, match="different model configuration"):
         train(TrainSettings(steps=1, out=str(tmp_path / "c"), model="residual", init=str(first), **base), log=lambda line: None)
 

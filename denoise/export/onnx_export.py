@@ -75,15 +75,17 @@ def build_card(state: dict, checkpoint: Path) -> dict:
 
 
 def fine_tuning(meta: dict) -> dict:
-    """For a model trained with ``--init``: what it started from, so the card accounts for all training."""
+    """For a model trained with ``--init``: what it started from (and what that started from, nested), so
+    the card accounts for all training."""
     init = meta.get("init")
     if not init:
         return {}
-    return {"fine_tuned_from": {"steps": init.get("steps"), "minutes": round(init.get("train_seconds", 0.0) / 60, 1),
-                                "data": init.get("data_description"),
-                                "loss": init.get("settings", {}).get("loss", "mse"),
-                                "batch_size": init.get("settings", {}).get("batch_size"),
-                                "crop": init.get("settings", {}).get("crop")}}
+    settings = init.get("settings", {})
+    entry = {"steps": init.get("steps"), "minutes": round(init.get("train_seconds", 0.0) / 60, 1),
+             "data": init.get("data_description"), "device": init.get("device"), "loss": settings.get("loss", "mse"),
+             "protocol": settings.get("protocol", "clip"), "batch_size": settings.get("batch_size"),
+             "crop": settings.get("crop")}
+    return {"fine_tuned_from": {**entry, **fine_tuning({"init": init.get("init")})}}
 
 
 def export_onnx(checkpoint: Path, out_path: Path, opset: int = DEFAULT_OPSET) -> tuple[dict, list[VerifyReport]]:
