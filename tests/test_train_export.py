@@ -191,3 +191,20 @@ def test_mixed_protocol_draws_each_protocol_per_image():
         assert 70 < int(kind.sum()) < 130  # about a third each
     with pytest.raises(ValueError):
         add_noise(clean, torch.full((300,), 0.3), "salt")
+
+
+def test_crops_are_windows_of_the_images_in_all_eight_orientations():
+    image = np.arange(5 * 5 * 3, dtype=np.uint8).reshape(5, 5, 3)  # every pixel distinct
+
+    def orientations(patch):
+        return [np.rot90(p, k) for p in (patch, patch[:, ::-1]) for k in range(4)]
+
+    whole = CropSampler([image], 5, seed=1).batch(400)
+    assert whole.shape == (400, 5, 5, 4) and not whole[..., 3].any()  # RGBX: the pad byte is 0
+    whole = whole[..., :3]
+    seen = {next(i for i, o in enumerate(orientations(image)) if np.array_equal(o, crop)) for crop in whole}
+    assert seen == set(range(8))  # every flip/rotation occurs, and nothing else
+    windows = [o for y in range(4) for x in range(4) for o in orientations(image[y:y + 2, x:x + 2])]
+    crops = CropSampler([image, image[:3, :4]], 2, seed=2).batch(200)[..., :3]
+    assert all(any(np.array_equal(crop, w) for w in windows) for crop in crops)
+    assert len({crop.tobytes() for crop in crops}) > 40  # many different windows and orientations
