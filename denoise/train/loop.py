@@ -280,6 +280,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
 
     model.train()
     start, first_step = time.time(), step
+    data_seconds = 0.0  # time spent drawing batches: on a GPU, the share the CPU may be holding it back
     bar = Progress(settings.steps, step)
     mean_val = None
     logfile = open(out / "log.jsonl", "a")
@@ -288,7 +289,9 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
             while progress() < 1.0:
                 if ctrl_c.requested:  # a clean point: the last step is complete
                     raise KeyboardInterrupt
+                t_data = time.perf_counter()
                 clean = to_training_tensor(sampler.batch(settings.batch_size), device)
+                data_seconds += time.perf_counter() - t_data
                 sigma = settings.sigma_min + (settings.sigma_max - settings.sigma_min) * torch.rand(
                     len(clean), generator=gen, device=device)
                 noisy = add_noise(clean, sigma, settings.protocol, gen)
@@ -319,7 +322,8 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                     save_checkpoint(last_path, model, optimizer, step, best, settings, meta)
                     log(f"step {step}/{settings.steps} loss {loss.item():.5f} val PSNR "
                         + " ".join(f"s{k}={v:.2f}" for k, v in scores.items())
-                        + f" | {rate * 1000:.0f} ms/step, ETA {rate * (settings.steps - step) / 60:.1f} min")
+                        + f" | {rate * 1000:.0f} ms/step ({data_seconds * 1000 / max(1, step - first_step):.0f} drawing batches),"
+                        + f" ETA {rate * (settings.steps - step) / 60:.1f} min")
                 bar.update(loss, mean_val)
     except KeyboardInterrupt:
         save_checkpoint(last_path, model, optimizer, step, best, settings, meta)
