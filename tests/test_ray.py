@@ -65,3 +65,11 @@ def test_killed_ray_run_restarts_without_loss(folder, tmp_path):
     merged = run_cli("manifest", "merge", folder, out, "--json")
     report = json.loads(merged.stdout)
     assert merged.returncode == 0 and report["complete"] and not report["done_twice"]
+
+
+def test_files_per_call_keeps_every_worker_busy():
+    from denoise.runtime.ray_batch import FILES_PER_CALL, files_per_call
+
+    assert files_per_call(1000, 4) == FILES_PER_CALL  # big jobs: full calls
+    assert files_per_call(6, 4) == 2 and files_per_call(3, 4) == 1  # small jobs: spread over the workers
+    assert files_per_call(0, 2) == 1

@@ -236,7 +236,7 @@ def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma, overwrite: boo
             for job in jobs:
                 if job.reason:
                     finish(skipped_record(job))
-            _pipeline(denoiser, [j for j in jobs if not j.reason], sigma, jpeg_quality, finish)
+            run_jobs(denoiser, [j for j in jobs if not j.reason], sigma, jpeg_quality, finish)
         summary.seconds = time.perf_counter() - start
     return summary
 
@@ -313,24 +313,9 @@ def _describe(job: Job, exc: BaseException) -> str:
     return f"{job.source}: internal error {type(exc).__name__}: {exc}"
 
 
-def process_one(denoiser, job: Job, sigma, jpeg_quality: int) -> dict:
-    """Read, denoise and write one file, serially; its manifest record (never raises for a bad input).
-    The Ray path runs this in each actor; the local path overlaps the same steps in _pipeline."""
-    outcome = _decode(denoiser, job, lambda: _read(job), sigma)
-    if isinstance(outcome, dict):
-        return outcome
-    image, level, timings = outcome
-    started = time.perf_counter()
-    try:
-        result = denoiser.denoise_pixels(image.pixels, level)
-    except Exception as exc:
-        return _failed(job, _describe(job, exc))
-    timings["denoise"] = time.perf_counter() - started
-    return _write(job, image, result, level, timings, jpeg_quality)
-
-
-def _pipeline(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callable[[dict], None]) -> None:
-    """Readers decode ahead, the calling thread runs inference, writers encode behind (at most PREFETCH
+def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callable[[dict], None]) -> None:
+    """Denoise ``jobs``, calling ``finish`` with each one's manifest record (never raises for a bad input;
+    the local path and every Ray actor run this). Readers decode ahead, the calling thread runs inference, writers encode behind (at most PREFETCH
     images wait on either side).
 
     Inference goes through a TileBatcher: tiles of several images run together in full batches of one

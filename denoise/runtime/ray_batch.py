@@ -20,12 +20,16 @@ import numpy as np
 
 from denoise.errors import DenoiseError, missing_extra
 from denoise.runtime.batch import (LOCK_NAME, MANIFEST_NAME, BatchSummary, Job, check_folders, manifest_recorder,
-                                   nothing_found_note, output_lock, plan_jobs, process_one, remove_partials,
+                                   nothing_found_note, output_lock, plan_jobs, remove_partials, run_jobs,
                                    skipped_record)
+
+FILES_PER_CALL = 8  # per actor call: enough to fill the pipeline and a batch, small enough to spread the work
 
 
 class DenoiseActor:
-    """One Denoiser per Ray actor (one model load per worker, reused for every batch)."""
+    """One Denoiser per Ray actor (one model load per worker, reused for every call). Each call gets
+    several files and runs them through the local path's pipeline: decoding and encoding overlap
+    inference, and tiles of several images share a batch."""
 
     def __init__(self, model: str | None, backend: str, sigma, jpeg_quality: int):
         from denoise.runtime.denoiser import Denoiser
@@ -35,11 +39,16 @@ class DenoiseActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         records = []
-        for source, output in zip(batch["source"], batch["output"]):
-            record = process_one(self.denoiser, Job(Path(source), Path(output)), self.sigma, self.jpeg_quality)
+        jobs = [Job(Path(source), Path(output)) for source, output in zip(batch["source"], batch["output"])]
+        run_jobs(self.denoiser, jobs, self.sigma, self.jpeg_quality, records.append)
+        for record in records:
             record["backend"] = f"ray/{self.denoiser.backend_name}"
-            records.append(json.dumps(record))
-        return {"record": records}
+        return {"record": [json.dumps(record) for record in records]}
+
+
+def files_per_call(todo: int, workers: int) -> int:
+    """Files each actor call gets: up to FILES_PER_CALL, fewer when that would leave workers idle."""
+    return max(1, min(FILES_PER_CALL, -(-todo // workers)))
 
 
 def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None = None, model: str | None = None,
@@ -79,7 +88,7 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
                 if todo:
                     dataset = ray.data.from_items(todo, override_num_blocks=max(1, min(len(todo), 4 * workers)))
                     results = dataset.map_batches(
-                        DenoiseActor, batch_size=1, concurrency=workers, num_cpus=0 if gpus_per_worker else 1,
+                        DenoiseActor, batch_size=files_per_call(len(todo), workers), concurrency=workers, num_cpus=0 if gpus_per_worker else 1,
                         num_gpus=gpus_per_worker or None,
                         fn_constructor_kwargs={"model": str(model) if model else None, "backend": backend,
                                                "sigma": sigma, "jpeg_quality": jpeg_quality})
