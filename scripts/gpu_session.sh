@@ -33,9 +33,10 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 { nvidia-smi; "$PY" -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"; } > "$OUT/machine.txt" 2>&1
 train_limit=$("$PY" -c "print(int(float('$TRAIN_MINUTES') * 60 + 90))")
 
-# Training variants run side by side on the one GPU: a step of this small model keeps the GPU busy only
-# about a third of the time (the CPU draws batches and launches kernels), so two processes train nearly
-# twice as much per device-minute, and the evaluations here pick the better one.
+# Training variants run side by side on the one GPU. A step took 16-18 ms on the H200 where the throughput
+# benchmark suggests some 5 ms of GPU work (an estimate, not profiled): the CPU drawing batches and launching
+# kernels seems to be the limit, so two processes should train nearly twice as much per device-minute (the
+# "drawing batches" figure in each log will tell), and the evaluations here pick the better model.
 #   even:    CIFAR and photo batches in turn (the recipe of the bundled model's GPU stages)
 #   photos2: the photo folder listed twice, so two batches in three are photos (the photo gap is larger)
 variant_data() {
