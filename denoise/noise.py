@@ -7,6 +7,8 @@ Protocols (how a noisy image is made from a clean one x in [0,1]):
 * ``clip``     -- clip(x + sigma*n, 0, 1): the seed notebook's protocol.
 * ``gaussian`` -- x + sigma*n, unclipped float: the protocol of the literature's tables.
 * ``uint8``    -- round(clip(x + sigma*n, 0, 1) * 255) / 255: what real 8-bit files hold.
+
+Training also has ``mixed`` (one of the three drawn per image): see ``denoise.train.noise``.
 """
 
 from __future__ import annotations
