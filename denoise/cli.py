@@ -483,4 +483,10 @@ def info(as_json):
                    f"{card.get('noise_protocol')} noise")
         click.echo(f"  trained on {card.get('training_data')}: {training.get('steps')} steps, "
                    f"{training.get('minutes')} min on {training.get('device')}")
-        click.echo(f"  validation PSNR (dB): {card.get('validation_psnr_db')}")
+        stage = training.get("fine_tuned_from")
+        while stage:  # earlier stages, newest first (a model trained with --init)
+            click.echo(f"    fine-tuned from: {stage.get('steps')} steps, {stage.get('minutes')} min on {stage.get('device')}, "
+                       f"{stage.get('protocol', 'clip')} noise, {stage.get('data')}")
+            stage = stage.get("fine_tuned_from")
+        scores = card.get("validation_psnr_db") or {}
+        click.echo("  validation PSNR (dB): " + ", ".join(f"sigma {k}: {v:.2f}" for k, v in scores.items()))

@@ -147,6 +147,12 @@ def test_info_reports_backends_and_card():
     info = json.loads(result.stdout)
     assert info["backends"]["cpu"] is True
     assert info["bundled_model"]["exists"] and info["bundled_model"]["card"]["sigma_range"] == [0.0, 1.0]
+    text = run_cli("info")
+    assert text.returncode == 0 and "validation PSNR (dB): sigma 0.1: " in text.stdout
+    stages, card = 0, info["bundled_model"]["card"]["training"]
+    while card.get("fine_tuned_from"):
+        stages, card = stages + 1, card["fine_tuned_from"]
+    assert text.stdout.count("fine-tuned from:") == stages  # every training stage of the card is listed
 
 
 def test_help_has_examples():
