@@ -11,6 +11,7 @@ the same with 16-bit activations. Speed: one whole photo per call, 2 threads, me
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -78,9 +79,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label, exclude, activations in variants:
             path = Path(tmp) / "q.onnx"
-            quantize_static(str(DEFAULT_MODEL), str(path), Calibration(calibration), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=activations, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=["Conv"], nodes_to_exclude=exclude)
+            with contextlib.chdir(tmp):  # the quantizer leaves temporary model files in the working folder
+                quantize_static(str(DEFAULT_MODEL), str(path), Calibration(calibration), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=activations, weight_type=QuantType.QInt8,
+                                op_types_to_quantize=["Conv"], nodes_to_exclude=exclude)
             rows.append((label, measure(session(path), held_out, sigmas, args.repeats)))
     print(f"| model ({len(held_out)} held-out photos, gaussian) | PSNR 15 | PSNR 25 | PSNR 50 | CPU MP/s |")
     print("|---|---|---|---|---|")
