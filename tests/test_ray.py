@@ -73,3 +73,16 @@ def test_files_per_call_keeps_every_worker_busy():
     assert files_per_call(1000, 4) == FILES_PER_CALL  # big jobs: full calls
     assert files_per_call(6, 4) == 2 and files_per_call(3, 4) == 1  # small jobs: spread over the workers
     assert files_per_call(0, 2) == 1
+
+
+def test_a_corrupt_file_fails_alone_inside_a_ray_call(folder, tmp_path):
+    (folder / "sub0" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    result = run_cli("batch", folder, tmp_path / "out", "--sigma", "0.1", "--ray", "--workers", "2", "--json", "-q",
+                     "--backend", "cpu", timeout=600)
+    assert result.returncode == 3, result.stderr  # finished, but an input failed
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["ok"], summary["failed"]) == (8, 1)
+    records = [json.loads(l) for l in (tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()]
+    failed = [r for r in records if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["path"].endswith("broken.png") and failed[0]["error"]
+    assert len(pngs(tmp_path / "out")) == 8  # the other files of its call were written
