@@ -26,8 +26,6 @@ from denoise.metrics import psnr_uint8, to_uint8
 from denoise.train.data import load_images
 from denoise.weights import DEFAULT_MODEL
 
-INPUTS = ("noisy", "sigma")
-
 
 class Calibration(CalibrationDataReader):
     def __init__(self, photos: list[np.ndarray]):
