@@ -277,6 +277,8 @@ def manifest_merge(input_dir, output_dir, as_json):
 @click.option("--lr", type=float, default=5e-4, show_default=True)
 @click.option("--sigma-min", type=SigmaType(allow_auto=False), default=0.0, show_default=True)
 @click.option("--sigma-max", type=SigmaType(allow_auto=False), default=1.0, show_default=True)
+@click.option("--folder-sigma-max", type=SigmaType(allow_auto=False), default=None,
+              help="Upper sigma for batches from image folders (photos); CIFAR batches keep --sigma-max. Default: --sigma-max.")
 @click.option("--protocol", type=click.Choice(PROTOCOLS + ("mixed",)), default="clip", show_default=True,
               help="Training noise; mixed: clip, gaussian or uint8 drawn per image.")
 @click.option("--val-every", type=click.IntRange(1), default=200, show_default=True)
@@ -289,8 +291,8 @@ def manifest_merge(input_dir, output_dir, as_json):
               help="Start from this checkpoint's weights (fine-tune: new optimizer and LR schedule).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
 @user_errors
-def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, sigma_min, sigma_max, protocol, val_every, val_images,
-          seed, threads, loss, init, resume):
+def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, sigma_min, sigma_max, folder_sigma_max, protocol, val_every,
+          val_images, seed, threads, loss, init, resume):
     """Train a denoising model and write checkpoints (needs the `train` extra).
 
     \b
@@ -301,13 +303,16 @@ def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, s
     """
     if sigma_min > sigma_max:
         raise DenoiseError(f"--sigma-min {sigma_min} is above --sigma-max {sigma_max}")
+    if folder_sigma_max is not None and folder_sigma_max < sigma_min:
+        raise DenoiseError(f"--sigma-min {sigma_min} is above --folder-sigma-max {folder_sigma_max}")
     try:
         from denoise.train.loop import TrainSettings, train as run_training
     except ImportError:
         raise DenoiseError("training needs torch; install it with: pip install 'denoise[train]'") from None
     settings = TrainSettings(data=[str(d) for d in data], out=str(out), model=model_name, steps=steps,
                              minutes=minutes, device=device, batch_size=batch_size,
-                             crop=crop, lr=lr, sigma_min=sigma_min, sigma_max=sigma_max, protocol=protocol,
+                             crop=crop, lr=lr, sigma_min=sigma_min, sigma_max=sigma_max,
+                             folder_sigma_max=folder_sigma_max or 0.0, protocol=protocol,
                              val_every=val_every, val_images=val_images, seed=seed, threads=threads,
                              loss=loss, init=str(init) if init else "")
     best = run_training(settings, resume=resume, log=lambda line: click.echo(line, err=True))

@@ -8,6 +8,7 @@
 #
 # Before calling the device tool, copy the data into the git-ignored gpu-data/ folder and carry it:
 #   mkdir -p gpu-data && cp ../shared/data/cifar10/cifar10-jpeg.tar.gz gpu-data/ && cp -r ../shared/data/cbsd68 gpu-data/
+#   python scripts/debian_photos.py gpu-data/photos-debian    # 23 more training photos (the `debian` variant)
 #   run(command="bash scripts/gpu_session.sh", carry=["gpu-data"], timeout_s=600)
 # With 15 minutes of device time: a machine starts in about 35 s and loading the data takes about 20 s, so
 # the default 9 training minutes end near 590 s; a second, shorter run (INIT=the first run's NAME.pt,
@@ -27,7 +28,7 @@ DEVICE=${DEVICE:-cuda}
 TRAIN_MINUTES=${TRAIN_MINUTES:-9}
 LR=${LR:-3e-4}
 INIT=${INIT:-denoise/weights/default.pt}
-VARIANTS=${VARIANTS:-even photos2}
+VARIANTS=${VARIANTS:-even debian debian-low}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 { nvidia-smi; "$PY" -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"; } > "$OUT/machine.txt" 2>&1
@@ -39,23 +40,28 @@ train_limit=$("$PY" -c "print(int(float('$TRAIN_MINUTES') * 60 + 90))")
 # "drawing batches" figure in each log will tell), and the evaluations here pick the better model.
 #   even:    CIFAR and photo batches in turn (the recipe of the bundled model's GPU stages)
 #   photos2: the photo folder listed twice, so two batches in three are photos (the photo gap is larger)
-variant_data() {
+#   debian:  two batches in three are photos too, half of them from scripts/debian_photos.py's 23 photos
+#   debian-low: as debian, with photo batches at sigma 0-0.3 (--folder-sigma-max): the photo comparison is at
+#            sigma 15-50 of 255 (0.06-0.2), where uniform draws on 0-1 spend only 14% of the photo batches
+variant_options() {
     case "$1" in
         even) echo "--data gpu-data/cifar10-jpeg.tar.gz --data gpu-data/cbsd68" ;;
         photos2) echo "--data gpu-data/cifar10-jpeg.tar.gz --data gpu-data/cbsd68 --data gpu-data/cbsd68" ;;
+        debian) echo "--data gpu-data/cifar10-jpeg.tar.gz --data gpu-data/cbsd68 --data gpu-data/photos-debian" ;;
+        debian-low) echo "$(variant_options debian) --folder-sigma-max 0.3" ;;
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }
 for name in $VARIANTS; do
-    data=$(variant_data "$name") || exit 1
-    # shellcheck disable=SC2086  # $data is a list of options
-    ( timeout "$train_limit" "$PY" -m denoise train $data --model fast --init "$INIT" \
+    options=$(variant_options "$name") || exit 1
+    # shellcheck disable=SC2086  # $options is a list of options
+    ( timeout "$train_limit" "$PY" -m denoise train $options --model fast --init "$INIT" \
         --steps 1000000 --minutes "$TRAIN_MINUTES" --batch-size 128 --crop 96 --lr "$LR" --loss log-mse --protocol mixed \
         --val-every 2500 --val-images 50 --threads 4 --device "$DEVICE" --out "$OUT/$name" > "$OUT/$name.log" 2>&1
       echo "train exit $?" >> "$OUT/$name.log" ) &
 done
 wait
-# What comes back (8 files at most: so at most 2 variants with EXTRAS=1): per variant its log and its best
+# What comes back (8 files at most: so 3 variants without EXTRAS, at most 2 with EXTRAS=1): per variant its log and its best
 # checkpoint without the optimizer state.
 for name in $VARIANTS; do
     "$PY" -c "from denoise.train.loop import strip_checkpoint as s; s('$OUT/$name/best.pt', '$OUT/$name.pt')" >> "$OUT/$name.log" 2>&1

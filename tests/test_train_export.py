@@ -10,13 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SAMPLES, need_shared, run_cli
+from conftest import SAMPLES, need_shared, run_cli, write_png
 from denoise.errors import DenoiseError
 from denoise.export.onnx_export import build_card, export_onnx
 from denoise.model import build_model
-from denoise.train.data import CropSampler, load_images, to_training_tensor
+from denoise.train.data import CropSampler, MixedSampler, load_images, to_training_tensor
 from denoise.train.loop import (TrainSettings, batch_loss, load_checkpoint, model_from_checkpoint, save_checkpoint,
-                                 train)
+                                 sigma_top, train)
 from denoise.train.noise import add_noise
 
 
@@ -208,3 +208,28 @@ def test_crops_are_windows_of_the_images_in_all_eight_orientations():
     crops = CropSampler([image, image[:3, :4]], 2, seed=2).batch(200)[..., :3]
     assert all(any(np.array_equal(crop, w) for w in windows) for crop in crops)
     assert len({crop.tobytes() for crop in crops}) > 40  # many different windows and orientations
+
+
+def test_folder_sigma_max_applies_to_image_folders_only(tmp_path):
+    """Photo batches can be kept at the low sigma photos are denoised at; CIFAR batches keep the full range."""
+    rows = np.zeros((20, 3072), dtype=np.uint8)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(tmp_path / name, "wb") as f:
+            pickle.dump({b"data": rows, b"labels": [0] * 20}, f)
+    photos = tmp_path / "photos"
+    for i in range(3):
+        write_png(photos / f"{i}.png", np.full((64, 80, 3), 40 * i, dtype=np.uint8))
+    settings = TrainSettings(data=[str(tmp_path), str(photos)], sigma_max=1.0, folder_sigma_max=0.3)
+    assert [sigma_top(settings, tmp_path), sigma_top(settings, photos)] == [1.0, 0.3]
+    default = TrainSettings(data=[str(tmp_path), str(photos)], sigma_max=0.8)
+    assert [sigma_top(default, tmp_path), sigma_top(default, photos)] == [0.8, 0.8]
+    sampler = MixedSampler([load_images(tmp_path, "train"), load_images(photos, "train")], 48, seed=0)
+    drawn = [sampler.batch(2) for _ in range(4)]
+    assert [source for source, _ in drawn] == [0, 1, 0, 1]  # in turn, and each batch says where it came from
+    assert [batch.shape[1] for _, batch in drawn] == [32, 48, 32, 48]
+
+
+def test_folder_sigma_max_below_sigma_min_is_a_one_line_error(tmp_path):
+    result = run_cli("train", "--data", str(SAMPLES / "clean"), "--sigma-min", "0.2", "--folder-sigma-max", "0.1",
+                     "--out", str(tmp_path / "run"))
+    assert result.returncode == 1 and "--folder-sigma-max" in result.stderr and "Traceback" not in result.stderr

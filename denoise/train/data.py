@@ -73,6 +73,12 @@ def load_image_folder(folder: Path) -> list[np.ndarray]:
     return images
 
 
+def is_image_folder(source: Path) -> bool:
+    """True for a folder of images (photos), False for the CIFAR-10 archive or cifar-10-batches-py."""
+    source = Path(source)
+    return source.is_dir() and not (source / "data_batch_1").is_file()
+
+
 def load_images(source: Path, split: str) -> list[np.ndarray]:
     """``split`` is "train", "val" or "test" (test exists only for CIFAR-10)."""
     source = Path(source)
@@ -107,10 +113,11 @@ class MixedSampler:
         self.samplers = [CropSampler(images, crop_for(images, crop), seed + i) for i, images in enumerate(sources)]
         self.turn = 0
 
-    def batch(self, size: int) -> np.ndarray:
-        sampler = self.samplers[self.turn % len(self.samplers)]
+    def batch(self, size: int) -> tuple[int, np.ndarray]:
+        """The index of the source this batch comes from, and the batch."""
+        source = self.turn % len(self.samplers)
         self.turn += 1
-        return sampler.batch(size)
+        return source, self.samplers[source].batch(size)
 
 
 class CropSampler:

@@ -26,7 +26,7 @@ from denoise.atomic import atomic_write
 from denoise.errors import DenoiseError
 from denoise.metrics import psnr_uint8, to_uint8
 from denoise.model import CONFIGS, CAEConfig, build_model
-from denoise.train.data import VALIDATION_EVERY, MixedSampler, load_images, to_training_tensor
+from denoise.train.data import VALIDATION_EVERY, MixedSampler, is_image_folder, load_images, to_training_tensor
 from denoise.train.noise import TRAIN_PROTOCOLS, add_noise
 
 VAL_SIGMAS = (0.1, 0.3, 0.5, 1.0)  # validation noise levels, in the run's noise protocol
@@ -46,6 +46,7 @@ class TrainSettings:
     lr: float = 5e-4
     sigma_min: float = 0.0
     sigma_max: float = 1.0
+    folder_sigma_max: float = 0.0  # upper sigma of batches from image folders (photos); 0: sigma_max
     protocol: str = "clip"
     val_every: int = 200
     val_images: int = 200  # per source
@@ -100,6 +101,15 @@ def model_from_checkpoint(path: Path):
     model = build_model(CAEConfig(**state["config"]))
     model.load_state_dict(state["model"])
     return model.eval(), state
+
+
+def sigma_top(settings: TrainSettings, source: Path) -> float:
+    """The upper training sigma for batches from ``source``. Photos are mostly denoised at low noise
+    (sigma 15-50 of 255 is 0.06-0.2), so ``folder_sigma_max`` can spend the photo batches there while the
+    CIFAR batches keep the whole range the seed's table measures."""
+    if settings.folder_sigma_max and is_image_folder(source):
+        return max(settings.folder_sigma_max, settings.sigma_min)
+    return settings.sigma_max
 
 
 def validation_set(sources: list[list[np.ndarray]], count: int, sigmas, protocol: str, seed: int):
@@ -253,6 +263,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
     log(f"data: {description}; {sum(map(len, val_sources))} validation images ({time.time() - t0:.0f}s to load); "
         f"device {device_name(device)}")
     sampler = MixedSampler(train_sources, settings.crop, settings.seed + step)  # a resumed run draws new crops
+    sigma_tops = [sigma_top(settings, Path(d)) for d in settings.data]
     pairs = validation_set(val_sources, settings.val_images, VAL_SIGMAS, settings.protocol, settings.seed)
     gen = torch.Generator(device=device).manual_seed(settings.seed + 1 + step)
     meta = {"data": "; ".join(settings.data),
@@ -290,10 +301,11 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                 if ctrl_c.requested:  # a clean point: the last step is complete
                     raise KeyboardInterrupt
                 t_data = time.perf_counter()
-                clean = to_training_tensor(sampler.batch(settings.batch_size), device)
+                source, batch = sampler.batch(settings.batch_size)
+                clean = to_training_tensor(batch, device)
                 data_seconds += time.perf_counter() - t_data
-                sigma = settings.sigma_min + (settings.sigma_max - settings.sigma_min) * torch.rand(
-                    len(clean), generator=gen, device=device)
+                top = sigma_tops[source]
+                sigma = settings.sigma_min + (top - settings.sigma_min) * torch.rand(len(clean), generator=gen, device=device)
                 noisy = add_noise(clean, sigma, settings.protocol, gen)
                 if device.type == "cuda":
                     noisy = noisy.contiguous(memory_format=torch.channels_last)
