@@ -414,6 +414,11 @@ def eval_command(clean, sigmas, protocols, model, backend, with_bm3d, limit, hel
         click.echo(f"wrote {plot}", err=True)
 
 
+def photo_sigma_note(stage: dict) -> str:
+    top = stage.get("folder_sigma_max")
+    return f" (photo batches at sigma <= {top:g})" if top else ""
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @user_errors
@@ -487,11 +492,11 @@ def info(as_json):
         click.echo(f"  {card.get('architecture')} '{card.get('model_name')}', sigma range {card.get('sigma_range')}, "
                    f"{card.get('noise_protocol')} noise")
         click.echo(f"  trained on {card.get('training_data')}: {training.get('steps')} steps, "
-                   f"{training.get('minutes')} min on {training.get('device')}")
+                   f"{training.get('minutes')} min on {training.get('device')}{photo_sigma_note(training)}")
         stage = training.get("fine_tuned_from")
         while stage:  # earlier stages, newest first (a model trained with --init)
             click.echo(f"    fine-tuned from: {stage.get('steps')} steps, {stage.get('minutes')} min on {stage.get('device')}, "
-                       f"{stage.get('protocol', 'clip')} noise, {stage.get('data')}")
+                       f"{stage.get('protocol', 'clip')} noise{photo_sigma_note(stage)}, {stage.get('data')}")
             stage = stage.get("fine_tuned_from")
         scores = card.get("validation_psnr_db") or {}
         click.echo("  validation PSNR (dB): " + ", ".join(f"sigma {k}: {v:.2f}" for k, v in scores.items()))

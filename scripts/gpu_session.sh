@@ -43,12 +43,15 @@ train_limit=$("$PY" -c "print(int(float('$TRAIN_MINUTES') * 60 + 90))")
 #   debian:  two batches in three are photos too, half of them from scripts/debian_photos.py's 23 photos
 #   debian-low: as debian, with photo batches at sigma 0-0.3 (--folder-sigma-max): the photo comparison is at
 #            sigma 15-50 of 255 (0.06-0.2), where uniform draws on 0-1 spend only 14% of the photo batches
+#   even-low, photos2-low: even and photos2 with photo batches at sigma 0-0.3 and 0-0.25
 variant_options() {
     case "$1" in
         even) echo "--data gpu-data/cifar10-jpeg.tar.gz --data gpu-data/cbsd68" ;;
         photos2) echo "--data gpu-data/cifar10-jpeg.tar.gz --data gpu-data/cbsd68 --data gpu-data/cbsd68" ;;
         debian) echo "--data gpu-data/cifar10-jpeg.tar.gz --data gpu-data/cbsd68 --data gpu-data/photos-debian" ;;
         debian-low) echo "$(variant_options debian) --folder-sigma-max 0.3" ;;
+        even-low) echo "$(variant_options even) --folder-sigma-max 0.3" ;;
+        photos2-low) echo "$(variant_options photos2) --folder-sigma-max 0.25" ;;
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }

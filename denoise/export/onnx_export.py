@@ -66,7 +66,8 @@ def build_card(state: dict, checkpoint: Path) -> dict:
         "training_data": meta.get("data_description") or Path(str(meta.get("data"))).name,
         "training": {"steps": state.get("step"), "batch_size": settings.get("batch_size"), "crop": settings.get("crop"),
                      "minutes": round(meta.get("train_seconds", 0.0) / 60, 1), "device": meta.get("device"),
-                     "torch": meta.get("torch"), "loss": settings.get("loss", "mse"), **fine_tuning(meta)},
+                     "torch": meta.get("torch"), "loss": settings.get("loss", "mse"),
+                     "folder_sigma_max": settings.get("folder_sigma_max") or None, **fine_tuning(meta)},
         "validation_psnr_db": meta.get("val_psnr", {}),
         "validation_note": "mean uint8 PSNR on the fixed validation split (every 10th image), per sigma, "
                            f"{settings.get('protocol', 'clip')} protocol",
@@ -84,7 +85,7 @@ def fine_tuning(meta: dict) -> dict:
     entry = {"steps": init.get("steps"), "minutes": round(init.get("train_seconds", 0.0) / 60, 1),
              "data": init.get("data_description"), "device": init.get("device"), "loss": settings.get("loss", "mse"),
              "protocol": settings.get("protocol", "clip"), "batch_size": settings.get("batch_size"),
-             "crop": settings.get("crop")}
+             "crop": settings.get("crop"), "folder_sigma_max": settings.get("folder_sigma_max") or None}
     return {"fine_tuned_from": {**entry, **fine_tuning({"init": init.get("init")})}}
 
 
