@@ -8,11 +8,11 @@
 #
 # Before calling the device tool, copy the data into the git-ignored gpu-data/ folder and carry it:
 #   mkdir -p gpu-data && cp ../shared/data/cifar10/cifar10-jpeg.tar.gz gpu-data/ && cp -r ../shared/data/cbsd68 gpu-data/
-#   python scripts/debian_photos.py gpu-data/photos-debian    # 23 more training photos (the `debian` variant)
-#   run(command="bash scripts/gpu_session.sh", carry=["gpu-data"], timeout_s=600)
-# With 15 minutes of device time: a machine starts in about 35 s and loading the data takes about 20 s, so
-# the default 9 training minutes end near 590 s; a second, shorter run (INIT=the first run's NAME.pt,
-# carried) fits in what is left if it is 4 minutes or more. VARIANTS=even trains one model alone.
+#   python scripts/debian_photos.py gpu-data/photos-debian    # only for the debian variants (needs apt-get)
+#   run(command="TRAIN_MINUTES=8.5 bash scripts/gpu_session.sh", carry=["gpu-data"], timeout_s=600)
+# With 15 minutes of device time: on 2026-11-28 an 8.5-minute run took 569 s (601 s of device time with
+# the start), and a second run of 2.2 minutes (INIT=the first run's best NAME.pt, carried) took 185 s of
+# the 298 s left. A machine does not start with under 4 minutes left. VARIANTS=even trains one model alone.
 # A dry run here on the CPU (checks the script end to end in a minute or two):
 #   PY=.venv/bin/python DEVICE=cpu TRAIN_MINUTES=0.5 EXTRAS=1 OUT=/tmp/gpu-dry bash scripts/gpu_session.sh
 #
@@ -28,16 +28,16 @@ DEVICE=${DEVICE:-cuda}
 TRAIN_MINUTES=${TRAIN_MINUTES:-9}
 LR=${LR:-3e-4}
 INIT=${INIT:-denoise/weights/default.pt}
-VARIANTS=${VARIANTS:-even debian debian-low}
+VARIANTS=${VARIANTS:-even-low photos2-low}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 { nvidia-smi; "$PY" -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"; } > "$OUT/machine.txt" 2>&1
 train_limit=$("$PY" -c "print(int(float('$TRAIN_MINUTES') * 60 + 90))")
 
-# Training variants run side by side on the one GPU. A step took 16-18 ms on the H200 where the throughput
-# benchmark suggests some 5 ms of GPU work (an estimate, not profiled): the CPU drawing batches and launching
-# kernels seems to be the limit, so two processes should train nearly twice as much per device-minute (the
-# "drawing batches" figure in each log will tell), and the evaluations here pick the better model.
+# Training variants run side by side on the one GPU, and the evaluations here pick the best. Measured on the
+# H200: three processes each ran at 17-22 ms per step, as fast as one process alone (3-5 ms of it drawing
+# batches), so a variant costs no device time; the limit is elsewhere (kernel launches, small convolutions:
+# not profiled). Results of each variant: BENCHMARKS.md, "How stages 5 and 6 were chosen".
 #   even:    CIFAR and photo batches in turn (the recipe of the bundled model's GPU stages)
 #   photos2: the photo folder listed twice, so two batches in three are photos (the photo gap is larger)
 #   debian:  two batches in three are photos too, half of them from scripts/debian_photos.py's 23 photos

@@ -59,7 +59,8 @@ def test_fine_tune_from_init_with_log_mse(tmp_path):
     base = dict(data=str(SAMPLES / "clean"), batch_size=4, val_every=4, val_images=1, seed=0)
     first = train(TrainSettings(steps=4, out=str(tmp_path / "a"), **base), log=lambda line: None)
     lines = []
-    tuned = train(TrainSettings(steps=4, out=str(tmp_path / "b"), loss="log-mse", init=str(first), **base), log=lines.append)
+    tuned = train(TrainSettings(steps=4, out=str(tmp_path / "b"), loss="log-mse", init=str(first), folder_sigma_max=0.3, **base),
+                  log=lines.append)
     state = load_checkpoint(tuned)
     assert state["step"] == 4 and any("starting from the weights of" in line for line in lines)
     assert state["meta"]["init"]["steps"] == 4 and state["settings"]["loss"] == "log-mse"
@@ -68,6 +69,7 @@ def test_fine_tune_from_init_with_log_mse(tmp_path):
     again = train(TrainSettings(steps=3, out=str(tmp_path / "d"), protocol="mixed", init=str(tuned), **base), log=lambda line: None)
     chain = build_card(load_checkpoint(again), again)["training"]["fine_tuned_from"]  # every stage, nested
     assert (chain["steps"], chain["loss"], chain["fine_tuned_from"]["steps"], chain["fine_tuned_from"]["loss"]) == (4, "log-mse", 4, "mse")
+    assert (chain["folder_sigma_max"], chain["fine_tuned_from"]["folder_sigma_max"]) == (0.3, None)
     assert "fine_tuned_from" not in chain["fine_tuned_from"]
     with pytest.raises(DenoiseError, match="different model configuration"):
         train(TrainSettings(steps=1, out=str(tmp_path / "c"), model="residual", init=str(first), **base), log=lambda line: None)
