@@ -20,7 +20,8 @@
 # 10th photo is held out: the unseen photos of the CBM3D comparison) with mixed noise and log-mse.
 # Afterwards, here: for each returned NAME.pt (already stripped of the optimizer state):
 #   denoise export NAME.pt --out DIR --fp16 --verify-images samples/clean, evaluate (CIFAR test, held-out
-#   photos), copy the better one into denoise/weights/ and re-run BENCHMARKS.md's evaluations.
+#   photos), copy the better one into denoise/weights/ and re-run BENCHMARKS.md's evaluations. seed-config.pt
+#   (10.7 MB: not for the repository) only fills the seed column: denoise eval CIFAR --model seed-config.onnx.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 PY=${PY:-python3}
@@ -28,7 +29,7 @@ DEVICE=${DEVICE:-cuda}
 TRAIN_MINUTES=${TRAIN_MINUTES:-9}
 LR=${LR:-3e-4}
 INIT=${INIT:-denoise/weights/default.pt}
-VARIANTS=${VARIANTS:-even-low photos2-low}
+VARIANTS=${VARIANTS:-even-low photos2-low seed-config}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 { nvidia-smi; "$PY" -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"; } > "$OUT/machine.txt" 2>&1
@@ -44,22 +45,29 @@ train_limit=$("$PY" -c "print(int(float('$TRAIN_MINUTES') * 60 + 90))")
 #   debian-low: as debian, with photo batches at sigma 0-0.3 (--folder-sigma-max): the photo comparison is at
 #            sigma 15-50 of 255 (0.06-0.2), where uniform draws on 0-1 spend only 14% of the photo batches
 #   even-low, photos2-low: even and photos2 with photo batches at sigma 0-0.3 and 0-0.25
+#   seed-config: the seed notebook's configuration (exact: 128 channels, sigmoid, no noise-level input), from
+#            scratch on CIFAR-10 with the seed's `clip` noise, one model for sigma 0.1-1.0: the seed column
+#            of BENCHMARKS.md's CIFAR table (issue 3). Untested on the GPU: 16x the fast model's work per
+#            pixel on 32x32 batches, so it may slow the variants beside it (their logs' ms/step will tell).
+FINE_TUNE="--model fast --init $INIT --crop 96 --loss log-mse --protocol mixed --lr $LR"
+CIFAR=gpu-data/cifar10-jpeg.tar.gz
+PHOTOS=gpu-data/cbsd68
 variant_options() {
     case "$1" in
-        even) echo "--data gpu-data/cifar10-jpeg.tar.gz --data gpu-data/cbsd68" ;;
-        photos2) echo "--data gpu-data/cifar10-jpeg.tar.gz --data gpu-data/cbsd68 --data gpu-data/cbsd68" ;;
-        debian) echo "--data gpu-data/cifar10-jpeg.tar.gz --data gpu-data/cbsd68 --data gpu-data/photos-debian" ;;
+        even) echo "$FINE_TUNE --data $CIFAR --data $PHOTOS" ;;
+        photos2) echo "$FINE_TUNE --data $CIFAR --data $PHOTOS --data $PHOTOS" ;;
+        debian) echo "$FINE_TUNE --data $CIFAR --data $PHOTOS --data gpu-data/photos-debian" ;;
         debian-low) echo "$(variant_options debian) --folder-sigma-max 0.3" ;;
         even-low) echo "$(variant_options even) --folder-sigma-max 0.3" ;;
         photos2-low) echo "$(variant_options photos2) --folder-sigma-max 0.25" ;;
+        seed-config) echo "--model seed --data $CIFAR --crop 32 --loss mse --protocol clip --sigma-min 0.1 --lr 5e-4" ;;
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
 }
 for name in $VARIANTS; do
     options=$(variant_options "$name") || exit 1
     # shellcheck disable=SC2086  # $options is a list of options
-    ( timeout "$train_limit" "$PY" -m denoise train $options --model fast --init "$INIT" \
-        --steps 1000000 --minutes "$TRAIN_MINUTES" --batch-size 128 --crop 96 --lr "$LR" --loss log-mse --protocol mixed \
+    ( timeout "$train_limit" "$PY" -m denoise train $options --steps 1000000 --minutes "$TRAIN_MINUTES" --batch-size 128 \
         --val-every 2500 --val-images 50 --threads 4 --device "$DEVICE" --out "$OUT/$name" > "$OUT/$name.log" 2>&1
       echo "train exit $?" >> "$OUT/$name.log" ) &
 done
