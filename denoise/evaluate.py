@@ -41,7 +41,7 @@ def load_eval_images(source: Path, limit: int | None = None, held_out: bool = Fa
 
     ``held_out``: of a folder, only the images ``denoise train`` keeps out of training (every 10th), so a
     model trained on that folder is measured on photos it has not seen."""
-    from denoise.train.data import held_out_paths, load_images  # numpy + Pillow only
+    from denoise.train.data import load_images  # numpy + Pillow only
 
     source = Path(source)
     if not source.exists():
@@ -50,12 +50,19 @@ def load_eval_images(source: Path, limit: int | None = None, held_out: bool = Fa
     if held_out and not folder:
         raise DenoiseError(f"--held-out is for image folders; {source} is CIFAR-10, whose test split is never trained on")
     if folder:
-        candidates = held_out_paths(source) if held_out else list_inputs(source)
-        paths = [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES][:limit]
-        if not paths:
-            raise DenoiseError(f"no images found in {source}")
-        return [to_uint8(read_image(p).rgb) for p in paths]
+        return [to_uint8(read_image(p).rgb) for p in eval_image_paths(source, limit, held_out)]
     return load_images(source, "test")[:limit]
+
+
+def eval_image_paths(folder: Path, limit: int | None = None, held_out: bool = False) -> list[Path]:
+    """The image files of a folder that ``load_eval_images`` reads, in its order."""
+    from denoise.train.data import held_out_paths
+
+    candidates = held_out_paths(folder) if held_out else list_inputs(folder)
+    paths = [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES][:limit]
+    if not paths:
+        raise DenoiseError(f"no images found in {folder}")
+    return paths
 
 
 def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
