@@ -30,14 +30,25 @@ PLASMA_PHOTOS = ("BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "Eve
 LONG_SIDE = 640
 
 
+def run(command: list[str], cwd: Path | None = None) -> None:
+    try:
+        subprocess.run(command, cwd=cwd, check=True)
+    except FileNotFoundError:
+        raise SystemExit(f"{command[0]} not found: this script needs Debian or Ubuntu (or pass --debs DIR)") from None
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"{' '.join(command)} failed with exit code {exc.returncode}") from None
+
+
 def download(debs: Path) -> None:
-    subprocess.run(["apt-get", "download", *PACKAGES], cwd=debs, check=True)
+    run(["apt-get", "download", *PACKAGES], cwd=debs)
 
 
 def unpack(debs: Path, root: Path) -> None:
-    for deb in sorted(debs.glob("*.deb")):
-        if deb.name.startswith(PACKAGES):
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    found = [deb for deb in sorted(debs.glob("*.deb")) if deb.name.startswith(PACKAGES)]
+    if not found:
+        raise SystemExit(f"no {' or '.join(PACKAGES)} .deb file in {debs}")
+    for deb in found:
+        run(["dpkg-deb", "-x", str(deb), str(root)])
 
 
 def pixel_count(path: Path) -> int:
