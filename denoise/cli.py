@@ -144,6 +144,8 @@ def run():
               help="Tile size in pixels: bounds memory; the result does not depend on it.")
 @click.option("--max-batch", type=click.IntRange(1), default=DEFAULT_MAX_BATCH, show_default=True,
               help="Tiles (of one shape, from any images) run together; more uses more memory.")
+@click.option("--ensemble", is_flag=True,
+              help="Average the results on 8 flips/rotations of each image: better (about +0.2 dB), 8x slower.")
 @click.option("--dry-run", is_flag=True, help="List what would be done; write nothing.")
 @click.option("--shard", default=None, metavar="K/N",
               help="Only this job's share of the files (K from 0 to N-1), for array jobs; see `denoise manifest merge`.")
@@ -156,7 +158,7 @@ def run():
 @click.option("-q", "--quiet", is_flag=True, help="Only print errors.")
 @user_errors
 def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpeg_quality, fmt, pattern,
-          follow_symlinks, tile, max_batch, dry_run, shard, ray_address, workers, gpus_per_worker, as_json, quiet):
+          follow_symlinks, tile, max_batch, ensemble, dry_run, shard, ray_address, workers, gpus_per_worker, as_json, quiet):
     """Denoise every image under INPUT_DIR into OUTPUT_DIR (same names, formats and sub-folders).
 
     Inputs are never modified; outputs that already exist are skipped, so re-running a stopped
@@ -186,10 +188,10 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
 
         summary = run_ray_batch(input_dir, output_dir, sigma, address=None if ray_address == "local" else ray_address,
                                 model=model, backend=backend, workers=workers, gpus_per_worker=gpus_per_worker,
-                                **options)
+                                ensemble=ensemble, **options)
         backend_name = "ray"
     else:
-        denoiser = Denoiser(model, backend=backend, tile=tile, max_batch=max_batch)
+        denoiser = Denoiser(model, backend=backend, tile=tile, max_batch=max_batch, ensemble=ensemble)
         summary = denoiser.denoise_folder(input_dir, output_dir, sigma, manifest_path=manifest, dry_run=dry_run,
                                           on_plan=bar.start, shard=shard, **options)
         backend_name = denoiser.backend_name
@@ -370,6 +372,7 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto: the fastest that works here (-v says why others were skipped).")
 @click.option("--bm3d", "with_bm3d", is_flag=True, help="Also run CBM3D on the same noisy images (extra `eval`).")
+@click.option("--ensemble", is_flag=True, help="Run the model as `denoise batch --ensemble` does (8 flips/rotations).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N images.")
 @click.option("--held-out", is_flag=True,
               help="Of a folder, only the images `denoise train` holds out for validation (every 10th).")
@@ -383,7 +386,8 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="Write a PSNR-versus-sigma PNG plot (extra `eval`).")
 @user_errors
-def eval_command(clean, sigmas, protocols, model, backend, with_bm3d, limit, held_out, seed, no_ssim, set_psnr, fmt, grid, plot):
+def eval_command(clean, sigmas, protocols, model, backend, with_bm3d, ensemble, limit, held_out, seed, no_ssim, set_psnr, fmt,
+                 grid, plot):
     """Add seeded noise to CLEAN images and report PSNR / SSIM of noisy and denoised versions.
 
     CLEAN is a folder of images, or the CIFAR-10 archive (.tar.gz) or cifar-10-batches-py folder,
@@ -398,7 +402,7 @@ def eval_command(clean, sigmas, protocols, model, backend, with_bm3d, limit, hel
     from denoise.evaluate import evaluate, format_markdown, load_eval_images, save_grid, save_plot
     from denoise.runtime.denoiser import Denoiser
 
-    denoiser = Denoiser(model, backend=backend)
+    denoiser = Denoiser(model, backend=backend, ensemble=ensemble)
     images = load_eval_images(clean, limit, held_out)
     rows, examples = evaluate(denoiser, images, sigmas or (0.1, 0.3, 0.5), protocols or ("clip",), seed,
                               bm3d=with_bm3d, with_ssim=not no_ssim, keep=8 if grid else 0)

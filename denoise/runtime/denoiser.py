@@ -10,6 +10,7 @@ import numpy as np
 from denoise.errors import DenoiseError
 from denoise.metrics import from_float, to_float
 from denoise.noise import estimate_sigma
+from denoise.runtime.ensemble import self_ensemble
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, engine_profile, overlap_for,
                                     run_tiled, tile_input_pixels)
@@ -31,11 +32,12 @@ class Denoiser:
     ``backend``: "tensorrt" (FP16 engine, NVIDIA GPU), "cuda" (ONNX Runtime CUDA), "cpu" (ONNX Runtime,
     FP32), or "auto": the fastest that really works here, logging why each faster one was skipped.
     Images are processed in tiles of ``tile`` pixels (with enough overlap that the result equals a
-    whole-image run), so memory stays bounded whatever the image size.
+    whole-image run), so memory stays bounded whatever the image size. ``ensemble``: average the model's
+    results on the 8 flips and rotations of each tile (better results, 8x the work; see runtime.ensemble).
     """
 
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0,
-                 tile: int | tuple[int, int] = DEFAULT_TILE, max_batch: int = DEFAULT_MAX_BATCH):
+                 tile: int | tuple[int, int] = DEFAULT_TILE, max_batch: int = DEFAULT_MAX_BATCH, ensemble: bool = False):
         if backend not in BACKENDS:
             raise DenoiseError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.model_path = Path(model) if model else DEFAULT_MODEL
@@ -57,6 +59,8 @@ class Denoiser:
             raise DenoiseError(f"tile {self.tile[0]}x{self.tile[1]} is not a multiple of {self.align}, which this model "
                                f"needs (its pixel shuffle); use --tile {-(-self.tile[0] // self.align) * self.align}")
         self.backend = self._pick_backend(backend, reference)
+        self.ensemble = ensemble
+        self.infer = self_ensemble(self.backend.infer) if ensemble else self.backend.infer
         low, high = self.card.get("sigma_range", [0.0, 1.0])
         self.sigma_range = (float(low), float(high))
 
@@ -82,7 +86,7 @@ class Denoiser:
 
     @property
     def backend_name(self) -> str:
-        return self.backend.name
+        return f"{self.backend.name} x8 ensemble" if self.ensemble else self.backend.name
 
     def check_sigma(self, sigma: float) -> float:
         low, high = self.sigma_range
@@ -120,7 +124,7 @@ class Denoiser:
     def denoise_pixels(self, pixels: np.ndarray, sigma: float) -> np.ndarray:
         """HxWx3 uint8, uint16 or float32 in [0,1] -> the same type, tile by tile (memory: the image, its
         result and one batch of tiles)."""
-        return run_tiled(self.backend.infer, pixels, sigma, self.tile, self.overlap, self.align, self.max_batch,
+        return run_tiled(self.infer, pixels, sigma, self.tile, self.overlap, self.align, self.max_batch,
                          self.max_batch_pixels)
 
     def denoise_rgb(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
@@ -129,7 +133,7 @@ class Denoiser:
 
     def batcher(self) -> TileBatcher:
         """A TileBatcher on this backend and tiling: batches tiles of many images (``denoise batch`` uses it)."""
-        return TileBatcher(self.backend.infer, self.tile, self.overlap, self.align, self.max_batch, self.max_batch_pixels)
+        return TileBatcher(self.infer, self.tile, self.overlap, self.align, self.max_batch, self.max_batch_pixels)
 
     @property
     def max_batch_pixels(self) -> int | None:
@@ -144,7 +148,7 @@ class Denoiser:
         """float32 NxHxWx3 in [0,1], one sigma for all -> float32 NxHxWx3 in [0,1]; whole images, no
         tiling (for many small images, such as CIFAR's, at once)."""
         batch = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), dtype=np.float32)
-        out = self.backend.infer(batch, np.full(len(batch), sigma, dtype=np.float32))
+        out = self.infer(batch, np.full(len(batch), sigma, dtype=np.float32))
         return out.transpose(0, 2, 3, 1)
 
     def denoise_folder(self, input_dir, output_dir, sigma, **options):

@@ -31,10 +31,10 @@ class DenoiseActor:
     several files and runs them through the local path's pipeline: decoding and encoding overlap
     inference, and tiles of several images share a batch."""
 
-    def __init__(self, model: str | None, backend: str, sigma, jpeg_quality: int):
+    def __init__(self, model: str | None, backend: str, sigma, jpeg_quality: int, ensemble: bool = False):
         from denoise.runtime.denoiser import Denoiser
 
-        self.denoiser = Denoiser(model, backend=backend)
+        self.denoiser = Denoiser(model, backend=backend, ensemble=ensemble)
         self.sigma, self.jpeg_quality = sigma, jpeg_quality
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
@@ -54,7 +54,7 @@ def files_per_call(todo: int, workers: int) -> int:
 def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None = None, model: str | None = None,
                   backend: str = "auto", workers: int = 2, gpus_per_worker: float = 0.0, overwrite: bool = False,
                   jpeg_quality: int = 95, pattern: str = "*", follow_symlinks: bool = False, fmt: str | None = None,
-                  on_file: Callable[[dict], None] | None = None) -> BatchSummary:
+                  on_file: Callable[[dict], None] | None = None, ensemble: bool = False) -> BatchSummary:
     """Run the folder job on Ray (``address``: a cluster, e.g. "auto" or "ray://head:10001"; None: a
     local Ray with ``workers`` CPUs)."""
     try:
@@ -91,7 +91,7 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
                         DenoiseActor, batch_size=files_per_call(len(todo), workers), concurrency=workers, num_cpus=0 if gpus_per_worker else 1,
                         num_gpus=gpus_per_worker or None,
                         fn_constructor_kwargs={"model": str(model) if model else None, "backend": backend,
-                                               "sigma": sigma, "jpeg_quality": jpeg_quality})
+                                               "sigma": sigma, "jpeg_quality": jpeg_quality, "ensemble": ensemble})
                     for row in results.iter_rows():
                         finish(json.loads(row["record"]))
         finally:

@@ -1,0 +1,33 @@
+"""Geometric self-ensemble: denoise the 8 flips and rotations of the input and average the results.
+
+The noise is white, so each orientation sees an independent-looking view of the same image; averaging
+the eight outputs removes part of the model's own error. Measured on the 7 held-out CBSD68 photos with the
+bundled model: about +0.2 dB at sigma 15 and 25 for 8x the work (BENCHMARKS.md). It works per batch of
+tiles, so tiling, batching and every backend are unchanged; a tile of HxW is also run as WxH (square
+tiles, the default, keep TensorRT engines within their shape profile).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+Infer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def self_ensemble(infer: Infer) -> Infer:
+    """``infer(batch NCHW float32, sigmas [N]) -> NCHW`` -> the same, averaged over the 8 orientations."""
+
+    def ensemble_infer(batch: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+        total = np.zeros(batch.shape, dtype=np.float32)
+        for turns in range(4):
+            for flip in (False, True):
+                view = np.rot90(batch, turns, axes=(2, 3))
+                view = view[..., ::-1] if flip else view
+                out = np.asarray(infer(np.ascontiguousarray(view), sigmas), dtype=np.float32)
+                out = out[..., ::-1] if flip else out
+                total += np.rot90(out, -turns, axes=(2, 3))
+        return total / 8
+
+    return ensemble_infer
