@@ -29,7 +29,8 @@ DEVICE=${DEVICE:-cuda}
 TRAIN_MINUTES=${TRAIN_MINUTES:-9}
 LR=${LR:-3e-4}
 INIT=${INIT:-denoise/weights/default.pt}
-VARIANTS=${VARIANTS:-even-low photos2-low seed-config}
+VARIANTS=${VARIANTS:-even-low photos2-low photos3-lowest photos2-low-crop128 seed-config}
+THREADS=${THREADS:-3}  # CPU threads per training process (16 cores on the H200 machine)
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 { nvidia-smi; "$PY" -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"; } > "$OUT/machine.txt" 2>&1
@@ -45,6 +46,9 @@ train_limit=$("$PY" -c "print(int(float('$TRAIN_MINUTES') * 60 + 90))")
 #   debian-low: as debian, with photo batches at sigma 0-0.3 (--folder-sigma-max): the photo comparison is at
 #            sigma 15-50 of 255 (0.06-0.2), where uniform draws on 0-1 spend only 14% of the photo batches
 #   even-low, photos2-low: even and photos2 with photo batches at sigma 0-0.3 and 0-0.25
+#   photos3-lowest: CBSD68 three times (three batches in four are photos), photo sigma 0-0.2, LR 1e-4
+#   photos2-low-crop128: photos2-low on 128-pixel photo crops (fewer of the crop's pixels lie within the
+#            41-pixel receptive radius of its border)
 #   seed-config: the seed notebook's configuration (exact: 128 channels, sigmoid, no noise-level input), from
 #            scratch on CIFAR-10 with the seed's `clip` noise, one model for sigma 0.1-1.0: the seed column
 #            of BENCHMARKS.md's CIFAR table (issue 3). Untested on the GPU: 16x the fast model's work per
@@ -60,6 +64,8 @@ variant_options() {
         debian-low) echo "$(variant_options debian) --folder-sigma-max 0.3" ;;
         even-low) echo "$(variant_options even) --folder-sigma-max 0.3" ;;
         photos2-low) echo "$(variant_options photos2) --folder-sigma-max 0.25" ;;
+        photos3-lowest) echo "$FINE_TUNE --data $CIFAR --data $PHOTOS --data $PHOTOS --data $PHOTOS --folder-sigma-max 0.2 --lr 1e-4" ;;
+        photos2-low-crop128) echo "$(variant_options photos2-low) --crop 128" ;;
         seed-config) echo "--model seed --data $CIFAR --crop 32 --loss mse --protocol clip --sigma-min 0.1 --lr 5e-4" ;;
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac
@@ -68,16 +74,18 @@ for name in $VARIANTS; do
     options=$(variant_options "$name") || exit 1
     # shellcheck disable=SC2086  # $options is a list of options
     ( timeout "$train_limit" "$PY" -m denoise train $options --steps 1000000 --minutes "$TRAIN_MINUTES" --batch-size 128 \
-        --val-every 2500 --val-images 50 --threads 4 --device "$DEVICE" --out "$OUT/$name" > "$OUT/$name.log" 2>&1
+        --val-every 2500 --val-images 50 --threads "$THREADS" --device "$DEVICE" --out "$OUT/$name" > "$OUT/$name.log" 2>&1
       echo "train exit $?" >> "$OUT/$name.log" ) &
 done
 wait
-# What comes back (8 files at most: so 3 variants without EXTRAS, at most 2 with EXTRAS=1): per variant its log and its best
-# checkpoint without the optimizer state.
+# What comes back (8 files at most): per variant its best checkpoint without the optimizer state, and all
+# the logs in one logs.tar (so up to 6 variants, or 4 with EXTRAS=1).
 for name in $VARIANTS; do
     "$PY" -c "from denoise.train.loop import strip_checkpoint as s; s('$OUT/$name/best.pt', '$OUT/$name.pt')" >> "$OUT/$name.log" 2>&1
+    cp "$OUT/$name/log.jsonl" "$OUT/$name.jsonl" 2>/dev/null
     rm -rf "${OUT:?}/$name"
 done
+(cd "$OUT" && tar cf logs.tar ./*.log ./*.jsonl machine.txt && rm -f ./*.log ./*.jsonl machine.txt)
 
 if [ -z "${EXTRAS:-}" ]; then ls -la "$OUT"; exit 0; fi
 timeout 60 "$PY" benchmarks/gpu_throughput.py --json "$OUT/throughput.json" > "$OUT/throughput.txt" 2>&1
