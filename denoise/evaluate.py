@@ -41,12 +41,12 @@ def load_eval_images(source: Path, limit: int | None = None, held_out: bool = Fa
 
     ``held_out``: of a folder, only the images ``denoise train`` keeps out of training (every 10th), so a
     model trained on that folder is measured on photos it has not seen."""
-    from denoise.train.data import load_images  # numpy + Pillow only
+    from denoise.train.data import is_image_folder, load_images  # numpy + Pillow only
 
     source = Path(source)
     if not source.exists():
         raise DenoiseError(f"clean images {source} do not exist")
-    folder = source.is_dir() and not (source / "test_batch").is_file()
+    folder = is_image_folder(source)
     if held_out and not folder:
         raise DenoiseError(f"--held-out is for image folders; {source} is CIFAR-10, whose test split is never trained on")
     if folder:

@@ -104,6 +104,9 @@ def test_cifar_python_batches(tmp_path):
     first = load_images(tmp_path, "test")[0]
     assert first.shape == (32, 32, 3)
     assert first[0, 0].tolist() == [rows[0, 0], rows[0, 1024], rows[0, 2048]]
+    (tmp_path / "data_batch_3").unlink()  # an incomplete download: one line that says what is missing
+    with pytest.raises(DenoiseError, match="lacks data_batch_3"):
+        load_images(tmp_path, "train")
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,9 @@ def load_cifar_batches(folder: Path, split: str) -> list[np.ndarray]:
     Those files are Python pickles (the dataset's own format): only open copies you downloaded yourself.
     """
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise DenoiseError(f"{folder} lacks {', '.join(missing)}: give the whole cifar-10-batches-py folder")
     images = []
     for name in names:
         with open(folder / name, "rb") as f:
@@ -73,10 +76,20 @@ def load_image_folder(folder: Path) -> list[np.ndarray]:
     return images
 
 
+def is_cifar_archive(source: Path) -> bool:
+    """The CIFAR-10 .tar.gz archive (read in place)."""
+    return source.is_file() and source.name.endswith((".tar.gz", ".tgz", ".tar"))
+
+
+def is_cifar_batches(source: Path) -> bool:
+    """The original cifar-10-batches-py folder."""
+    return (source / "data_batch_1").is_file() or (source / "test_batch").is_file()
+
+
 def is_image_folder(source: Path) -> bool:
     """True for a folder of images (photos), False for the CIFAR-10 archive or cifar-10-batches-py."""
     source = Path(source)
-    return source.is_dir() and not (source / "data_batch_1").is_file()
+    return source.is_dir() and not is_cifar_batches(source)
 
 
 def load_images(source: Path, split: str) -> list[np.ndarray]:
@@ -84,11 +97,11 @@ def load_images(source: Path, split: str) -> list[np.ndarray]:
     source = Path(source)
     if not source.exists():
         raise DenoiseError(f"training data {source} does not exist")
-    if source.is_file() and source.name.endswith((".tar.gz", ".tgz", ".tar")):
+    if is_cifar_archive(source):
         images = load_cifar_archive(source, "test" if split == "test" else "train")
-    elif (source / "data_batch_1").is_file():
+    elif is_cifar_batches(source):
         images = load_cifar_batches(source, "test" if split == "test" else "train")
-    elif source.is_dir():
+    elif is_image_folder(source):
         if split == "test":
             raise DenoiseError(f"{source} is an image folder: it has no test split (use split 'val')")
         images = load_image_folder(source)
