@@ -12,7 +12,7 @@
 #   run(command="TRAIN_MINUTES=8.5 bash scripts/gpu_session.sh", carry=["gpu-data"], timeout_s=600)
 # With 15 minutes of device time: on 2026-11-28 an 8.5-minute run took 569 s (601 s of device time with
 # the start), and a second run of 2.2 minutes (INIT=the first run's best NAME.pt, carried) took 185 s of
-# the 298 s left. A machine does not start with under 4 minutes left. VARIANTS=even trains one model alone.
+# the 298 s left; on 2026-11-29, 8.2 minutes took 570 s (605 s with the start), then 2.2 minutes 180 s. A machine does not start with under 4 minutes left. VARIANTS=even trains one model alone.
 # A dry run here on the CPU (checks the script end to end in a minute or two):
 #   PY=.venv/bin/python DEVICE=cpu TRAIN_MINUTES=0.5 EXTRAS=1 OUT=/tmp/gpu-dry bash scripts/gpu_session.sh
 #
@@ -29,7 +29,7 @@ DEVICE=${DEVICE:-cuda}
 TRAIN_MINUTES=${TRAIN_MINUTES:-9}
 LR=${LR:-3e-4}
 INIT=${INIT:-denoise/weights/default.pt}
-VARIANTS=${VARIANTS:-even-low photos2-low photos3-lowest photos2-low-crop128 seed-config}
+VARIANTS=${VARIANTS:-photos3-lowest photos2-low even-low}
 THREADS=${THREADS:-3}  # CPU threads per training process (16 cores on the H200 machine)
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
@@ -39,7 +39,10 @@ train_limit=$("$PY" -c "print(int(float('$TRAIN_MINUTES') * 60 + 90))")
 # Training variants run side by side on the one GPU, and the evaluations here pick the best. Measured on the
 # H200: three processes each ran at 17-22 ms per step, as fast as one process alone (3-5 ms of it drawing
 # batches), so a variant costs no device time; the limit is elsewhere (kernel launches, small convolutions:
-# not profiled). Results of each variant: BENCHMARKS.md, "How stages 5 and 6 were chosen".
+# not profiled). Five side by side (2026-11-29: even-low photos2-low photos3-lowest photos2-low-crop128
+# seed-config) is past that point: 27-45 ms per step,
+# slowest for photos2-low-crop128 and seed-config. Results of each variant: BENCHMARKS.md, "How stages 5 to 8
+# were chosen".
 #   even:    CIFAR and photo batches in turn (the recipe of the bundled model's GPU stages)
 #   photos2: the photo folder listed twice, so two batches in three are photos (the photo gap is larger)
 #   debian:  two batches in three are photos too, half of them from scripts/debian_photos.py's 23 photos
