@@ -145,7 +145,7 @@ def run():
 @click.option("--max-batch", type=click.IntRange(1), default=DEFAULT_MAX_BATCH, show_default=True,
               help="Tiles (of one shape, from any images) run together; more uses more memory.")
 @click.option("--ensemble", is_flag=True,
-              help="Average the results on 8 flips/rotations of each image: better (about +0.2 dB), 8x slower.")
+              help="Average the results on 8 flips/rotations of each image: better (about +0.15 dB), 8x slower.")
 @click.option("--dry-run", is_flag=True, help="List what would be done; write nothing.")
 @click.option("--shard", default=None, metavar="K/N",
               help="Only this job's share of the files (K from 0 to N-1), for array jobs; see `denoise manifest merge`.")

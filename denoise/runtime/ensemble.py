@@ -2,7 +2,7 @@
 
 The noise is white, so each orientation sees an independent-looking view of the same image; averaging
 the eight outputs removes part of the model's own error. Measured on the 7 held-out CBSD68 photos with the
-bundled model: about +0.2 dB at sigma 15 and 25 for 8x the work (BENCHMARKS.md). It works per batch of
+bundled model: about +0.15 dB at sigma 15 and 25 for 8x the work (BENCHMARKS.md). It works per batch of
 tiles, so tiling, batching and every backend are unchanged; a tile of HxW is also run as WxH (square
 tiles, the default, keep TensorRT engines within their shape profile).
 """
