@@ -12,7 +12,8 @@
 #   run(command="TRAIN_MINUTES=8.5 bash scripts/gpu_session.sh", carry=["gpu-data"], timeout_s=600)
 # With 15 minutes of device time: on 2026-11-28 an 8.5-minute run took 569 s (601 s of device time with
 # the start), and a second run of 2.2 minutes (INIT=the first run's best NAME.pt, carried) took 185 s of
-# the 298 s left; on 2026-11-29, 8.2 minutes took 570 s (605 s with the start), then 2.2 minutes 180 s. A machine does not start with under 4 minutes left. VARIANTS=even trains one model alone.
+# the 298 s left; on 2026-11-29, 8.2 minutes took 570 s (605 s with the start), then 2.2 minutes 180 s.
+# A machine does not start with under 4 minutes left. VARIANTS=even trains one model alone.
 # A dry run here on the CPU (checks the script end to end in a minute or two):
 #   PY=.venv/bin/python DEVICE=cpu TRAIN_MINUTES=0.5 EXTRAS=1 OUT=/tmp/gpu-dry bash scripts/gpu_session.sh
 #
@@ -40,9 +41,8 @@ train_limit=$("$PY" -c "print(int(float('$TRAIN_MINUTES') * 60 + 90))")
 # H200: three processes each ran at 17-22 ms per step, as fast as one process alone (3-5 ms of it drawing
 # batches), so a variant costs no device time; the limit is elsewhere (kernel launches, small convolutions:
 # not profiled). Five side by side (2026-11-29: even-low photos2-low photos3-lowest photos2-low-crop128
-# seed-config) is past that point: 27-45 ms per step,
-# slowest for photos2-low-crop128 and seed-config. Results of each variant: BENCHMARKS.md, "How stages 5 to 8
-# were chosen".
+# seed-config) is past that point: 27-45 ms per step, slowest for photos2-low-crop128 and seed-config.
+# Results of each variant: BENCHMARKS.md, "How stages 5 to 8 were chosen".
 #   even:    CIFAR and photo batches in turn (the recipe of the bundled model's GPU stages)
 #   photos2: the photo folder listed twice, so two batches in three are photos (the photo gap is larger)
 #   debian:  two batches in three are photos too, half of them from scripts/debian_photos.py's 23 photos
@@ -54,8 +54,8 @@ train_limit=$("$PY" -c "print(int(float('$TRAIN_MINUTES') * 60 + 90))")
 #            41-pixel receptive radius of its border)
 #   seed-config: the seed notebook's configuration (exact: 128 channels, sigmoid, no noise-level input), from
 #            scratch on CIFAR-10 with the seed's `clip` noise, one model for sigma 0.1-1.0: the seed column
-#            of BENCHMARKS.md's CIFAR table (issue 3). Untested on the GPU: 16x the fast model's work per
-#            pixel on 32x32 batches, so it may slow the variants beside it (their logs' ms/step will tell).
+#            of BENCHMARKS.md's CIFAR table (issue 3). Ran on 2026-11-29 (8.2 min, 10,106 steps at 49 ms
+#            per step beside four other variants); its 10.7 MB checkpoint is not in the repository.
 FINE_TUNE="--model fast --init $INIT --crop 96 --loss log-mse --protocol mixed --lr $LR"
 CIFAR=gpu-data/cifar10-jpeg.tar.gz
 PHOTOS=gpu-data/cbsd68
