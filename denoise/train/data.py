@@ -101,7 +101,7 @@ def load_images(source: Path, split: str) -> list[np.ndarray]:
         images = load_cifar_archive(source, "test" if split == "test" else "train")
     elif is_cifar_batches(source):
         images = load_cifar_batches(source, "test" if split == "test" else "train")
-    elif is_image_folder(source):
+    elif source.is_dir():  # not CIFAR (checked above): a folder of images
         if split == "test":
             raise DenoiseError(f"{source} is an image folder: it has no test split (use split 'val')")
         images = load_image_folder(source)
