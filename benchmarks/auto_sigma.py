@@ -24,7 +24,7 @@ from denoise.noise import estimate_sigma, parse_sigma
 
 def measure(denoiser: Denoiser, photos: list[np.ndarray], sigma: float, protocol: str, seed: int) -> dict:
     estimates, psnr_true, psnr_auto = [], [], []
-    for clean, noisy in zip(photos, noisy_images(photos, sigma, protocol, seed)):
+    for clean, noisy in zip(photos, noisy_images(photos, sigma, protocol, seed)[0]):
         estimates.append(estimate_sigma(noisy))
         psnr_true.append(psnr_uint8(clean, to_uint8(denoiser.denoise(noisy, sigma))))
         psnr_auto.append(psnr_uint8(clean, to_uint8(denoiser.denoise(noisy, "auto"))))

@@ -30,7 +30,7 @@ from denoise.weights import DEFAULT_MODEL
 class Calibration(CalibrationDataReader):
     def __init__(self, photos: list[np.ndarray]):
         feeds = [{"noisy": n[:128, :128].transpose(2, 0, 1)[None].astype(np.float32), "sigma": np.array([s], np.float32)}
-                 for s in (0.05, 0.1, 0.2, 0.4) for n in noisy_images(photos, s, "gaussian", 1)]
+                 for s in (0.05, 0.1, 0.2, 0.4) for n in noisy_images(photos, s, "gaussian", 1)[0]]
         self.feeds = iter(feeds)
 
     def get_next(self):
@@ -50,9 +50,9 @@ def run(sess, noisy: np.ndarray, sigma: float) -> np.ndarray:
 
 def measure(sess, photos, sigmas, repeats: int) -> dict:
     psnr = {round(s * 255): float(np.mean([psnr_uint8(c, to_uint8(run(sess, n, s)))
-                                           for c, n in zip(photos, noisy_images(photos, s, "gaussian", 0))]))
+                                           for c, n in zip(photos, noisy_images(photos, s, "gaussian", 0)[0])]))
             for s in sigmas}
-    noisy = noisy_images(photos[:1], 0.1, "gaussian", 0)[0]
+    noisy = noisy_images(photos[:1], 0.1, "gaussian", 0)[0][0]
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -33,7 +33,7 @@ def main() -> None:
     denoiser = Denoiser(args.model, backend="cpu")
     print("| sigma (x255) | photo | model PSNR | CBM3D PSNR | model - CBM3D |\n|---|---|---|---|---|")
     for sigma in [parse_sigma(s) for s in args.sigma or ["25/255"]]:
-        for name, clean, noisy in zip(names, photos, noisy_images(photos, sigma, args.protocol, args.seed)):
+        for name, clean, noisy in zip(names, photos, noisy_images(photos, sigma, args.protocol, args.seed)[0]):
             ours = psnr_uint8(clean, to_uint8(denoiser.denoise(noisy, sigma)))
             theirs = psnr_uint8(clean, to_uint8(cbm3d(noisy, sigma)))
             print(f"| {sigma * 255:.0f} | {name} | {ours:.2f} | {theirs:.2f} | {ours - theirs:+.2f} |", flush=True)

@@ -56,7 +56,7 @@ def main():
     from denoise import Denoiser
     from denoise.metrics import to_float
     from denoise.runtime.images import read_image
-    from denoise.train.loop import model_from_checkpoint
+    from denoise.checkpoint import model_from_checkpoint
     from denoise.weights import DEFAULT_CHECKPOINT
 
     paths = sorted(args.photos.glob("*.png"))[: args.count]

@@ -18,7 +18,7 @@ import click
 
 from denoise import __version__
 from denoise.errors import DenoiseError
-from denoise.noise import PROTOCOLS, parse_sigma
+from denoise.noise import PROTOCOLS, TRAIN_PROTOCOLS, parse_sigma
 from denoise.runtime.denoiser import BACKENDS
 from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE
 
@@ -44,6 +44,20 @@ class SigmaType(click.ParamType):
             self.fail(f"{value} is above 1: sigma is on the [0,1] scale (write 25/255 for 25 on the 0-255 scale)",
                       param, ctx)
         return sigma
+
+
+class StrengthType(click.ParamType):
+    """A factor above 0 that scales the noise level (``--strength``)."""
+
+    name = "factor"
+
+    def convert(self, value, param, ctx):
+        from denoise.runtime.levels import check_strength
+
+        try:
+            return check_strength(value)
+        except DenoiseError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class ProgressBar:
@@ -125,9 +139,13 @@ def run():
 @main.command()
 @click.argument("input_dir", type=click.Path(path_type=Path))
 @click.argument("output_dir", type=click.Path(path_type=Path))
-@click.option("--sigma", type=SigmaType(), required=True,
-              help="Noise level on [0,1] (0.1, 25/255), or 'auto' to estimate it per image.")
+@click.option("--sigma", type=SigmaType(), default="auto", show_default=True,
+              help="Noise level on [0,1] (0.1, 25/255), or 'auto': a noise map estimated per image.")
+@click.option("--strength", type=StrengthType(), default=1.0, show_default=True,
+              help="Scale the noise level, given or estimated: 0.8 denoises a little less, 1.2 a little more.")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="An exported .onnx model (default: bundled).")
+@click.option("--estimator", type=click.Path(path_type=Path), default=None,
+              help="The noise estimator .onnx of --sigma auto (default: bundled).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto: the fastest that works here (-v says why others were skipped).")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
@@ -157,15 +175,18 @@ def run():
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print errors.")
 @user_errors
-def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpeg_quality, fmt, pattern,
+def batch(input_dir, output_dir, sigma, strength, model, estimator, backend, overwrite, manifest, jpeg_quality, fmt, pattern,
           follow_symlinks, tile, max_batch, ensemble, dry_run, shard, ray_address, workers, gpus_per_worker, as_json, quiet):
     """Denoise every image under INPUT_DIR into OUTPUT_DIR (same names, formats and sub-folders).
 
     Inputs are never modified; outputs that already exist are skipped, so re-running a stopped
-    job finishes it.
+    job finishes it. Without --sigma the noise is estimated per image (a per-pixel map; camera noise
+    grows with brightness), and the manifest records the level used.
 
     \b
     Example:
+      denoise batch ./camera-photos ./clean
+      denoise batch ./camera-photos ./clean --strength 0.8
       denoise batch ./noisy ./clean --sigma 0.3
       denoise batch ./scans ./out --sigma 25/255 --json
       denoise batch /shared/in /shared/out --sigma auto --shard 3/16
@@ -182,7 +203,7 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
     bar = ProgressBar(enabled=sys.stderr.isatty() and not quiet and not dry_run and not ray_address)
     report = file_reporter(bar, dry_run, quiet)
     options = dict(overwrite=overwrite, jpeg_quality=jpeg_quality, pattern=pattern, follow_symlinks=follow_symlinks,
-                   fmt=fmt, on_file=report)
+                   fmt=fmt, on_file=report, strength=strength)
     if ray_address:
         from denoise.runtime.ray_batch import run_ray_batch
 
@@ -191,7 +212,7 @@ def batch(input_dir, output_dir, sigma, model, backend, overwrite, manifest, jpe
                                 ensemble=ensemble, **options)
         backend_name = "ray"
     else:
-        denoiser = Denoiser(model, backend=backend, tile=tile, max_batch=max_batch, ensemble=ensemble)
+        denoiser = Denoiser(model, backend=backend, tile=tile, max_batch=max_batch, ensemble=ensemble, estimator=estimator)
         summary = denoiser.denoise_folder(input_dir, output_dir, sigma, manifest_path=manifest, dry_run=dry_run,
                                           on_plan=bar.start, shard=shard, **options)
         backend_name = denoiser.backend_name
@@ -268,7 +289,8 @@ def manifest_merge(input_dir, output_dir, as_json):
 @click.option("--data", type=click.Path(path_type=Path), required=True, multiple=True,
               help="An image folder, the CIFAR-10 .tar.gz archive, or a cifar-10-batches-py folder; repeat to mix.")
 @click.option("--model", "model_name", default="fast", show_default=True,
-              help="Model configuration: a name in CONFIGS of denoise/model.py (fast, seed, ...).")
+              help="Model configuration: a name in CONFIGS of denoise/model.py (fast, seed, ...; estimator: the "
+                   "noise-map estimator of --sigma auto).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/default"), show_default=True,
               help="Run folder: config, last.pt, best.pt, log.jsonl.")
 @click.option("--steps", type=click.IntRange(1), default=2000, show_default=True)
@@ -281,8 +303,9 @@ def manifest_merge(input_dir, output_dir, as_json):
 @click.option("--sigma-max", type=SigmaType(allow_auto=False), default=1.0, show_default=True)
 @click.option("--folder-sigma-max", type=SigmaType(allow_auto=False), default=None,
               help="Upper sigma for batches from image folders (photos); CIFAR batches keep --sigma-max. Default: --sigma-max.")
-@click.option("--protocol", type=click.Choice(PROTOCOLS + ("mixed",)), default="clip", show_default=True,
-              help="Training noise; mixed: clip, gaussian or uint8 drawn per image.")
+@click.option("--protocol", type=click.Choice(TRAIN_PROTOCOLS), default="clip", show_default=True,
+              help="Training noise; camera: synthesized camera noise (denoise/camera_noise.py); mixed: clip, gaussian "
+                   "or uint8 drawn per image, and camera noise on half the photo batches.")
 @click.option("--val-every", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--val-images", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -364,11 +387,18 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
 
 @main.command(name="eval")
 @click.argument("clean", type=click.Path(path_type=Path))
-@click.option("--sigma", "sigmas", type=SigmaType(allow_auto=False), multiple=True,
-              help="Noise level(s) to test; repeat the option. Default: 0.1 0.3 0.5.")
+@click.option("--sigma", "sigmas", type=SigmaType(), multiple=True,
+              help="Noise level(s) to test; repeat the option. Default: 0.1 0.3 0.5 (with --noisy: auto). "
+                   "'auto' only with --noisy.")
 @click.option("--protocol", "protocols", type=click.Choice(PROTOCOLS), multiple=True,
-              help="Noise protocol(s); repeat the option. Default: clip (the seed's).")
+              help="Noise protocol(s); repeat the option. Default: clip (the seed's). camera: synthesized camera "
+                   "noise of that strength, denoised with --sigma auto.")
+@click.option("--noisy", "noisy_dir", type=click.Path(path_type=Path), default=None,
+              help="Real noisy shots: CLEAN then holds their clean versions, matched by file name (e.g. CC15's real/ and mean/).")
+@click.option("--strength", type=StrengthType(), default=1.0, show_default=True, help="With --noisy: scale the noise level.")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="An exported .onnx model (default: bundled).")
+@click.option("--estimator", type=click.Path(path_type=Path), default=None,
+              help="The noise estimator .onnx of --sigma auto (default: bundled).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto: the fastest that works here (-v says why others were skipped).")
 @click.option("--bm3d", "with_bm3d", is_flag=True, help="Also run CBM3D on the same noisy images (extra `eval`).")
@@ -386,8 +416,8 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="Write a PSNR-versus-sigma PNG plot (extra `eval`).")
 @user_errors
-def eval_command(clean, sigmas, protocols, model, backend, with_bm3d, ensemble, limit, held_out, seed, no_ssim, set_psnr, fmt,
-                 grid, plot):
+def eval_command(clean, sigmas, protocols, noisy_dir, strength, model, estimator, backend, with_bm3d, ensemble, limit, held_out,
+                 seed, no_ssim, set_psnr, fmt, grid, plot):
     """Add seeded noise to CLEAN images and report PSNR / SSIM of noisy and denoised versions.
 
     CLEAN is a folder of images, or the CIFAR-10 archive (.tar.gz) or cifar-10-batches-py folder,
@@ -398,11 +428,23 @@ def eval_command(clean, sigmas, protocols, model, backend, with_bm3d, ensemble, 
       denoise eval ./clean-photos --sigma 15/255 --sigma 25/255 --protocol gaussian --bm3d
       denoise eval cifar10-jpeg.tar.gz --sigma 0.1 --sigma 0.5 --grid grid.png
       denoise eval ./cbsd68 --held-out --sigma 25/255 --protocol gaussian --bm3d
+      denoise eval ./cbsd68 --held-out --sigma 0.03 --protocol camera
+      denoise eval cc15/mean --noisy cc15/real
     """
-    from denoise.evaluate import evaluate, format_markdown, load_eval_images, save_grid, save_plot
+    from denoise.evaluate import evaluate, evaluate_real, format_markdown, load_eval_images, load_real_pairs, save_grid, save_plot
     from denoise.runtime.denoiser import Denoiser
 
-    denoiser = Denoiser(model, backend=backend, ensemble=ensemble)
+    if noisy_dir is None and "auto" in sigmas:
+        raise DenoiseError("--sigma auto needs real noisy shots (--noisy DIR): synthetic noise has a known sigma")
+    if noisy_dir is not None and (protocols or with_bm3d or held_out or grid or plot):
+        raise DenoiseError("--noisy compares real shots with their clean versions: --protocol, --bm3d, --held-out, "
+                           "--grid and --plot do not apply")
+    denoiser = Denoiser(model, backend=backend, ensemble=ensemble, estimator=estimator)
+    if noisy_dir is not None:
+        _, noisy, clean_images = load_real_pairs(noisy_dir, clean, limit)
+        rows = evaluate_real(denoiser, noisy, clean_images, sigmas or ("auto",), strength, with_ssim=not no_ssim)
+        click.echo(json.dumps([r.to_dict() for r in rows]) if fmt == "json" else format_markdown(rows, set_psnr=set_psnr))
+        return
     images = load_eval_images(clean, limit, held_out)
     rows, examples = evaluate(denoiser, images, sigmas or (0.1, 0.3, 0.5), protocols or ("clip",), seed,
                               bm3d=with_bm3d, with_ssim=not no_ssim, keep=8 if grid else 0)

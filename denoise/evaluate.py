@@ -13,17 +13,18 @@ import numpy as np
 
 from denoise.errors import DenoiseError, missing_extra
 from denoise.metrics import psnr_uint8, ssim_uint8, to_uint8
-from denoise.noise import add_noise
+from denoise.formats import IMAGE_SUFFIXES
+from denoise.noise import noisy_pair
 from denoise.runtime.batch import list_inputs
-from denoise.runtime.images import IMAGE_SUFFIXES, read_image
+from denoise.runtime.images import read_image
 
 METHOD_TITLES = {"noisy": "noisy", "model": "model", "bm3d": "CBM3D"}
 
 
 @dataclass
 class EvalRow:
-    sigma: float
-    protocol: str
+    sigma: float | str  # the noise level (for "camera": its strength; "auto" for real pairs run with --sigma auto)
+    protocol: str  # a noise protocol, or "real" (pairs of real noisy shots and their clean versions)
     method: str  # "noisy", "model" or "bm3d"
     images: int
     psnr: float  # mean of per-image PSNR (the literature's tables)
@@ -74,14 +75,22 @@ def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
     return np.asarray(bm3d.bm3d_rgb(noisy, sigma_psd=max(sigma, 1e-4)), dtype=np.float32)
 
 
-def noisy_images(images: list[np.ndarray], sigma: float, protocol: str, seed: int) -> list[np.ndarray]:
-    return [add_noise(im.astype(np.float32) / 255.0, sigma, protocol,
-                      np.random.default_rng([seed, index, int(round(sigma * 1e6))]))
-            for index, im in enumerate(images)]
+def noisy_images(images: list[np.ndarray], sigma: float, protocol: str, seed: int) -> tuple[list, list]:
+    """(noisy float images, uint8 references): the references are the clean images themselves, or for the
+    camera protocol the camera's noise-free pictures."""
+    pairs = [noisy_pair(im.astype(np.float32) / 255.0, sigma, protocol,
+                        np.random.default_rng([seed, index, int(round(sigma * 1e6))]))
+             for index, im in enumerate(images)]
+    if protocol != "camera":
+        return [noisy for noisy, _ in pairs], images
+    return [noisy for noisy, _ in pairs], [to_uint8(reference) for _, reference in pairs]
 
 
-def denoise_all(denoiser, noisy: list[np.ndarray], sigma: float, batch_size: int = 64) -> list[np.ndarray]:
-    """Model outputs, batching images of equal size together (CIFAR's 32x32 go 64 at a time)."""
+def denoise_all(denoiser, noisy: list[np.ndarray], sigma, batch_size: int = 64, strength: float = 1.0) -> list[np.ndarray]:
+    """Model outputs, batching images of equal size together (CIFAR's 32x32 go 64 at a time); with
+    ``sigma="auto"`` (or a strength) image by image, as ``denoise batch`` runs them."""
+    if sigma == "auto" or strength != 1.0:
+        return [denoiser.denoise_rgb(im, sigma, strength) for im in noisy]
     out: list[np.ndarray | None] = [None] * len(noisy)
     by_shape: dict[tuple, list[int]] = {}
     for i, im in enumerate(noisy):
@@ -110,23 +119,62 @@ def score(clean: list[np.ndarray], results: list[np.ndarray], with_ssim: bool) -
 
 def evaluate(denoiser, images: list[np.ndarray], sigmas, protocols=("clip",), seed: int = 0, bm3d: bool = False,
              with_ssim: bool = True, keep: int = 0) -> tuple[list[EvalRow], dict]:
-    """Rows for each (protocol, sigma, method); ``keep`` first images' noisy/denoised kept for the grid."""
+    """Rows for each (protocol, sigma, method); ``keep`` first images' noisy/denoised kept for the grid.
+
+    The model is given the true sigma, except under the camera protocol, whose noise level is a map that
+    no user knows: there it runs with ``sigma="auto"``, as ``denoise batch`` does by default (and CBM3D,
+    which needs a number, is not run)."""
     if with_ssim and min(min(im.shape[:2]) for im in images) < 11:
         with_ssim = False  # SSIM's 11x11 window does not fit
     rows, examples = [], {}
     for protocol in protocols:
         for sigma in sigmas:
             denoiser.check_sigma(sigma)
-            noisy = noisy_images(images, sigma, protocol, seed)
-            methods = {"noisy": noisy, "model": denoise_all(denoiser, noisy, sigma)}
-            if bm3d:
+            noisy, references = noisy_images(images, sigma, protocol, seed)
+            camera = protocol == "camera"
+            methods = {"noisy": noisy, "model": denoise_all(denoiser, noisy, "auto" if camera else sigma)}
+            if bm3d and not camera:
                 methods["bm3d"] = [cbm3d(n, sigma) for n in noisy]
             for method, results in methods.items():
-                psnr, ssim, set_psnr = score(images, results, with_ssim)
+                psnr, ssim, set_psnr = score(references, results, with_ssim)
                 rows.append(EvalRow(sigma, protocol, method, len(images), psnr, ssim, set_psnr))
             if keep:
                 examples[(protocol, sigma)] = {m: [to_uint8(r) for r in res[:keep]] for m, res in methods.items()}
     return rows, examples
+
+
+def load_real_pairs(noisy_dir: Path, clean_dir: Path, limit: int | None = None) -> tuple[list[str], list, list]:
+    """(names, noisy float images, clean uint8 images) of real noisy shots and their clean versions, matched
+    by file name without suffix (CC15's ``real/`` and ``mean/``, SIDD-style folders)."""
+    noisy_paths = {p.stem: p for p in list_inputs(Path(noisy_dir)) if p.suffix.lower() in IMAGE_SUFFIXES}
+    clean_paths = {p.stem: p for p in list_inputs(Path(clean_dir)) if p.suffix.lower() in IMAGE_SUFFIXES}
+    names = sorted(set(noisy_paths) & set(clean_paths))[:limit]
+    if not names:
+        raise DenoiseError(f"no image in {noisy_dir} has a clean version of the same name in {clean_dir}")
+    noisy, clean = [], []
+    for name in names:
+        shot, reference = read_image(noisy_paths[name]).rgb, to_uint8(read_image(clean_paths[name]).rgb)
+        if shot.shape != reference.shape:
+            raise DenoiseError(f"{noisy_paths[name]} is {shot.shape[1]}x{shot.shape[0]} but its clean version "
+                               f"{clean_paths[name]} is {reference.shape[1]}x{reference.shape[0]}")
+        noisy.append(shot.astype(np.float32))
+        clean.append(reference)
+    return names, noisy, clean
+
+
+def evaluate_real(denoiser, noisy: list[np.ndarray], clean: list[np.ndarray], sigmas=("auto",), strength: float = 1.0,
+                  with_ssim: bool = True) -> list[EvalRow]:
+    """Rows for real pairs: the noisy shots, and the model at each sigma ("auto": estimated per image)."""
+    if with_ssim and min(min(im.shape[:2]) for im in clean) < 11:
+        with_ssim = False
+    noisy_score = score(clean, noisy, with_ssim)
+    rows = []
+    for sigma in sigmas:
+        rows.append(EvalRow(sigma, "real", "noisy", len(clean), *noisy_score))
+        results = denoise_all(denoiser, noisy, sigma, strength=strength)
+        psnr, ssim, set_psnr = score(clean, results, with_ssim)
+        rows.append(EvalRow(sigma, "real", "model", len(clean), psnr, ssim, set_psnr))
+    return rows
 
 
 def format_markdown(rows: list[EvalRow], set_psnr: bool = False) -> str:
@@ -148,7 +196,8 @@ def format_markdown(rows: list[EvalRow], set_psnr: bool = False) -> str:
             cells += [f"{r.psnr:.2f}" if r else "-", f"{r.ssim:.4f}" if r and r.ssim is not None else "-"]
         if set_psnr:
             cells.append(f"{by_method['model'].set_psnr:.2f}" if "model" in by_method else "-")
-        lines.append(f"| {sigma:.4g} | {sigma * 255:.1f} | {protocol} | {count} | " + " | ".join(cells) + " |")
+        level = f"{sigma:.4g} | {sigma * 255:.1f}" if isinstance(sigma, float) else f"{sigma} | {sigma}"
+        lines.append(f"| {level} | {protocol} | {count} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -8,13 +8,18 @@ mirrored decoder layer (before that layer's ReLU).
 Three switches turn the seed into the models we ship, each a documented idea from the literature:
 
 * ``residual``: the network predicts the noise and subtracts it from the input (DnCNN).
-* ``sigma_map``: the noise level is fed in as an extra constant input channel, so one network
-  covers every sigma (FFDNet).
+* ``sigma_map``: the noise level is fed in as an extra input channel, so one network covers every
+  sigma (FFDNet). It is a per-pixel map (camera noise varies with brightness and colour); one number
+  fills it.
 * ``shuffle``: pixel-unshuffle by this factor on the way in and pixel-shuffle on the way out, so
   every layer runs at 1/shuffle the resolution (FFDNet) -- shuffle**2 times fewer multiply-adds.
 
-The model takes ``noisy`` [N,3,H,W] in [0,1] and ``sigma`` [N] on the [0,1] intensity scale, and
-accepts any H and W: alignment padding for the pixel-shuffle lives here and nowhere else.
+The model takes ``noisy`` [N,3,H,W] in [0,1] and ``sigma`` [N,1,H,W] (or [N]: one level per image) on
+the [0,1] intensity scale, and accepts any H and W: alignment padding for the pixel-shuffle lives here and
+nowhere else. At half resolution the map is the mean of each 2x2 block, so a constant map is that constant.
+
+The noise-level estimator of ``--sigma auto`` (``NoiseEstimator``) lives here too: a small network from
+the noisy image to the noise map (CBDNet's design, Guo et al. 2019), at the denoiser's resolution.
 """
 
 from __future__ import annotations
@@ -68,6 +73,29 @@ class CAEConfig:
         return (hidden + edges) / s2
 
 
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """The noise-level estimator: ``layers`` 3x3 convolutions of ``channels`` at 1/``shuffle`` resolution, a
+    ``pool`` x ``pool`` local mean of those features, then two 1x1 convolutions to the level."""
+
+    kind: str = "estimator"  # tells a checkpoint's config apart from a CAEConfig
+    channels: int = 32
+    layers: int = 3
+    pool: int = 5
+    shuffle: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def receptive_radius(self) -> int:
+        return (self.layers + self.pool // 2) * self.shuffle + (self.shuffle - 1)
+
+    def macs_per_pixel(self) -> float:
+        c, s2 = self.channels, self.shuffle * self.shuffle
+        return (9 * (3 * s2 * c + (self.layers - 1) * c * c) + c * c + c) / s2
+
+
 # Named configurations: a table, not a registry.
 CONFIGS = {
     # The seed notebook, exactly: 10 conv + 10 transposed conv, 128 channels, sigmoid output.
@@ -76,6 +104,8 @@ CONFIGS = {
     "residual": CAEConfig(channels=64, layers=10, residual=True, sigma_map=True, shuffle=1, output="linear"),
     # The default: the same at half resolution (pixel-unshuffle in, pixel-shuffle out), 4x cheaper.
     "fast": CAEConfig(channels=64, layers=10, residual=True, sigma_map=True, shuffle=2, output="linear"),
+    # The noise-map estimator of --sigma auto (trained on its own, then run before the denoiser).
+    "estimator": EstimatorConfig(),
 }
 
 
@@ -106,8 +136,7 @@ class CAE(nn.Module):
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
             x = F.pixel_unshuffle(x, cfg.shuffle)
         if cfg.sigma_map:
-            level = sigma.reshape(-1, 1, 1, 1).to(x.dtype) * torch.ones_like(x[:, :1])
-            x = torch.cat([x, level], dim=1)
+            x = torch.cat([x, level_channel(sigma, noisy, cfg.shuffle).to(x.dtype)], dim=1)
 
         skips = []
         n = cfg.layers
@@ -135,6 +164,50 @@ class CAE(nn.Module):
         return x
 
 
+def level_channel(sigma: torch.Tensor, noisy: torch.Tensor, shuffle: int) -> torch.Tensor:
+    """The noise level as one input channel at the network's resolution: ``sigma`` [N] (one level per
+    image) or [N,1,H,W] (a map of noisy's size), replicate-padded and 2x2-averaged like the pixels."""
+    n, _, h, w = noisy.shape
+    if sigma.dim() == 1:
+        return sigma.reshape(-1, 1, 1, 1) * torch.ones_like(noisy[:, :1, ::shuffle, ::shuffle])
+    if shuffle > 1:
+        sigma = F.pad(sigma, (0, (-w) % shuffle, 0, (-h) % shuffle), mode="replicate")
+        sigma = F.avg_pool2d(sigma, shuffle)
+    return sigma
+
+
+class NoiseEstimator(nn.Module):
+    """noisy [N,3,H,W] -> noise level map [N,1,H,W] (>= 0, the [0,1] scale).
+
+    The local mean of the features (``pool``) is what makes it an estimator of a level rather than of each
+    pixel's noise: a noise level is a statistic over a neighbourhood (CBDNet's estimator gets there by
+    depth; a mean is cheaper). Replicate-pads to the shuffle factor, as the CAE does, so both align on the
+    same pixel grid and a tile cut for the denoiser is also exact for the estimator. The map is constant
+    over each shuffle block."""
+
+    def __init__(self, config: EstimatorConfig):
+        super().__init__()
+        self.config = config
+        c, s = config.channels, config.shuffle
+        widths = [3 * s * s] + [c] * config.layers
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(widths, widths[1:]))
+        self.mix = nn.Conv2d(c, c, 1)
+        self.out = nn.Conv2d(c, 1, 1)
+
+    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        s, pool = self.config.shuffle, self.config.pool
+        h, w = noisy.shape[-2:]
+        x = F.pad(noisy, (0, (-w) % s, 0, (-h) % s), mode="replicate") if s > 1 else noisy
+        x = F.pixel_unshuffle(x, s) if s > 1 else x
+        for conv in self.convs:
+            x = F.relu(conv(x))
+        x = F.avg_pool2d(x, pool, stride=1, padding=pool // 2, count_include_pad=False)
+        level = F.softplus(self.out(F.relu(self.mix(x))) - 3.0) * 0.5  # starts near 0.025, a typical level
+        if s > 1:
+            level = level.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)[..., :h, :w]
+        return level
+
+
 def with_plain_convolutions(model: CAE) -> CAE:
     """An inference copy in which every stride-1 transposed convolution is the equivalent convolution
     (weights transposed in/out and flipped in space): identical results, but ONNX Runtime's CPU Conv
@@ -151,12 +224,25 @@ def with_plain_convolutions(model: CAE) -> CAE:
     return copy.eval()
 
 
-def build_model(config: CAEConfig | str) -> CAE:
+def config_from_dict(values: dict) -> CAEConfig | EstimatorConfig:
+    """The config a checkpoint stored (``to_dict``), as its dataclass."""
+    if values.get("kind") == "estimator":
+        return EstimatorConfig(**values)
+    return CAEConfig(**values)
+
+
+def build_model(config: CAEConfig | EstimatorConfig | str) -> CAE | NoiseEstimator:
     if isinstance(config, str):
         if config not in CONFIGS:
             raise ValueError(f"unknown model config {config!r}; choose one of {sorted(CONFIGS)}")
         config = CONFIGS[config]
+    if isinstance(config, EstimatorConfig):
+        return NoiseEstimator(config)
     return CAE(config)
+
+
+def is_estimator(model) -> bool:
+    return isinstance(model, NoiseEstimator)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -8,7 +8,12 @@ Protocols (how a noisy image is made from a clean one x in [0,1]):
 * ``gaussian`` -- x + sigma*n, unclipped float: the protocol of the literature's tables.
 * ``uint8``    -- round(clip(x + sigma*n, 0, 1) * 255) / 255: what real 8-bit files hold.
 
-Training also has ``mixed`` (one of the three drawn per image): see ``denoise.train.noise``.
+* ``camera``   -- what a camera does: signal-dependent noise in linear light, demosaicing, colour
+  correction, tone curve, 8-bit rounding and JPEG (``denoise.camera_noise``); ``sigma`` sets its strength
+  there, and the reference is the same camera's noise-free picture (``noisy_pair``).
+
+Training also has ``mixed`` (white protocols drawn per image, camera noise on photos): see
+``denoise.train.noise``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import numpy as np
 from denoise.errors import DenoiseError
 from denoise.metrics import pixel_scale
 
-PROTOCOLS = ("clip", "gaussian", "uint8")
+PROTOCOLS = ("clip", "gaussian", "uint8", "camera")
+TRAIN_PROTOCOLS = PROTOCOLS + ("mixed",)
 
 
 def parse_sigma(text: str) -> float:
@@ -39,10 +45,23 @@ def parse_sigma(text: str) -> float:
     return value
 
 
+def noisy_pair(clean: np.ndarray, sigma: float, protocol: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(noisy, reference) float32 HxWx3 from ``clean`` in [0,1]: the reference is ``clean`` itself for the
+    white protocols and the camera's noise-free picture for ``camera``."""
+    if protocol == "camera":
+        from denoise.camera_noise import camera_noise
+
+        noisy, target, _ = camera_noise(clean, rng, sigma=sigma)
+        return noisy, target
+    return add_noise(clean, sigma, protocol, rng), np.asarray(clean, dtype=np.float32)
+
+
 def add_noise(clean: np.ndarray, sigma: float, protocol: str, rng: np.random.Generator) -> np.ndarray:
     """Noisy float32 version of ``clean`` (float in [0,1]) under the named protocol."""
     if protocol not in PROTOCOLS:
         raise DenoiseError(f"unknown noise protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if protocol == "camera":
+        return noisy_pair(clean, sigma, protocol, rng)[0]
     clean = np.asarray(clean, dtype=np.float32)
     noisy = clean + np.float32(sigma) * rng.standard_normal(clean.shape, dtype=np.float32)
     if protocol == "gaussian":

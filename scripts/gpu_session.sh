@@ -84,7 +84,7 @@ wait
 # What comes back (8 files at most): per variant its best checkpoint without the optimizer state, and all
 # the logs in one logs.tar (so up to 6 variants, or 4 with EXTRAS=1).
 for name in $VARIANTS; do
-    "$PY" -c "from denoise.train.loop import strip_checkpoint as s; s('$OUT/$name/best.pt', '$OUT/$name.pt')" >> "$OUT/$name.log" 2>&1
+    "$PY" -c "from denoise.checkpoint import strip_checkpoint as s; s('$OUT/$name/best.pt', '$OUT/$name.pt')" >> "$OUT/$name.log" 2>&1
     cp "$OUT/$name/log.jsonl" "$OUT/$name.jsonl" 2>/dev/null
     rm -rf "${OUT:?}/$name"
 done

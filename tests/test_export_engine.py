@@ -38,7 +38,7 @@ def test_export_fp16_cli_writes_and_verifies_both(tmp_path):
     assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in fp16.graph.initializer)
     session = ort.InferenceSession(str(tmp_path / "model.fp16.onnx"), providers=["CPUExecutionProvider"])
     out = session.run(["denoised"], {"noisy": np.full((1, 3, 20, 20), 0.5, np.float32),
-                                     "sigma": np.array([0.1], np.float32)})[0]
+                                     "sigma": np.full((1, 1, 20, 20), 0.1, np.float32)})[0]
     assert out.dtype == np.float32 and np.isfinite(out).all()
 
 
@@ -53,7 +53,8 @@ def test_profile_from_tile_settings():
     assert overlap_for(41, 2) == 42 and overlap_for(40, 2) == 40
     noisy, sigma = engine_profile((256, 128), 42, 8)
     assert noisy == ("noisy", (1, 3, 1, 1), (8, 3, 340, 212), (8, 3, 340, 212))
-    assert sigma == ("sigma", (1,), (8,), (8,))
+    assert sigma == ("sigma", (1, 1, 1, 1), (8, 1, 340, 212), (8, 1, 340, 212))  # a noise map per pixel
+    assert engine_profile((256, 128), 42, 8, sigma_map=False)[1] == ("sigma", (1,), (8,), (8,))  # older models
     with pytest.raises(ValueError):
         engine_profile((0, 10), 4, 1)
 
@@ -305,6 +306,9 @@ def fake_trt_runtime(module, calls: list):
         def get_tensor_name(self, index):
             return ("noisy", "sigma", "denoised")[index]
 
+        def get_tensor_shape(self, name):  # ICudaEngine.get_tensor_shape: -1 for the dynamic axes
+            return (-1, 1, -1, -1) if name == "sigma" else (-1, 3, -1, -1)
+
         def create_execution_context(self):
             return Context()
 
@@ -378,7 +382,7 @@ def test_tensorrt_backend_cuda_graph_per_shape(fail_capture, tmp_path, monkeypat
     with TensorRTBackend(onnx_path, engine_profile((64, 64), 42, 4)) as backend:
         rng = np.random.default_rng(0)
         batch = rng.random((4, 3, 148, 148), dtype=np.float32)
-        sigma = np.full(4, 0.1, np.float32)
+        sigma = np.full((4, 1, 148, 148), 0.1, np.float32)
         for _ in range(3):
             assert np.array_equal(backend.infer(batch, sigma), batch)  # the identity "engine", via the buffers
         runs = [c for c in calls if c[0] in ("execute_async_v3", "begin_capture", "launch")]
@@ -389,5 +393,5 @@ def test_tensorrt_backend_cuda_graph_per_shape(fail_capture, tmp_path, monkeypat
             assert [c[0] for c in runs] == ["execute_async_v3", "begin_capture", "execute_async_v3", "launch", "launch", "launch"]
             for h in range(1, MAX_GRAPHS + 3):
                 small = rng.random((1, 3, h, 5), dtype=np.float32)
-                assert np.array_equal(backend.infer(small, sigma[:1]), small)
+                assert np.array_equal(backend.infer(small, np.full((1, 1, h, 5), 0.1, np.float32)), small)
             assert len(backend.graphs) == MAX_GRAPHS

@@ -14,7 +14,8 @@ pytestmark = [pytest.mark.gpu,
 
 def test_training_runs_on_cuda_with_bf16(tmp_path):
     from conftest import SAMPLES
-    from denoise.train.loop import TrainSettings, load_checkpoint, train
+    from denoise.checkpoint import load_checkpoint
+    from denoise.train.loop import TrainSettings, train
 
     settings = TrainSettings(data=str(SAMPLES / "clean"), out=str(tmp_path), steps=20, batch_size=16,
                              val_every=10, val_images=2, device="cuda")

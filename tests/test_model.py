@@ -1,10 +1,12 @@
 import pytest
 import torch
 
-from denoise.model import CONFIGS, CAE, CAEConfig, build_model, count_parameters
+from denoise.model import CONFIGS, CAE, CAEConfig, EstimatorConfig, build_model, count_parameters
+
+DENOISERS = sorted(name for name, config in CONFIGS.items() if isinstance(config, CAEConfig))
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("name", DENOISERS)
 @pytest.mark.parametrize("shape", [(1, 3, 32, 32), (2, 3, 17, 45), (3, 3, 1, 1), (1, 3, 64, 7)])
 def test_output_shape_matches_input(name, shape):
     model = build_model(name).eval()
@@ -60,7 +62,7 @@ def test_config_validation():
     assert isinstance(build_model(CAEConfig(channels=8, layers=4)), CAE)
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("name", DENOISERS)
 def test_plain_convolution_copy_is_identical(name):
     from denoise.model import with_plain_convolutions
 
@@ -71,3 +73,38 @@ def test_plain_convolution_copy_is_identical(name):
     x, s = torch.rand(2, 3, 19, 26), torch.tensor([0.2, 0.7])
     with torch.no_grad():
         assert torch.allclose(plain(x, s), model(x, s), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 32, 32), (2, 3, 17, 45), (3, 3, 1, 1)])
+def test_estimator_gives_a_nonnegative_map_of_the_image_size(shape):
+    model = build_model("estimator").eval()
+    with torch.no_grad():
+        out = model(torch.rand(shape))
+    assert out.shape == (shape[0], 1) + shape[2:] and out.min() >= 0
+
+
+def test_a_map_and_the_equal_constant_give_the_same_result():
+    model = build_model("fast").eval()
+    x = torch.rand(2, 3, 21, 34)
+    with torch.no_grad():
+        constant = model(x, torch.tensor([0.05, 0.2]))
+        mapped = model(x, torch.tensor([0.05, 0.2]).reshape(2, 1, 1, 1).expand(2, 1, 21, 34).contiguous())
+        varied = model(x, torch.linspace(0.05, 0.2, 34).expand(2, 1, 21, 34).contiguous())
+    assert torch.equal(constant, mapped)
+    assert (varied - constant).abs().max() > 1e-3  # and a map that varies is really read
+
+
+def test_estimator_receptive_radius_is_what_the_network_sees():
+    """A change at one pixel moves the map no farther than the stated radius (so tile overlaps are right)."""
+    config = EstimatorConfig()
+    model = build_model(config).eval()
+    for p in model.parameters():  # positive weights: every path carries the change
+        torch.nn.init.uniform_(p, 0.01, 0.1)
+    x = torch.rand(1, 3, 64, 64)
+    y = x.clone()
+    y[0, :, 32, 32] += 1.0
+    with torch.no_grad():
+        changed = (model(x) - model(y)).abs()[0, 0] > 0
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    reach = max((rows - 32).abs().max(), (cols - 32).abs().max()).item()
+    assert 0 < reach <= config.receptive_radius

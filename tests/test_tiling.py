@@ -16,9 +16,16 @@ DENOISER = Denoiser(backend="cpu")
 
 
 def whole(image, sigma):
-    """The model on the whole HxWx3 float image in one call, as exported (no tiling, no runtime padding)."""
+    """The model on the whole HxWx3 float image in one call, as exported (no tiling, no runtime padding);
+    ``sigma`` a number or an HxW map."""
     chw = np.ascontiguousarray(image.transpose(2, 0, 1))
-    return DENOISER.backend.infer(chw[None], np.array([sigma], np.float32))[0].transpose(1, 2, 0)
+    level = np.broadcast_to(np.asarray(sigma, np.float32), image.shape[:2])[None, None]
+    return DENOISER.backend.infer(chw[None], level)[0].transpose(1, 2, 0)
+
+
+def tiled(image, sigma, tile, overlap, max_batch=8):
+    batcher = TileBatcher(DENOISER.backend.infer, (tile, tile), overlap, DENOISER.align, max_batch=max_batch)
+    return run_tiled(batcher, image, sigma)[0]
 
 
 @settings(max_examples=25, deadline=None)
@@ -26,15 +33,23 @@ def whole(image, sigma):
        sigma=st.floats(0, 1), seed=st.integers(0, 2**16))
 def test_tiled_equals_whole(h, w, tile, sigma, seed):
     image = np.random.default_rng(seed).random((h, w, 3), dtype=np.float32)
-    tiled = run_tiled(DENOISER.backend.infer, image, sigma, (tile, tile), DENOISER.overlap, DENOISER.align, max_batch=3)
-    assert np.abs(tiled - whole(image, sigma)).max() <= 1e-5
+    assert np.abs(tiled(image, sigma, tile, DENOISER.overlap, max_batch=3) - whole(image, sigma)).max() <= 1e-5
+
+
+@settings(max_examples=15, deadline=None)
+@given(h=st.integers(1, 120), w=st.integers(1, 120), tile=st.sampled_from([2, 8, 16, 30]), seed=st.integers(0, 2**16))
+def test_tiled_equals_whole_with_a_noise_map(h, w, tile, seed):
+    """A map that varies over the image is cut into tiles like the pixels: still exact."""
+    rng = np.random.default_rng(seed)
+    image = rng.random((h, w, 3), dtype=np.float32)
+    level = (0.02 + 0.3 * rng.random((h, w))).astype(np.float32)
+    assert np.abs(tiled(image, level, tile, DENOISER.overlap, max_batch=3) - whole(image, level)).max() <= 1e-5
 
 
 def test_too_little_overlap_is_detected():
     """The property above is not vacuous: with overlap far below the receptive radius, tiles differ."""
     image = np.random.default_rng(1).random((90, 90, 3), dtype=np.float32)
-    tiled = run_tiled(DENOISER.backend.infer, image, 0.3, (16, 16), 2, DENOISER.align)
-    assert np.abs(tiled - whole(image, 0.3)).max() > 1e-3
+    assert np.abs(tiled(image, 0.3, 16, 2) - whole(image, 0.3)).max() > 1e-3
 
 
 def test_denoiser_tiles_large_images_and_matches_whole():
@@ -74,6 +89,7 @@ class CountingInfer:
 
     def __call__(self, batch, sigma):
         self.shapes.append(batch.shape)
+        assert sigma.shape == (len(batch), 1) + batch.shape[2:]  # a map per tile, always
         if self.fail_sigma is not None and np.any(sigma == np.float32(self.fail_sigma)):
             raise RuntimeError("backend failure")
         return DENOISER.backend.infer(batch, sigma)
@@ -89,9 +105,10 @@ def test_batcher_runs_tiles_of_many_images_together_and_matches_whole():
     for key, (pixels, sigma) in enumerate(images):
         batcher.add(key, pixels, sigma)
     done = batcher.run(flush=True)
-    assert [key for key, _, _ in done] == list(range(len(images))) and batcher.in_flight == 0
-    for key, result, _ in done:
+    assert [key for key, _, _, _ in done] == list(range(len(images))) and batcher.in_flight == 0
+    for key, result, _, seen in done:
         pixels, sigma = images[key]
+        assert seen["min"] == seen["max"] == np.float32(sigma) and abs(seen["mean"] - sigma) < 1e-6
         assert result.dtype == pixels.dtype and result.shape == pixels.shape
         want = from_float(whole(to_float(pixels), sigma), pixels.dtype).astype(int)
         assert np.abs(result.astype(int) - want).max() <= 1  # float results agree to 1e-5; rounding may differ by 1
@@ -109,7 +126,7 @@ def test_a_failing_batch_fails_only_its_images():
     batcher.add("bad", rng.random((300, 300, 3), dtype=np.float32), 0.25)
     batcher.add("good", rng.random((300, 300, 3), dtype=np.float32), 0.3)
     batcher.add("small", rng.random((20, 20, 3), dtype=np.float32), 0.3)
-    results = {key: result for key, result, _ in batcher.run(flush=True)}
+    results = {key: result for key, result, _, _ in batcher.run(flush=True)}
     assert isinstance(results["bad"], RuntimeError)
     assert isinstance(results["good"], np.ndarray) and isinstance(results["small"], np.ndarray)
 

@@ -15,8 +15,8 @@ from denoise.errors import DenoiseError
 from denoise.export.onnx_export import build_card, export_onnx
 from denoise.model import build_model
 from denoise.train.data import CropSampler, MixedSampler, load_images, to_training_tensor
-from denoise.train.loop import (TrainSettings, batch_loss, load_checkpoint, model_from_checkpoint, save_checkpoint,
-                                 sigma_top, train)
+from denoise.checkpoint import load_checkpoint, model_from_checkpoint
+from denoise.train.loop import TrainSettings, batch_loss, save_checkpoint, sigma_top, train
 from denoise.train.noise import add_noise
 
 

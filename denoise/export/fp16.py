@@ -84,20 +84,19 @@ def verification_images(folder: Path | None = None, size: int = 96) -> list[np.n
 
 
 def verify_fp16(fp32_path: Path, fp16_path: Path, images: list[np.ndarray], seed: int = 0) -> list[Fp16Report]:
-    import onnxruntime as ort
+    from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 
-    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (fp32_path, fp16_path)]
+    backends = [OnnxRuntimeBackend(p, backend="cpu") for p in (fp32_path, fp16_path)]
     reports = []
     for sigma in VERIFY_SIGMAS:
         scores = {0: [], 1: []}
         max_abs, finite = 0.0, True
         for index, clean in enumerate(images):
             noisy = add_noise(clean, sigma, "clip", np.random.default_rng([seed, index]))
-            feeds = {"noisy": noisy.transpose(2, 0, 1)[None].copy(), "sigma": np.array([sigma], np.float32)}
+            level = np.full((1, 1) + noisy.shape[:2], sigma, np.float32)
             outs = []
-            for which, session in enumerate(sessions):
-                names = {i.name for i in session.get_inputs()}
-                out = session.run(["denoised"], {k: v for k, v in feeds.items() if k in names})[0][0]
+            for which, backend in enumerate(backends):
+                out = backend.infer(noisy.transpose(2, 0, 1)[None].copy(), level)[0]
                 outs.append(out)
                 finite &= bool(np.isfinite(out).all())
                 scores[which].append(psnr_uint8(to_uint8(clean), to_uint8(np.nan_to_num(out).transpose(1, 2, 0))))

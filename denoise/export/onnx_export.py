@@ -48,17 +48,18 @@ class VerifyReport:
 
 def build_card(state: dict, checkpoint: Path) -> dict:
     """The model card: what the model is, what it was trained on, and how well it did."""
-    from denoise.model import CAEConfig
+    from denoise.model import EstimatorConfig, config_from_dict
 
     config = state["config"]
     settings = state.get("settings", {})
     meta = state.get("meta", {})
-    sigma_range = [0.0, 1.0] if config.get("sigma_map") else [settings.get("sigma_min", 0.0), settings.get("sigma_max", 1.0)]
+    estimator = isinstance(config_from_dict(config), EstimatorConfig)
+    sigma_range = [0.0, 1.0] if config.get("sigma_map") or estimator else [settings.get("sigma_min", 0.0), settings.get("sigma_max", 1.0)]
     return {
         "format_version": FORMAT_VERSION,
-        "architecture": "symmetric CAE (RED-Net style)",
+        "architecture": "noise-level estimator (CBDNet style)" if estimator else "symmetric CAE (RED-Net style)",
         "config": config,
-        "receptive_radius": CAEConfig(**config).receptive_radius,  # the runtime's tile overlap comes from it
+        "receptive_radius": config_from_dict(config).receptive_radius,  # the runtime's tile overlap comes from it
         "model_name": settings.get("model"),
         "sigma_range": sigma_range,
         "noise_protocol": settings.get("protocol", "clip"),
@@ -68,8 +69,10 @@ def build_card(state: dict, checkpoint: Path) -> dict:
                      "minutes": round(meta.get("train_seconds", 0.0) / 60, 1), "device": meta.get("device"),
                      "torch": meta.get("torch"), "loss": settings.get("loss", "mse"),
                      "folder_sigma_max": settings.get("folder_sigma_max") or None, **fine_tuning(meta)},
-        "validation_psnr_db": meta.get("val_psnr", {}),
-        "validation_note": "mean uint8 PSNR on the fixed validation split (every 10th image), per sigma, "
+        "validation_psnr_db": {} if estimator else meta.get("val_psnr", {}),
+        **({"validation_level_error_db": {k: -v for k, v in meta.get("val_psnr", {}).items()}} if estimator else {}),
+        "validation_note": ("mean |20 log10(estimated / true level)| in dB" if estimator else "mean uint8 PSNR")
+                           + " on the fixed validation split (every 10th image), per sigma, "
                            f"{settings.get('protocol', 'clip')} protocol",
         "checkpoint_sha256": sha256_file(checkpoint),
     }
@@ -96,7 +99,7 @@ def export_onnx(checkpoint: Path, out_path: Path, opset: int = DEFAULT_OPSET) ->
         import torch  # noqa: F401
     except ImportError:
         raise missing_extra("torch and onnx", "train") from None
-    from denoise.train.loop import model_from_checkpoint
+    from denoise.checkpoint import model_from_checkpoint
 
     model, state = model_from_checkpoint(checkpoint)
     card = build_card(state, Path(checkpoint))
@@ -108,9 +111,9 @@ def export_onnx(checkpoint: Path, out_path: Path, opset: int = DEFAULT_OPSET) ->
              "noise_protocol": card["noise_protocol"], "training_data": str(card["training_data"]),
              "validation_psnr_db": json.dumps(card["validation_psnr_db"]),
              "checkpoint_sha256": card["checkpoint_sha256"], "format_version": str(FORMAT_VERSION)}
-    from denoise.model import with_plain_convolutions
+    from denoise.model import is_estimator, with_plain_convolutions
 
-    write_onnx(with_plain_convolutions(model), out_path, opset, props)  # verified against `model` below
+    write_onnx(model if is_estimator(model) else with_plain_convolutions(model), out_path, opset, props)  # verified below
 
     reports = verify_onnx(model, out_path)
     bad = [r for r in reports if not r.ok]
@@ -123,20 +126,29 @@ def export_onnx(checkpoint: Path, out_path: Path, opset: int = DEFAULT_OPSET) ->
 
 
 def write_onnx(model, out_path: Path, opset: int = DEFAULT_OPSET, metadata: dict | None = None) -> None:
-    """Export ``model`` with dynamic batch, height and width, check it with onnx.checker and save it."""
+    """Export ``model`` with dynamic batch, height and width, check it with onnx.checker and save it.
+
+    A denoiser takes ``noisy`` [N,3,H,W] and ``sigma`` [N,1,H,W] and gives ``denoised``; the noise estimator
+    takes ``noisy`` and gives ``sigma`` (the map the denoiser takes)."""
     import onnx
     import torch
+
+    from denoise.model import is_estimator
 
     # The exporter warns about torchvision ops it cannot register; we use none of them.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     noisy = torch.rand(2, 3, 32, 48)  # batch 2: an example of 1 would be specialised as a constant
-    sigma = torch.tensor([0.1, 0.5])
     batch, height, width = torch.export.Dim("N"), torch.export.Dim("H"), torch.export.Dim("W")
+    spatial = {0: batch, 2: height, 3: width}
+    if is_estimator(model):
+        args, names, outputs, dynamic = (noisy,), ["noisy"], ["sigma"], {"noisy": spatial}
+    else:
+        sigma = torch.rand(2, 1, 32, 48) * 0.5
+        args, names, outputs, dynamic = (noisy, sigma), ["noisy", "sigma"], ["denoised"], {"noisy": spatial, "sigma": spatial}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            model.eval(), (noisy, sigma), input_names=["noisy", "sigma"], output_names=["denoised"],
-            dynamic_shapes={"noisy": {0: batch, 2: height, 3: width}, "sigma": {0: batch}},
+            model.eval(), args, input_names=names, output_names=outputs, dynamic_shapes=dynamic,
             dynamo=True, opset_version=opset, verbose=False,
         )
     proto = program.model_proto
@@ -153,17 +165,21 @@ def verify_onnx(model, onnx_path: Path, shapes=VERIFY_SHAPES, seed: int = 0) -> 
     import onnxruntime as ort
     import torch
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    takes_sigma = "sigma" in [i.name for i in session.get_inputs()]
+    from denoise.model import is_estimator
+    from denoise.runtime.onnx_backend import OnnxRuntimeBackend
+
+    backend = OnnxRuntimeBackend(Path(onnx_path), backend="cpu")
     rng = np.random.default_rng(seed)
     reports = []
     for n, h, w in shapes:
         noisy = rng.random((n, 3, h, w), dtype=np.float32)
-        sigma = rng.uniform(0.05, 0.9, size=n).astype(np.float32)
-        feeds = {"noisy": noisy, "sigma": sigma} if takes_sigma else {"noisy": noisy}
-        got = session.run(["denoised"], feeds)[0]
+        # A map that varies across the image (a ramp of a random level per image): the map path is checked.
+        ramp = np.linspace(0.5, 1.5, w, dtype=np.float32)[None, None, None, :]
+        sigma = (rng.uniform(0.05, 0.6, size=(n, 1, 1, 1)) * ramp * np.ones((1, 1, h, 1))).astype(np.float32)
+        got = backend.infer(noisy, sigma)
         with torch.no_grad():
-            want = model(torch.from_numpy(noisy), torch.from_numpy(sigma)).numpy()
+            args = (torch.from_numpy(noisy),) if is_estimator(model) else (torch.from_numpy(noisy), torch.from_numpy(sigma))
+            want = model(*args).numpy()
         diff = np.abs(got - want)
         ok = bool(np.all(diff <= ATOL + RTOL * np.abs(want))) and got.shape == want.shape
         reports.append(VerifyReport((n, h, w), float(diff.max()), float(diff.mean()), ok))

@@ -12,8 +12,9 @@ from typing import Callable
 
 from denoise.errors import DenoiseError
 from denoise.export.onnx_export import DEFAULT_OPSET, export_onnx
-from denoise.model import CAEConfig
+from denoise.model import EstimatorConfig, config_from_dict
 from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE, engine_profile, overlap_for
+from denoise.weights import DEFAULT_ESTIMATOR, read_card
 
 
 def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bool = False,
@@ -32,6 +33,11 @@ def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bo
     written = {"onnx": str(fp32_path), "card": str(fp32_path.with_suffix(".json"))}
 
     build_from, precision = fp32_path, "fp32"
+    config = config_from_dict(card["config"])
+    if isinstance(config, EstimatorConfig):
+        if fp16 or engine:  # it is a few % of the denoiser's work: ONNX Runtime runs it beside every backend
+            say("the noise estimator stays FP32 (no FP16 ONNX or engine: it runs in ONNX Runtime beside every backend)")
+        return written
     if fp16 or engine:
         from denoise.export.fp16 import export_fp16
 
@@ -48,9 +54,10 @@ def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bo
     if engine:
         from denoise.export.tensorrt_build import build_engine
 
-        config = CAEConfig(**card["config"])
-        overlap = overlap_for(config.receptive_radius, config.shuffle)
-        profile = engine_profile(tile, overlap, max_batch)
+        # The runtime's largest tiles are those of --sigma auto: the estimator's field adds to the overlap.
+        estimator_radius = int(read_card(DEFAULT_ESTIMATOR).get("receptive_radius", 0))
+        overlap = overlap_for(config.receptive_radius + estimator_radius, config.shuffle)
+        profile = engine_profile(tile, overlap, max_batch, sigma_map=bool(config.sigma_map))
         try:
             path, built = build_engine(build_from, precision, profile, version_compatible, hardware_compatible)
         except DenoiseError as exc:

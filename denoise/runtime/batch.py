@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Callable
 
 from denoise.errors import DenoiseError
-from denoise.runtime.images import IMAGE_SUFFIXES, read_image, write_result
+from denoise.formats import IMAGE_SUFFIXES
+from denoise.runtime.images import read_image, write_result
+from denoise.runtime.levels import check_strength
 from denoise.runtime.tiling import tile_input_pixels
 
 log = logging.getLogger(__name__)
@@ -196,17 +198,19 @@ def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
-def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma, overwrite: bool = False,
+def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma="auto", overwrite: bool = False,
               manifest_path: Path | None = None, jpeg_quality: int = 95, pattern: str = "*",
               follow_symlinks: bool = False, fmt: str | None = None, dry_run: bool = False,
               on_file: Callable[[dict], None] | None = None,
-              on_plan: Callable[[int], None] | None = None, shard=None) -> BatchSummary:
-    """Denoise every image under ``input_dir`` into the mirrored tree under ``output_dir``."""
+              on_plan: Callable[[int], None] | None = None, shard=None, strength: float = 1.0) -> BatchSummary:
+    """Denoise every image under ``input_dir`` into the mirrored tree under ``output_dir``. ``sigma``: a
+    number, or "auto" (estimated per image); ``strength`` scales the level either way."""
     src, dst = check_folders(Path(input_dir), Path(output_dir))
     if fmt and "." + fmt.lower().lstrip(".") not in IMAGE_SUFFIXES:
         raise DenoiseError(f"unknown output format {fmt!r}; choose one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     if sigma != "auto":
         denoiser.check_sigma(float(sigma))
+    strength = check_strength(strength)
     summary = BatchSummary()
     if dry_run:
         jobs = plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt, shard)
@@ -236,7 +240,7 @@ def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma, overwrite: boo
             for job in jobs:
                 if job.reason:
                     finish(skipped_record(job))
-            run_jobs(denoiser, [j for j in jobs if not j.reason], sigma, jpeg_quality, finish)
+            run_jobs(denoiser, [j for j in jobs if not j.reason], sigma, jpeg_quality, finish, strength)
         summary.seconds = time.perf_counter() - start
     return summary
 
@@ -275,7 +279,14 @@ def _read(job: Job):
     return read_image(job.source), time.perf_counter() - started
 
 
-def _write(job: Job, image, result, level: float, timings: dict, jpeg_quality: int) -> dict:
+def level_fields(seen: dict, strength: float, estimated: bool) -> dict:
+    """The manifest's account of the noise level the model was given: ``sigma`` its mean over the image,
+    ``sigma_min`` / ``sigma_max`` its range (equal for a number), ``strength``, and whether it was estimated."""
+    return {"sigma": round(seen["mean"], 6), "sigma_min": round(seen["min"], 6), "sigma_max": round(seen["max"], 6),
+            "strength": strength, "sigma_estimated": estimated}
+
+
+def _write(job: Job, image, result, level: dict, timings: dict, jpeg_quality: int) -> dict:
     started = time.perf_counter()
     record = {"path": str(job.source), "output": str(job.output), "status": "ok", "error": None, "sigma": None}
     try:
@@ -289,8 +300,7 @@ def _write(job: Job, image, result, level: float, timings: dict, jpeg_quality: i
         return record
     timings["write"] = time.perf_counter() - started
     h, w = result.shape[:2]
-    record.update(sigma=round(level, 6), megapixels=round(h * w / 1e6, 6),
-                  timings={k: round(v, 4) for k, v in timings.items()})
+    record.update(level, megapixels=round(h * w / 1e6, 6), timings={k: round(v, 4) for k, v in timings.items()})
     return record
 
 
@@ -313,7 +323,8 @@ def _describe(job: Job, exc: BaseException) -> str:
     return f"{job.source}: internal error {type(exc).__name__}: {exc}"
 
 
-def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callable[[dict], None]) -> None:
+def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callable[[dict], None],
+             strength: float = 1.0) -> None:
     """Denoise ``jobs``, calling ``finish`` with each one's manifest record (never raises for a bad input;
     the local path and every Ray actor run this). Readers decode ahead, the calling thread runs inference, writers encode behind (at most PREFETCH
     images wait on either side).
@@ -349,16 +360,17 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
                 else:
                     image, level, timings = outcome
                     try:  # e.g. no memory for this image's result: it fails, the run goes on
-                        batcher.add((job, image, level, timings), image.pixels, level)
+                        batcher.add((job, image, sigma == "auto", timings), image.pixels, level, strength)
                     except Exception as exc:
                         finish(_failed(job, _describe(job, exc)))
             flush = (not reads or not reads[0][1].done() or batcher.in_flight >= batcher.max_batch
                      or batcher.pixels_in_flight >= held_pixels)
-            for (job, image, level, timings), result, seconds in batcher.run(flush=flush):
+            for (job, image, estimated, timings), result, seconds, seen in batcher.run(flush=flush):
                 if isinstance(result, BaseException):
                     finish(_failed(job, _describe(job, result)))
                     continue
                 timings["denoise"] = seconds
+                level = level_fields(seen, strength, estimated)
                 writes.append(writers.submit(_write, job, image, result, level, timings, jpeg_quality))
             while writes and (writes[0].done() or len(writes) > PREFETCH):
                 finish(writes.popleft().result())

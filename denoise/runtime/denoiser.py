@@ -1,4 +1,4 @@
-"""The Python API: ``Denoiser(model=None, backend="auto").denoise(array, sigma)``."""
+"""The Python API: ``Denoiser(model=None, backend="auto").denoise(array, sigma="auto", strength=1.0)``."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from denoise.errors import DenoiseError
 from denoise.metrics import from_float, to_float
 from denoise.noise import estimate_sigma
 from denoise.runtime.ensemble import self_ensemble
+from denoise.runtime.levels import check_level_map, check_strength
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, engine_profile, overlap_for,
                                     run_tiled, tile_input_pixels)
-from denoise.weights import DEFAULT_MODEL
+from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,15 @@ class Denoiser:
     Images are processed in tiles of ``tile`` pixels (with enough overlap that the result equals a
     whole-image run), so memory stays bounded whatever the image size. ``ensemble``: average the model's
     results on the 8 flips and rotations of each tile (better results, 8x the work; see runtime.ensemble).
+
+    ``sigma="auto"`` runs the noise estimator ``estimator`` (the bundled one when None) on each tile before
+    the denoiser: a per-pixel noise map, for models whose sigma input is a map. Models that take one level
+    per image get Immerkaer's white-noise estimate instead.
     """
 
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0,
-                 tile: int | tuple[int, int] = DEFAULT_TILE, max_batch: int = DEFAULT_MAX_BATCH, ensemble: bool = False):
+                 tile: int | tuple[int, int] = DEFAULT_TILE, max_batch: int = DEFAULT_MAX_BATCH, ensemble: bool = False,
+                 estimator: str | Path | None = None):
         if backend not in BACKENDS:
             raise DenoiseError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.model_path = Path(model) if model else DEFAULT_MODEL
@@ -58,11 +64,30 @@ class Denoiser:
         if any(side % self.align for side in self.tile):
             raise DenoiseError(f"tile {self.tile[0]}x{self.tile[1]} is not a multiple of {self.align}, which this model "
                                f"needs (its pixel shuffle); use --tile {-(-self.tile[0] // self.align) * self.align}")
+        self.takes_map = reference.sigma_rank == 4
+        self.estimator = self._load_estimator(estimator, backend, threads) if self.takes_map else None
+        self.auto_overlap = self.overlap
+        if self.estimator is not None and "receptive_radius" in self.card:
+            radius = int(self.card["receptive_radius"]) + int(self.estimator.card.get("receptive_radius", 0))
+            self.auto_overlap = overlap_for(radius, self.align)
         self.backend = self._pick_backend(backend, reference)
         self.ensemble = ensemble
         self.infer = self_ensemble(self.backend.infer) if ensemble else self.backend.infer
         low, high = self.card.get("sigma_range", [0.0, 1.0])
         self.sigma_range = (float(low), float(high))
+
+    def _load_estimator(self, estimator, backend: str, threads: int) -> OnnxRuntimeBackend | None:
+        """The noise estimator's ONNX Runtime session (CUDA when the denoiser may use the GPU, else CPU): it is
+        small (a few % of the denoiser's work), so it runs in ONNX Runtime beside every denoiser backend."""
+        path = Path(estimator) if estimator else DEFAULT_ESTIMATOR
+        if not path.is_file():
+            if estimator:
+                raise DenoiseError(f"noise estimator {path} does not exist; pass an exported estimator .onnx file")
+            return None  # no bundled estimator: auto falls back to Immerkaer's estimate
+        session = OnnxRuntimeBackend(path, backend={"tensorrt": "auto"}.get(backend, backend), threads=threads)
+        if session.output_name != "sigma" or session.takes_sigma:
+            raise DenoiseError(f"{path} is not a noise estimator (it should take 'noisy' and give 'sigma')")
+        return session
 
     def _pick_backend(self, backend: str, reference: OnnxRuntimeBackend):
         if backend in ("auto", "tensorrt"):
@@ -81,7 +106,7 @@ class Denoiser:
         fp16 = fp16_sibling(self.model_path)
         if not fp16.is_file():
             raise DenoiseError(f"no FP16 model {fp16} (write one with: denoise export --fp16)")
-        profile = engine_profile(self.tile, self.overlap, self.max_batch)
+        profile = engine_profile(self.tile, self.auto_overlap, self.max_batch, sigma_map=self.takes_map)
         return TensorRTBackend(fp16, profile, precision="fp16")
 
     @property
@@ -97,16 +122,37 @@ class Denoiser:
             )
         return sigma
 
-    def resolve_sigma(self, sigma, pixels: np.ndarray) -> float:
-        """A number, or "auto" to estimate the noise level of this image (HxWx3, uint8, uint16 or float;
-        clamped to the model's range)."""
+    def resolve_sigma(self, sigma, pixels: np.ndarray):
+        """What an image's noise level becomes: a checked number; an HxW map (checked); or for "auto" the
+        marker "auto" (the estimator runs per tile), or, for a model that takes one level per image,
+        Immerkaer's estimate of this image (HxWx3, uint8, uint16 or float; clamped to the model's range)."""
         if isinstance(sigma, str) and sigma == "auto":
+            if self.estimator is not None:
+                return "auto"
             low, high = self.sigma_range
             return float(min(max(estimate_sigma(pixels), low), high))
-        return self.check_sigma(float(sigma))
+        if isinstance(sigma, np.ndarray) and sigma.ndim >= 2:
+            if not self.takes_map:
+                raise DenoiseError("this model takes one noise level per image, not a map: give a number as sigma")
+            return check_level_map(sigma, *pixels.shape[:2])
+        if isinstance(sigma, str):
+            from denoise.noise import parse_sigma
 
-    def denoise(self, image: np.ndarray, sigma: float | str) -> np.ndarray:
-        """Denoise one HxWx3 (or HxW) image; uint8, uint16 or float in [0,1] in, same dtype out."""
+            sigma = parse_sigma(sigma)
+        try:
+            value = float(sigma)
+        except (TypeError, ValueError):
+            raise DenoiseError(f"sigma {sigma!r} is not a noise level: give a number on [0,1], an HxW map, or 'auto'") from None
+        return self.check_sigma(value)
+
+    def denoise(self, image: np.ndarray, sigma="auto", strength: float = 1.0) -> np.ndarray:
+        """Denoise one HxWx3 (or HxW) image; uint8, uint16 or float in [0,1] in, same dtype out. ``sigma``:
+        a number on [0,1], an HxW noise map, or "auto"; ``strength`` scales it (0.8 lighter, 1.2 stronger)."""
+        return self.denoise_with_level(image, sigma, strength)[0]
+
+    def denoise_with_level(self, image: np.ndarray, sigma="auto", strength: float = 1.0) -> tuple[np.ndarray, dict]:
+        """``denoise``, and the noise level the model was given: {"mean", "min", "max"} over the image."""
+        strength = check_strength(strength)
         array = np.asarray(image)
         if not (array.dtype in (np.uint8, np.uint16) or np.issubdtype(array.dtype, np.floating)):
             raise DenoiseError(f"unsupported pixel type {array.dtype}; give uint8, uint16 or float images")
@@ -116,24 +162,26 @@ class Denoiser:
             raise DenoiseError(f"expected an HxWx3 or HxW image, got shape {array.shape}")
         if np.issubdtype(array.dtype, np.floating):
             pixels = pixels.astype(np.float32, copy=False)
-        out = self.denoise_pixels(pixels, self.resolve_sigma(sigma, pixels))
+        out, seen = run_tiled(self.batcher(), pixels, self.resolve_sigma(sigma, pixels), strength)
         if gray:
             out = from_float(to_float(out).mean(axis=2), out.dtype)
-        return out.astype(array.dtype, copy=False)
+        return out.astype(array.dtype, copy=False), seen
 
-    def denoise_pixels(self, pixels: np.ndarray, sigma: float) -> np.ndarray:
+    def denoise_pixels(self, pixels: np.ndarray, sigma, strength: float = 1.0) -> np.ndarray:
         """HxWx3 uint8, uint16 or float32 in [0,1] -> the same type, tile by tile (memory: the image, its
-        result and one batch of tiles)."""
-        return run_tiled(self.infer, pixels, sigma, self.tile, self.overlap, self.align, self.max_batch,
-                         self.max_batch_pixels)
+        result and one batch of tiles). ``sigma`` as ``resolve_sigma`` returns it."""
+        return run_tiled(self.batcher(), pixels, sigma, strength)[0]
 
-    def denoise_rgb(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
+    def denoise_rgb(self, rgb: np.ndarray, sigma, strength: float = 1.0) -> np.ndarray:
         """float32 HxWx3 in [0,1] -> float32 HxWx3 in [0,1]."""
-        return self.denoise_pixels(np.asarray(rgb, dtype=np.float32), sigma)
+        rgb = np.asarray(rgb, dtype=np.float32)
+        return self.denoise_pixels(rgb, self.resolve_sigma(sigma, rgb), strength)
 
     def batcher(self) -> TileBatcher:
         """A TileBatcher on this backend and tiling: batches tiles of many images (``denoise batch`` uses it)."""
-        return TileBatcher(self.infer, self.tile, self.overlap, self.align, self.max_batch, self.max_batch_pixels)
+        estimate = (lambda batch: self.estimator.infer(batch)) if self.estimator is not None else None
+        return TileBatcher(self.infer, self.tile, self.overlap, self.align, self.max_batch, self.max_batch_pixels,
+                           estimate, self.auto_overlap)
 
     @property
     def max_batch_pixels(self) -> int | None:
@@ -142,16 +190,16 @@ class Denoiser:
         while small images still batch (1.19x on CIFAR-size files, benchmarks/small_images.py)."""
         if self.backend.name != "onnxruntime-cpu":
             return None
-        return tile_input_pixels(self.tile, self.overlap)
+        return tile_input_pixels(self.tile, self.auto_overlap)
 
     def denoise_rgb_batch(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
         """float32 NxHxWx3 in [0,1], one sigma for all -> float32 NxHxWx3 in [0,1]; whole images, no
         tiling (for many small images, such as CIFAR's, at once)."""
         batch = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), dtype=np.float32)
-        out = self.infer(batch, np.full(len(batch), sigma, dtype=np.float32))
+        out = self.infer(batch, np.full((len(batch), 1) + batch.shape[2:], sigma, dtype=np.float32))
         return out.transpose(0, 2, 3, 1)
 
-    def denoise_folder(self, input_dir, output_dir, sigma, **options):
+    def denoise_folder(self, input_dir, output_dir, sigma="auto", **options):
         """Denoise every image under ``input_dir`` into ``output_dir``; see ``runtime.batch.run_batch``."""
         from denoise.runtime.batch import run_batch
 

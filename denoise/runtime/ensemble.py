@@ -16,16 +16,20 @@ import numpy as np
 Infer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+def _orient(array: np.ndarray, turns: int, flip: bool) -> np.ndarray:
+    view = np.rot90(array, turns, axes=(2, 3))
+    return np.ascontiguousarray(view[..., ::-1] if flip else view)
+
+
 def self_ensemble(infer: Infer) -> Infer:
-    """``infer(batch NCHW float32, sigmas [N]) -> NCHW`` -> the same, averaged over the 8 orientations."""
+    """``infer(batch NCHW float32, sigma maps N1HW) -> NCHW`` -> the same, averaged over the 8 orientations
+    (each map turned with its image)."""
 
     def ensemble_infer(batch: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
         total = np.zeros(batch.shape, dtype=np.float32)
         for turns in range(4):
             for flip in (False, True):
-                view = np.rot90(batch, turns, axes=(2, 3))
-                view = view[..., ::-1] if flip else view
-                out = np.asarray(infer(np.ascontiguousarray(view), sigmas), dtype=np.float32)
+                out = np.asarray(infer(_orient(batch, turns, flip), _orient(sigmas, turns, flip)), dtype=np.float32)
                 out = out[..., ::-1] if flip else out
                 total += np.rot90(out, -turns, axes=(2, 3))
         return total / 8

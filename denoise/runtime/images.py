@@ -20,10 +20,9 @@ from PIL import Image, ImageOps
 
 from denoise.atomic import atomic_write
 from denoise.errors import DenoiseError
+from denoise.formats import IMAGE_SUFFIXES
 from denoise.metrics import from_float, to_float, to_uint8
 
-IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
-                  ".webp": "WEBP", ".bmp": "BMP"}
 SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
 
 DEFAULT_MAX_MEGAPIXELS = 200.0

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from denoise.errors import DenoiseError, missing_extra
+from denoise.runtime.levels import sigma_feed
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,8 @@ def _import_ort():
 
 
 class OnnxRuntimeBackend:
-    """Runs an exported denoiser ONNX (inputs ``noisy`` and optionally ``sigma``; output ``denoised``)."""
+    """Runs an exported ONNX: a denoiser (inputs ``noisy`` and optionally ``sigma``, a [N,1,H,W] map or [N];
+    output ``denoised``) or the noise estimator (input ``noisy``, output ``sigma``)."""
 
     def __init__(self, model_path: Path, backend: str = "auto", threads: int = 0):
         ort = _import_ort()
@@ -56,6 +58,8 @@ class OnnxRuntimeBackend:
         self.input_names = [i.name for i in self.session.get_inputs()]
         if "noisy" not in self.input_names:
             raise DenoiseError(f"{model_path} is not a denoise model: it has no input named 'noisy'")
+        self.output_name = self.session.get_outputs()[0].name
+        self.sigma_rank = next((len(i.shape) for i in self.session.get_inputs() if i.name == "sigma"), 0)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         log.info("backend %s (providers %s)", self.name, ", ".join(self.providers))
 
@@ -85,9 +89,10 @@ class OnnxRuntimeBackend:
     def takes_sigma(self) -> bool:
         return "sigma" in self.input_names
 
-    def infer(self, noisy: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        """noisy: float32 [N,3,H,W] in [0,1]; sigma: float32 [N]. Returns float32 [N,3,H,W]."""
+    def infer(self, noisy: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
+        """noisy: float32 [N,3,H,W] in [0,1]; sigma: float32 [N,1,H,W] noise maps (converted to what the
+        model takes). Returns the model's output: [N,3,H,W] denoised, or the estimator's [N,1,H,W] map."""
         feeds = {"noisy": np.ascontiguousarray(noisy, dtype=np.float32)}
         if self.takes_sigma:
-            feeds["sigma"] = np.ascontiguousarray(sigma, dtype=np.float32).reshape(-1)
-        return self.session.run(["denoised"], feeds)[0]
+            feeds["sigma"] = sigma_feed(sigma, self.sigma_rank)
+        return self.session.run([self.output_name], feeds)[0]

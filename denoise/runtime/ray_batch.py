@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from denoise.errors import DenoiseError, missing_extra
+from denoise.runtime.levels import check_strength
 from denoise.runtime.batch import (LOCK_NAME, MANIFEST_NAME, BatchSummary, Job, check_folders, manifest_recorder,
                                    nothing_found_note, output_lock, plan_jobs, remove_partials, run_jobs,
                                    skipped_record)
@@ -31,16 +32,17 @@ class DenoiseActor:
     several files and runs them through the local path's pipeline: decoding and encoding overlap
     inference, and tiles of several images share a batch."""
 
-    def __init__(self, model: str | None, backend: str, sigma, jpeg_quality: int, ensemble: bool = False):
+    def __init__(self, model: str | None, backend: str, sigma, jpeg_quality: int, ensemble: bool = False,
+                 strength: float = 1.0):
         from denoise.runtime.denoiser import Denoiser
 
         self.denoiser = Denoiser(model, backend=backend, ensemble=ensemble)
-        self.sigma, self.jpeg_quality = sigma, jpeg_quality
+        self.sigma, self.jpeg_quality, self.strength = sigma, jpeg_quality, strength
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         records = []
         jobs = [Job(Path(source), Path(output)) for source, output in zip(batch["source"], batch["output"])]
-        run_jobs(self.denoiser, jobs, self.sigma, self.jpeg_quality, records.append)
+        run_jobs(self.denoiser, jobs, self.sigma, self.jpeg_quality, records.append, self.strength)
         for record in records:
             record["backend"] = f"ray/{self.denoiser.backend_name}"
         return {"record": [json.dumps(record) for record in records]}
@@ -54,7 +56,8 @@ def files_per_call(todo: int, workers: int) -> int:
 def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None = None, model: str | None = None,
                   backend: str = "auto", workers: int = 2, gpus_per_worker: float = 0.0, overwrite: bool = False,
                   jpeg_quality: int = 95, pattern: str = "*", follow_symlinks: bool = False, fmt: str | None = None,
-                  on_file: Callable[[dict], None] | None = None, ensemble: bool = False) -> BatchSummary:
+                  on_file: Callable[[dict], None] | None = None, ensemble: bool = False,
+                  strength: float = 1.0) -> BatchSummary:
     """Run the folder job on Ray (``address``: a cluster, e.g. "auto" or "ray://head:10001"; None: a
     local Ray with ``workers`` CPUs)."""
     try:
@@ -62,6 +65,7 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
     except ImportError:
         raise missing_extra("ray", "ray") from None
     src, dst = check_folders(Path(input_dir), Path(output_dir))
+    strength = check_strength(strength)
     summary = BatchSummary()
     with output_lock(dst, LOCK_NAME):
         jobs = plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt)
@@ -91,7 +95,8 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
                         DenoiseActor, batch_size=files_per_call(len(todo), workers), concurrency=workers, num_cpus=0 if gpus_per_worker else 1,
                         num_gpus=gpus_per_worker or None,
                         fn_constructor_kwargs={"model": str(model) if model else None, "backend": backend,
-                                               "sigma": sigma, "jpeg_quality": jpeg_quality, "ensemble": ensemble})
+                                               "sigma": sigma, "jpeg_quality": jpeg_quality, "ensemble": ensemble,
+                                               "strength": strength})
                     for row in results.iter_rows():
                         finish(json.loads(row["record"]))
         finally:

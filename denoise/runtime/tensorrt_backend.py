@@ -24,6 +24,7 @@ import numpy as np
 
 from denoise.errors import DenoiseError
 from denoise.export.tensorrt_build import build_engine, import_cudart, import_tensorrt
+from denoise.runtime.levels import sigma_feed
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,14 @@ class TensorRTBackend:
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.takes_sigma = "sigma" in names
+        # [N,1,H,W] noise maps, or [N] for models exported before maps (ICudaEngine.get_tensor_shape: -1 = dynamic)
+        self.sigma_rank = len(self.engine.get_tensor_shape("sigma")) if self.takes_sigma else 0
         (_, _, _, noisy_max), *_ = profile
         self.max_shape = tuple(noisy_max)
         count = int(np.prod(self.max_shape))
         self.buffers = {"noisy": _Buffer(count), "denoised": _Buffer(count)}
         if self.takes_sigma:
-            self.buffers["sigma"] = _Buffer(self.max_shape[0])
+            self.buffers["sigma"] = _Buffer(count // 3 if self.sigma_rank == 4 else self.max_shape[0])
         for name, buffer in self.buffers.items():
             self.context.set_tensor_address(name, int(buffer.device_ptr))
         self.stream = _check(self.cudart.cudaStreamCreateWithFlags(self.cudart.cudaStreamNonBlocking))
@@ -83,7 +86,7 @@ class TensorRTBackend:
         log.info("TensorRT %s engine %s", trt.__version__, engine_path)
 
     def infer(self, noisy: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        """noisy: float32 [N,3,H,W] within the engine's profile; sigma: float32 [N]."""
+        """noisy: float32 [N,3,H,W] within the engine's profile; sigma: float32 [N,1,H,W] noise maps."""
         n, c, h, w = noisy.shape
         if n > self.max_shape[0] or h > self.max_shape[2] or w > self.max_shape[3]:
             raise DenoiseError(f"input {noisy.shape} exceeds the engine's profile {self.max_shape}")
@@ -92,8 +95,9 @@ class TensorRTBackend:
         inputs = {"noisy": noisy.reshape(-1)}
         self.context.set_input_shape("noisy", (n, c, h, w))
         if self.takes_sigma:
-            inputs["sigma"] = np.asarray(sigma, np.float32).reshape(-1)
-            self.context.set_input_shape("sigma", (n,))
+            feed = sigma_feed(sigma, self.sigma_rank)
+            inputs["sigma"] = feed.reshape(-1)
+            self.context.set_input_shape("sigma", feed.shape)
         for name, values in inputs.items():
             buffer = self.buffers[name]
             buffer.host[:values.size] = values

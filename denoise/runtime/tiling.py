@@ -16,6 +16,11 @@ a real image border); the only padding is the model's own: an image side that is
 the pixel-shuffle factor is edge-replicated by up to factor-1 pixels, exactly as the model does
 inside for a whole image, so tiles and the whole image see the same pixels.
 
+Noise levels: each image comes with a number, an HxW map, or "auto". A map is cut into tiles exactly as
+the pixels are (edge-replicated the same way), so tiling stays exact with a map. For "auto" the noise
+estimator runs on each tile before the denoiser, on the same tile input; the overlap of those images is
+then the sum of both receptive radii, so the map values the denoiser's kept pixels depend on are exact too.
+
 Images are held as integer pixels (uint8 or uint16, or float) and converted to float one tile at a
 time, and results are written straight back into an array of the input's type: memory is the image
 and its result in their own bit depth plus one batch of tiles, not float copies of a 100-MP image.
@@ -51,18 +56,19 @@ def tile_input_pixels(tile: tuple[int, int], overlap: int) -> int:
     return tile_input_size(tile[0], overlap) * tile_input_size(tile[1], overlap)
 
 
-def engine_profile(tile: tuple[int, int], overlap: int, max_batch: int) -> tuple:
+def engine_profile(tile: tuple[int, int], overlap: int, max_batch: int, sigma_map: bool = True) -> tuple:
     """TensorRT optimisation profile ((input, min, opt, max), ...) covering every shape the runtime feeds:
     whole small images from 1x1 up to one padded tile, batched up to ``max_batch``; opt is the one shape
-    every tile of a large image has."""
+    every tile of a large image has. ``sigma_map``: the model's sigma is a [N,1,H,W] map (else [N])."""
     tile_h, tile_w = tile
     if min(tile_h, tile_w) < 1 or overlap < 0 or max_batch < 1:
         raise ValueError(f"bad tile settings: tile={tile}, overlap={overlap}, max_batch={max_batch}")
     h, w = tile_input_size(tile_h, overlap), tile_input_size(tile_w, overlap)
-    return (
-        ("noisy", (1, 3, 1, 1), (max_batch, 3, h, w), (max_batch, 3, h, w)),
-        ("sigma", (1,), (max_batch,), (max_batch,)),
-    )
+    if not sigma_map:
+        return (("noisy", (1, 3, 1, 1), (max_batch, 3, h, w), (max_batch, 3, h, w)),
+                ("sigma", (1,), (max_batch,), (max_batch,)))
+    return (("noisy", (1, 3, 1, 1), (max_batch, 3, h, w), (max_batch, 3, h, w)),
+            ("sigma", (1, 1, 1, 1), (max_batch, 1, h, w), (max_batch, 1, h, w)))
 
 
 def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
@@ -93,44 +99,64 @@ def plan_tiles(height: int, width: int, tile: tuple[int, int], overlap: int, ali
 
 
 def tile_input(pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """float32 CxHxW input of one tile from HxWx3 pixels (uint8, uint16 or float), edge-replicated where
-    the box reaches past the image (by less than the alignment)."""
+    """float32 CxHxW input of one tile from HxWxC pixels (uint8, uint16 or float; an HxW map gives 1xHxW),
+    edge-replicated where the box reaches past the image (by less than the alignment)."""
     iy0, iy1, ix0, ix1 = box
     crop = to_float(pixels[iy0:iy1, ix0:ix1])
+    if crop.ndim == 2:
+        crop = crop[..., None]
     short_h, short_w = iy1 - iy0 - crop.shape[0], ix1 - ix0 - crop.shape[1]
     if short_h or short_w:
         crop = np.pad(crop, ((0, short_h), (0, short_w), (0, 0)), mode="edge")
     return crop.transpose(2, 0, 1)
 
 
+Level = float | np.ndarray | str  # a number, an HxW float32 map, or "auto" (the estimator's map)
+Infer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
 @dataclass(eq=False)
 class _InFlight:
-    """One image in a TileBatcher: its pixels, the result being filled in and the tiles still to run."""
+    """One image in a TileBatcher: its pixels and noise level, the result being filled in, the tiles still
+    to run, and what the model was given as level over the kept pixels (for the manifest)."""
 
     key: object
     pixels: np.ndarray
-    sigma: float
+    level: Level
+    strength: float
     result: np.ndarray
     tiles_left: int
     started: float = field(default_factory=time.perf_counter)
     error: BaseException | None = None
+    level_sum: float = 0.0
+    level_count: int = 0
+    level_min: float = float("inf")
+    level_max: float = float("-inf")
+
+    def level_seen(self) -> dict:
+        """Mean, smallest and largest noise level the model was given over the image (strength included)."""
+        return {"mean": self.level_sum / max(1, self.level_count), "min": self.level_min, "max": self.level_max}
 
 
 class TileBatcher:
     """Runs the tiles of many images in batches of one shape, across image boundaries.
 
-    ``add`` an image (HxWx3 uint8, uint16 or float32 in [0,1]) with its sigma; ``run`` executes every
-    full batch of ``max_batch`` equal-shape tiles (``flush=True``: the partial ones too) and returns the
-    images now complete, in the order they were added, as ``(key, result, seconds)``. ``result`` has
-    the input's dtype, or is the exception that failed one of the image's batches -- a failing batch
-    fails only the images with a tile in it. ``infer(batch [N,3,h,w], sigma [N]) -> [N,3,h,w]`` is a
-    backend's inference call.
+    ``add`` an image (HxWx3 uint8, uint16 or float32 in [0,1]) with its noise level and strength; ``run``
+    executes every full batch of ``max_batch`` equal-shape tiles (``flush=True``: the partial ones too) and
+    returns the images now complete, in the order they were added, as ``(key, result, seconds, level)``.
+    ``result`` has the input's dtype, or is the exception that failed one of the image's batches -- a failing
+    batch fails only the images with a tile in it; ``level`` is ``_InFlight.level_seen()``.
+    ``infer(batch [N,3,h,w], sigma [N,1,h,w]) -> [N,3,h,w]`` is a backend's inference call; ``estimate(batch)
+    -> [N,1,h,w]`` the noise estimator's (None: "auto" is refused), whose images tile with ``auto_overlap``.
     """
 
-    def __init__(self, infer: Callable[[np.ndarray, np.ndarray], np.ndarray], tile: tuple[int, int], overlap: int,
-                 align: int = 1, max_batch: int = DEFAULT_MAX_BATCH, max_batch_pixels: int | None = None):
+    def __init__(self, infer: Infer, tile: tuple[int, int], overlap: int, align: int = 1,
+                 max_batch: int = DEFAULT_MAX_BATCH, max_batch_pixels: int | None = None,
+                 estimate: Callable[[np.ndarray], np.ndarray] | None = None, auto_overlap: int | None = None):
         self.infer, self.tile, self.overlap, self.align, self.max_batch = infer, tile, overlap, align, max_batch
         self.max_batch_pixels = max_batch_pixels  # None: no limit but max_batch (see batch_size)
+        self.estimate = estimate
+        self.auto_overlap = overlap if auto_overlap is None else auto_overlap
         self.queues: dict[tuple[int, int], deque] = {}
         self.images: list[_InFlight] = []
 
@@ -142,11 +168,16 @@ class TileBatcher:
     def pixels_in_flight(self) -> int:
         return sum(im.pixels.shape[0] * im.pixels.shape[1] for im in self.images)
 
-    def add(self, key, pixels: np.ndarray, sigma: float) -> None:
+    def add(self, key, pixels: np.ndarray, level: Level, strength: float = 1.0) -> None:
         height, width = pixels.shape[:2]
-        plan = plan_tiles(height, width, self.tile, self.overlap, self.align)
+        auto = isinstance(level, str)
+        if auto and (level != "auto" or self.estimate is None):
+            raise ValueError(f"noise level {level!r}: only 'auto' with a noise estimator, a number or a map")
+        if not auto and not isinstance(level, np.ndarray):
+            level = float(level)
+        plan = plan_tiles(height, width, self.tile, self.auto_overlap if auto else self.overlap, self.align)
         dtype = pixels.dtype if pixels.dtype in (np.uint8, np.uint16) else np.float32
-        image = _InFlight(key, pixels, float(sigma), np.empty(pixels.shape, dtype), len(plan))
+        image = _InFlight(key, pixels, level, float(strength), np.empty(pixels.shape, dtype), len(plan))
         self.images.append(image)
         for core, box in plan:
             self.queues.setdefault((box[1] - box[0], box[3] - box[2]), deque()).append((image, core, box))
@@ -165,18 +196,39 @@ class TileBatcher:
                 self._run_batch([queue.popleft() for _ in range(min(size, len(queue)))])
         done = [im for im in self.images if im.tiles_left == 0]
         self.images = [im for im in self.images if im.tiles_left]
-        return [(im.key, im.error or im.result, time.perf_counter() - im.started) for im in done]
+        return [(im.key, im.error or im.result, time.perf_counter() - im.started, im.level_seen()) for im in done]
+
+    def _levels(self, live: list, batch: np.ndarray) -> np.ndarray:
+        """[N,1,h,w] noise levels of a batch's tiles: the estimator's for "auto" images (one call for all of
+        them), the image's map cut like its pixels, or its number; times each image's strength."""
+        levels = np.empty((len(live), 1) + batch.shape[2:], np.float32)
+        auto = [i for i, (image, _, _) in enumerate(live) if isinstance(image.level, str)]
+        if auto:
+            levels[auto] = self.estimate(np.ascontiguousarray(batch[auto]))
+        for i, (image, _, box) in enumerate(live):
+            if isinstance(image.level, np.ndarray):
+                levels[i] = tile_input(image.level, box)
+            elif not isinstance(image.level, str):
+                levels[i] = image.level
+            levels[i] *= image.strength
+        return levels
 
     def _run_batch(self, tiles: list) -> None:
         live = [t for t in tiles if t[0].error is None]  # tiles of an image that already failed are dropped
         try:
             if live:
                 batch = np.stack([tile_input(image.pixels, box) for image, _, box in live])
-                output = self.infer(batch, np.array([image.sigma for image, _, _ in live], dtype=np.float32))
-                for (image, core, box), out in zip(live, output):
+                levels = self._levels(live, batch)
+                output = self.infer(batch, levels)
+                for (image, core, box), out, level in zip(live, output, levels):
                     cy0, cy1, cx0, cx1 = core
-                    core_out = out[:, cy0 - box[0]:cy1 - box[0], cx0 - box[2]:cx1 - box[2]].transpose(1, 2, 0)
-                    image.result[cy0:cy1, cx0:cx1] = from_float(core_out, image.result.dtype)
+                    rows, cols = slice(cy0 - box[0], cy1 - box[0]), slice(cx0 - box[2], cx1 - box[2])
+                    image.result[cy0:cy1, cx0:cx1] = from_float(out[:, rows, cols].transpose(1, 2, 0), image.result.dtype)
+                    kept = level[0, rows, cols]
+                    image.level_sum += float(kept.sum(dtype=np.float64))
+                    image.level_count += kept.size
+                    image.level_min = min(image.level_min, float(kept.min()))
+                    image.level_max = max(image.level_max, float(kept.max()))
         except Exception as exc:  # the images of this batch fail; the others go on
             for image, _, _ in live:
                 image.error = image.error or exc
@@ -184,13 +236,11 @@ class TileBatcher:
             image.tiles_left -= 1
 
 
-def run_tiled(infer: Callable[[np.ndarray, np.ndarray], np.ndarray], image: np.ndarray, sigma: float,
-              tile: tuple[int, int], overlap: int, align: int = 1, max_batch: int = DEFAULT_MAX_BATCH,
-              max_batch_pixels: int | None = None) -> np.ndarray:
-    """Denoise one HxWx3 image (uint8, uint16 or float32 in [0,1]) tile by tile; same dtype out."""
-    batcher = TileBatcher(infer, tile, overlap, align, max_batch, max_batch_pixels)
-    batcher.add(None, image, sigma)
-    (_, result, _), = batcher.run(flush=True)
+def run_tiled(batcher: TileBatcher, image: np.ndarray, level: Level, strength: float = 1.0) -> tuple[np.ndarray, dict]:
+    """Denoise one HxWx3 image (uint8, uint16 or float32 in [0,1]) tile by tile on an empty ``batcher``:
+    (the result in the same dtype, the level the model was given: mean / min / max)."""
+    batcher.add(None, image, level, strength)
+    (_, result, _, seen), = batcher.run(flush=True)
     if isinstance(result, BaseException):
         raise result
-    return result
+    return result, seen

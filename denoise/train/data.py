@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from denoise.errors import DenoiseError
-from denoise.runtime.images import IMAGE_SUFFIXES
+from denoise.formats import IMAGE_SUFFIXES
 
 VALIDATION_EVERY = 10
 

@@ -25,9 +25,12 @@ import torch.nn.functional as F
 from denoise.atomic import atomic_write
 from denoise.errors import DenoiseError
 from denoise.metrics import psnr_uint8, to_uint8
-from denoise.model import CONFIGS, CAEConfig, build_model
+from denoise.checkpoint import load_checkpoint
+from denoise.camera_noise import camera_noise
+from denoise.model import CONFIGS, build_model, is_estimator
+from denoise.noise import TRAIN_PROTOCOLS
 from denoise.train.data import VALIDATION_EVERY, MixedSampler, is_image_folder, load_images, to_training_tensor
-from denoise.train.noise import TRAIN_PROTOCOLS, add_noise
+from denoise.train.noise import add_noise, camera_batch, uses_camera
 
 VAL_SIGMAS = (0.1, 0.3, 0.5, 1.0)  # validation noise levels, in the run's noise protocol
 LOSSES = ("mse", "log-mse")
@@ -76,33 +79,6 @@ def save_checkpoint(path: Path, model, optimizer, step: int, best: float, settin
     atomic_write(path, lambda f: torch.save(state, f))  # a killed run never leaves a half-written checkpoint
 
 
-def load_checkpoint(path: Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise DenoiseError(f"checkpoint {path} does not exist")
-    try:
-        # TorchVersion is a plain str subclass that early checkpoints of ours stored; allow just that.
-        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DenoiseError(f"cannot read checkpoint {path}: {first_line}") from None
-
-
-def strip_checkpoint(src: Path, dst: Path) -> None:
-    """A copy of a checkpoint without the optimizer state: what gets bundled (a third of the size)."""
-    state = load_checkpoint(src)
-    state.pop("optimizer", None)
-    atomic_write(dst, lambda f: torch.save(state, f))
-
-
-def model_from_checkpoint(path: Path):
-    state = load_checkpoint(path)
-    model = build_model(CAEConfig(**state["config"]))
-    model.load_state_dict(state["model"])
-    return model.eval(), state
-
-
 def sigma_top(settings: TrainSettings, source: Path) -> float:
     """The upper training sigma for batches from ``source``. Photos are mostly denoised at low noise
     (sigma 15-50 of 255 is 0.06-0.2), so ``folder_sigma_max`` can spend the photo batches there while the
@@ -112,27 +88,59 @@ def sigma_top(settings: TrainSettings, source: Path) -> float:
     return settings.sigma_max
 
 
-def validation_set(sources: list[list[np.ndarray]], count: int, sigmas, protocol: str, seed: int):
-    """Fixed noisy/clean pairs: the same noise every time, so validation PSNR is comparable across steps."""
+def validation_set(sources: list[list[np.ndarray]], photo: list[bool], count: int, sigmas, protocol: str, seed: int):
+    """Fixed (key, noisy, level, clean) tuples: the same noise every time, so validation is comparable across
+    steps. Keys are the white sigmas, plus "camera" for camera noise where the protocol uses it (on photos
+    only under "mixed"); ``level`` is the noise level the model is given, ``clean`` the uint8 reference."""
     gen = torch.Generator().manual_seed(seed + 12345)
+    rng = np.random.default_rng(seed + 12345)
+    white = "uint8" if protocol == "camera" else protocol
     pairs = []
-    for sigma in sigmas:
-        for images in sources:
-            for im in images[:count]:
-                clean = torch.from_numpy(im.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
-                pairs.append((sigma, add_noise(clean, torch.tensor([sigma]), protocol, gen), im))
+    for images, is_photo in zip(sources, photo):
+        for im in images[:count]:
+            clean = torch.from_numpy(im.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+            for sigma in sigmas:
+                pairs.append((str(sigma), add_noise(clean, torch.tensor([sigma]), white, gen), torch.tensor([sigma]), im))
+            if protocol == "camera" or (protocol == "mixed" and is_photo):
+                noisy, target, level = camera_noise(im / np.float32(255.0), rng)
+                pairs.append(("camera", torch.from_numpy(noisy.transpose(2, 0, 1).copy())[None],
+                              torch.from_numpy(level)[None, None], to_uint8(target)))
     return pairs
+
+
+def level_error_db(estimate: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """Per-pixel |20 log10(estimate / true level)|, with a floor of 1/255 on both (below it, levels differ
+    by less than one grey step)."""
+    floor = 1.0 / 255.0
+    return (20 * torch.log10((estimate + floor) / (level + floor))).abs()
 
 
 @torch.no_grad()
 def validate(model, pairs, device: torch.device) -> dict:
+    """Mean uint8 PSNR per key for a denoiser; for the estimator, minus its mean level error in dB (higher
+    is better for both)."""
     model.eval()
-    scores: dict[float, list[float]] = {}
-    for sigma, noisy, clean in pairs:
-        out = model(noisy.to(device), torch.tensor([sigma], device=device))[0].float().cpu().numpy()
-        scores.setdefault(sigma, []).append(psnr_uint8(clean, to_uint8(out.transpose(1, 2, 0))))
+    scores: dict[str, list[float]] = {}
+    for key, noisy, level, clean in pairs:
+        noisy, level = noisy.to(device), level.to(device)
+        if is_estimator(model):
+            full = level.reshape(-1, 1, 1, 1).expand_as(noisy[:, :1]) if level.dim() == 1 else level
+            scores.setdefault(key, []).append(-float(level_error_db(model(noisy), full).mean()))
+        else:
+            out = model(noisy, level)[0].float().cpu().numpy()
+            scores.setdefault(key, []).append(psnr_uint8(clean, to_uint8(out.transpose(1, 2, 0))))
     model.train()
-    return {str(s): float(np.mean(v)) for s, v in scores.items()}
+    return {k: float(np.mean(v)) for k, v in scores.items()}
+
+
+def estimator_loss(estimate: torch.Tensor, level: torch.Tensor, under_weight: float = 0.7) -> torch.Tensor:
+    """CBDNet's asymmetric loss (Guo et al. 2019), on the log of the level: under-estimating weighs
+    ``under_weight``, over-estimating 1 - that. A denoiser given too low a level leaves noise; too high a
+    level only smooths a little more, which people mind less. In logs, every noise level counts the same."""
+    floor = 1.0 / 255.0
+    diff = torch.log(estimate + floor) - torch.log(level + floor)
+    weight = torch.where(diff < 0, under_weight, 1.0 - under_weight)
+    return (weight * diff.pow(2)).mean()
 
 
 def batch_loss(denoised: torch.Tensor, clean: torch.Tensor, kind: str) -> torch.Tensor:
@@ -264,8 +272,10 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
         f"device {device_name(device)}")
     sampler = MixedSampler(train_sources, settings.crop, settings.seed + step)  # a resumed run draws new crops
     sigma_tops = [sigma_top(settings, Path(d)) for d in settings.data]
-    pairs = validation_set(val_sources, settings.val_images, VAL_SIGMAS, settings.protocol, settings.seed)
+    photo = [is_image_folder(Path(d)) for d in settings.data]
+    pairs = validation_set(val_sources, photo, settings.val_images, VAL_SIGMAS, settings.protocol, settings.seed)
     gen = torch.Generator(device=device).manual_seed(settings.seed + 1 + step)
+    rng = np.random.default_rng(settings.seed + 2 + step)  # camera noise is drawn in numpy
     meta = {"data": "; ".join(settings.data),
             "data_description": f"{description} (every {VALIDATION_EVERY}th image held out for validation)",
             "device": device_name(device), "torch": str(torch.__version__),
@@ -302,17 +312,24 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                     raise KeyboardInterrupt
                 t_data = time.perf_counter()
                 source, batch = sampler.batch(settings.batch_size)
-                clean = to_training_tensor(batch, device)
+                if uses_camera(settings.protocol, photo[source], rng):
+                    noisy, clean, level = (torch.from_numpy(a).to(device) for a in camera_batch(batch, rng))
+                else:
+                    clean = to_training_tensor(batch, device)
+                    top = sigma_tops[source]
+                    level = settings.sigma_min + (top - settings.sigma_min) * torch.rand(len(clean), generator=gen, device=device)
+                    noisy = add_noise(clean, level, settings.protocol, gen)
                 data_seconds += time.perf_counter() - t_data
-                top = sigma_tops[source]
-                sigma = settings.sigma_min + (top - settings.sigma_min) * torch.rand(len(clean), generator=gen, device=device)
-                noisy = add_noise(clean, sigma, settings.protocol, gen)
                 if device.type == "cuda":
                     noisy = noisy.contiguous(memory_format=torch.channels_last)
                 for group in optimizer.param_groups:
                     group["lr"] = lr_now()
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    loss = batch_loss(model(noisy, sigma).float(), clean, settings.loss)
+                    if is_estimator(model):
+                        full = level.reshape(-1, 1, 1, 1).expand_as(noisy[:, :1]) if level.dim() == 1 else level
+                        loss = estimator_loss(model(noisy).float(), full)
+                    else:
+                        loss = batch_loss(model(noisy, level).float(), clean, settings.loss)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -1,4 +1,4 @@
-"""The bundled default model: an ONNX file and a small JSON card beside it."""
+"""The bundled default model and its noise estimator (``--sigma auto``): ONNX files and a small JSON card beside each."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 WEIGHTS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = WEIGHTS_DIR / "default.onnx"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "default.pt"  # weights + config, no optimizer: `denoise export` re-exports it
+DEFAULT_ESTIMATOR = WEIGHTS_DIR / "estimator.onnx"
+DEFAULT_ESTIMATOR_CHECKPOINT = WEIGHTS_DIR / "estimator.pt"
 
 
 def card_path(model_path: Path) -> Path:
