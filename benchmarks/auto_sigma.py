@@ -1,10 +1,13 @@
-"""How well `--sigma auto` does: the estimated noise level and the PSNR it gives, next to the true sigma's.
+"""How well `--sigma auto` does: the noise estimator's map against the true level, and the PSNR it gives
+beside the PSNR with the true level, on white noise and on synthesized camera noise.
 
 For every photo and noise level, the same seeded noisy image is denoised twice with the bundled model:
-once with the sigma that made the noise, once with `sigma="auto"` (denoise.noise.estimate_sigma, the
-Immerkaer estimate, per image). Reports the mean and range of the estimates and both mean PSNRs.
+once with the true level (white noise: the sigma that made it; camera noise: the true local level map of
+denoise.camera_noise), once with `sigma="auto"` (the bundled estimator's map). The level error is the
+per-pixel |20 log10(estimated / true)| in dB (both floored at 1/255), and the bias of the image means.
 
-    python benchmarks/auto_sigma.py --photos ../shared/data/cbsd68 --held-out --sigma 15/255 --sigma 25/255 --sigma 50/255
+    python benchmarks/auto_sigma.py --photos ../shared/data/cbsd68 --held-out \
+        --sigma 15/255 --sigma 25/255 --sigma 50/255 --camera 0.01 --camera 0.03 --camera 0.08
 
 Quality only (no timing), so it can run on a busy machine.
 """
@@ -17,41 +20,64 @@ from pathlib import Path
 import numpy as np
 
 from denoise import Denoiser
+from denoise.camera_noise import camera_noise
 from denoise.evaluate import load_eval_images, noisy_images
 from denoise.metrics import psnr_uint8, to_uint8
-from denoise.noise import estimate_sigma, parse_sigma
+from denoise.noise import parse_sigma
+
+FLOOR = 1 / 255
 
 
-def measure(denoiser: Denoiser, photos: list[np.ndarray], sigma: float, protocol: str, seed: int) -> dict:
-    estimates, psnr_true, psnr_auto = [], [], []
-    for clean, noisy in zip(photos, noisy_images(photos, sigma, protocol, seed)[0]):
-        estimates.append(estimate_sigma(noisy))
-        psnr_true.append(psnr_uint8(clean, to_uint8(denoiser.denoise(noisy, sigma))))
-        psnr_auto.append(psnr_uint8(clean, to_uint8(denoiser.denoise(noisy, "auto"))))
-    est = np.array(estimates) * 255
-    return {"sigma255": sigma * 255, "protocol": protocol, "images": len(photos),
-            "estimate_mean255": float(est.mean()), "estimate_min255": float(est.min()), "estimate_max255": float(est.max()),
-            "psnr_true_sigma": float(np.mean(psnr_true)), "psnr_auto": float(np.mean(psnr_auto))}
+def estimated_map(denoiser: Denoiser, noisy: np.ndarray) -> np.ndarray:
+    chw = np.ascontiguousarray(noisy.transpose(2, 0, 1))[None]
+    return denoiser.estimator.infer(chw)[0, 0]
+
+
+def row(denoiser, pairs) -> dict:
+    """pairs: (noisy, reference uint8, true level: a number or a map)."""
+    errors, bias, psnr_true, psnr_auto, means = [], [], [], [], []
+    for noisy, reference, level in pairs:
+        estimate = estimated_map(denoiser, noisy)
+        true = np.broadcast_to(np.float32(level), estimate.shape)
+        errors.append(float(np.abs(20 * np.log10((estimate + FLOOR) / (true + FLOOR))).mean()))
+        bias.append(float(20 * np.log10((estimate.mean() + FLOOR) / (true.mean() + FLOOR))))
+        means.append((float(true.mean()) * 255, float(estimate.mean()) * 255))
+        psnr_true.append(psnr_uint8(reference, to_uint8(denoiser.denoise(noisy, level))))
+        psnr_auto.append(psnr_uint8(reference, to_uint8(denoiser.denoise(noisy, "auto"))))
+    true_mean, est_mean = np.mean(means, axis=0)
+    return {"images": len(pairs), "true255": true_mean, "estimate255": est_mean, "error_db": np.mean(errors),
+            "bias_db": np.mean(bias), "psnr_true": np.mean(psnr_true), "psnr_auto": np.mean(psnr_auto)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, default=Path("../shared/data/cbsd68"))
     parser.add_argument("--held-out", action="store_true", help="only the photos `denoise train` holds out")
-    parser.add_argument("--sigma", action="append", default=None)
-    parser.add_argument("--protocol", action="append", default=None)
+    parser.add_argument("--sigma", action="append", default=None, help="white noise levels")
+    parser.add_argument("--protocol", default="gaussian", help="white noise protocol")
+    parser.add_argument("--camera", action="append", default=None, help="camera noise strengths (denoise.camera_noise)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     photos = load_eval_images(args.photos, None, args.held_out)
-    denoiser = Denoiser()
-    print("| sigma (x255) | protocol | images | auto estimate (x255): mean [min, max] | PSNR, true sigma | PSNR, auto | auto - true (dB) |")
-    print("|---|---|---|---|---|---|---|")
-    for protocol in args.protocol or ["gaussian"]:
-        for text in args.sigma or ["15/255", "25/255", "50/255"]:
-            r = measure(denoiser, photos, parse_sigma(text), protocol, args.seed)
-            print(f"| {r['sigma255']:.0f} | {protocol} | {r['images']} | {r['estimate_mean255']:.1f} "
-                  f"[{r['estimate_min255']:.1f}, {r['estimate_max255']:.1f}] | {r['psnr_true_sigma']:.2f} | "
-                  f"{r['psnr_auto']:.2f} | {r['psnr_auto'] - r['psnr_true_sigma']:+.2f} |")
+    denoiser = Denoiser(backend="cpu")
+    if denoiser.estimator is None:
+        raise SystemExit("this model has no noise estimator (it takes one level per image)")
+    print("| noise | images | true level (x255, mean) | estimate (x255, mean) | level error, per pixel (dB) | "
+          "bias of the mean (dB) | PSNR, true level | PSNR, auto | auto - true (dB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for text in args.sigma or ["15/255", "25/255", "50/255"]:
+        sigma = parse_sigma(text)
+        noisy, references = noisy_images(photos, sigma, args.protocol, args.seed)
+        rows.append((f"{args.protocol} {text}", row(denoiser, [(n, r, sigma) for n, r in zip(noisy, references)])))
+    for text in args.camera or ["0.01", "0.03", "0.08"]:
+        strength = float(text)
+        triples = [camera_noise(im / np.float32(255), np.random.default_rng([args.seed, i, 7]), sigma=strength)
+                   for i, im in enumerate(photos)]
+        rows.append((f"camera {text}", row(denoiser, [(n, to_uint8(t), lv) for n, t, lv in triples])))
+    for name, r in rows:
+        print(f"| {name} | {r['images']} | {r['true255']:.2f} | {r['estimate255']:.2f} | {r['error_db']:.2f} | "
+              f"{r['bias_db']:+.2f} | {r['psnr_true']:.2f} | {r['psnr_auto']:.2f} | {r['psnr_auto'] - r['psnr_true']:+.2f} |")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,13 @@ compressed. The synthesis follows the published recipes:
 Steps, per image: sRGB -> inverse tone -> inverse gamma -> camera RGB (inverse CCM) -> inverse white balance
 and brightness -> Bayer mosaic (random phase) -> + N(0, shot * x + read) -> bilinear demosaic -> white
 balance -> CCM -> clip -> gamma -> tone curve -> 8-bit rounding -> JPEG (4:2:0, quality 70-98) with
-probability 0.7.
+probability 0.7. With probability 1 - MOSAIC_PROBABILITY the mosaic and demosaic steps are left out and the
+noise is drawn for all three channels: bilinear demosaicing is the most correlating one there is, and better
+demosaicing or a downscaled photo leaves noise closer to white (a random choice of degradation, as SCUNet).
 
 The clean target is the same pipeline without noise, rounding or JPEG: a noise-free photo from the same
-camera, demosaiced the same way (a camera's clean picture is demosaiced too; CC15's clean means are). The
+camera, demosaiced the same way (a camera's clean picture is demosaiced too; CC15's clean means are); for
+a JPEG shot, with the JPEG's 4:2:0 chroma subsampling too (quality 100: CC15's means are means of JPEGs). The
 noise level map is the local RMS of (noisy - target) over a 9x9 window, averaged over the channels, taken
 before the JPEG step: the true local level of the sensor's noise in the sRGB image, demosaicing, colour
 correction and tone curve included. (JPEG's own error is large in texture; counted in the map it would tell
@@ -39,6 +42,7 @@ from PIL import Image
 LEVEL_WINDOW = 9  # pixels: the window of the local noise level (the estimator's target)
 SHOT_RANGE = (1e-4, 1.2e-2)  # Brooks et al. 2019, in raw [0,1] units
 JPEG_PROBABILITY = 0.7
+MOSAIC_PROBABILITY = 0.5  # else the noise is added to all three channels (see the module docstring)
 JPEG_QUALITY = (70, 98)
 
 # Camera RGB -> XYZ matrices of four cameras (Brooks et al. 2019, from Adobe DNG data), and XYZ -> linear sRGB.
@@ -63,7 +67,7 @@ class CameraParams:
     brightness: float  # digital gain applied after the sensor
     shot: float
     read: float
-    bayer_phase: tuple[int, int]  # (row, column) offset of the RGGB pattern
+    bayer_phase: tuple[int, int] | None  # (row, column) offset of the RGGB pattern; None: no mosaic
     jpeg_quality: int | None  # None: no JPEG
 
 
@@ -87,7 +91,7 @@ def draw_params(rng: np.random.Generator, sigma: float | None = None) -> CameraP
         brightness=float(np.clip(rng.normal(0.8, 0.1), 0.5, 1.1)),
         shot=float(np.exp(log_shot)),
         read=float(np.exp(log_read)),
-        bayer_phase=(int(rng.integers(2)), int(rng.integers(2))),
+        bayer_phase=(int(rng.integers(2)), int(rng.integers(2))) if rng.random() < MOSAIC_PROBABILITY else None,
         jpeg_quality=int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)) if rng.random() < JPEG_PROBABILITY else None,
     )
 
@@ -185,13 +189,20 @@ def camera_noise(clean: np.ndarray, rng: np.random.Generator, sigma: float | Non
     clean = np.asarray(clean, dtype=np.float64)
     p = params or draw_params(rng, sigma)
     height, width = clean.shape[:2]
-    masks = _bayer_masks(height, width, p.bayer_phase)
-    raw = (_unprocess(clean, p) * masks).sum(axis=-1)  # one colour per pixel
-    noisy_raw = raw + np.sqrt(np.maximum(p.shot * raw + p.read, 0.0)) * rng.standard_normal(raw.shape)
-    target = _process(demosaic_bilinear(raw, masks), p)
-    noisy = _process(demosaic_bilinear(noisy_raw, masks), p)
+    linear = _unprocess(clean, p)
+    if p.bayer_phase is None:  # every channel sampled: no demosaicing
+        noisy_linear = linear + np.sqrt(np.maximum(p.shot * linear + p.read, 0.0)) * rng.standard_normal(linear.shape)
+        target, noisy = _process(linear, p), _process(noisy_linear, p)
+    else:
+        masks = _bayer_masks(height, width, p.bayer_phase)
+        raw = (linear * masks).sum(axis=-1)  # one colour per pixel
+        noisy_raw = raw + np.sqrt(np.maximum(p.shot * raw + p.read, 0.0)) * rng.standard_normal(raw.shape)
+        target, noisy = _process(demosaic_bilinear(raw, masks), p), _process(demosaic_bilinear(noisy_raw, masks), p)
     noisy8 = np.round(noisy * 255.0).astype(np.uint8)
     level = local_noise_level(noisy8 / 255.0, target)  # before JPEG: see the module docstring
     if p.jpeg_quality is not None:
         noisy8 = jpeg_round_trip(noisy8, p.jpeg_quality)
+        # What the same camera's JPEG of the noise-free picture keeps: its 4:2:0 chroma (quality 100 adds
+        # almost no other loss). Colour detail that chroma subsampling removed cannot be denoised back.
+        target = jpeg_round_trip(np.round(target * 255.0).astype(np.uint8), 100) / 255.0
     return noisy8.astype(np.float32) / 255.0, target.astype(np.float32), level

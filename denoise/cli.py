@@ -475,7 +475,7 @@ def info(as_json):
     Example:
       denoise info --json
     """
-    from denoise.weights import DEFAULT_MODEL, read_card
+    from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL, read_card
 
     def version(dist):
         try:
@@ -513,6 +513,8 @@ def info(as_json):
         "onnxruntime_providers": providers,
         "backends": {"cpu": "CPUExecutionProvider" in providers, "cuda": "CUDAExecutionProvider" in providers},
         "bundled_model": {"path": str(DEFAULT_MODEL), "exists": DEFAULT_MODEL.is_file(), "card": read_card()},
+        "bundled_estimator": {"path": str(DEFAULT_ESTIMATOR), "exists": DEFAULT_ESTIMATOR.is_file(),
+                              "card": read_card(DEFAULT_ESTIMATOR)},
         "tensorrt": machine_note,
         "engine_cache": {"path": str(cache_dir()), "engines": engines},
     }
@@ -546,3 +548,9 @@ def info(as_json):
             stage = stage.get("fine_tuned_from")
         scores = card.get("validation_psnr_db") or {}
         click.echo("  validation PSNR (dB): " + ", ".join(f"sigma {k}: {v:.2f}" for k, v in scores.items()))
+    estimator = report["bundled_estimator"]["card"]
+    if estimator:
+        errors = estimator.get("validation_level_error_db") or {}
+        click.echo(f"noise estimator (--sigma auto): {DEFAULT_ESTIMATOR}, receptive radius {estimator.get('receptive_radius')} px, "
+                   f"trained on {estimator.get('training_data')}")
+        click.echo("  validation level error (dB): " + ", ".join(f"{k}: {v:.2f}" for k, v in errors.items()))

@@ -81,7 +81,7 @@ class EstimatorConfig:
     kind: str = "estimator"  # tells a checkpoint's config apart from a CAEConfig
     channels: int = 32
     layers: int = 3
-    pool: int = 5
+    pool: int = 15
     shuffle: int = 2
 
     def to_dict(self) -> dict:

@@ -7,7 +7,8 @@
 # its Python with torch is `python3`.
 #
 # Before calling the device tool, copy the data into the git-ignored gpu-data/ folder and carry it:
-#   mkdir -p gpu-data && cp ../shared/data/cifar10/cifar10-jpeg.tar.gz gpu-data/ && cp -r ../shared/data/cbsd68 gpu-data/
+#   python scripts/gpu_data.py gpu-data     # CBSD432, CBSD68 (WebP), Sun-Hays 80 (halved), a CIFAR part: under 64 MiB
+#   (the older variants below read gpu-data/cifar10-jpeg.tar.gz and gpu-data/cbsd68: copy those instead)
 #   python scripts/debian_photos.py gpu-data/photos-debian    # only for the debian variants (needs apt-get)
 #   run(command="TRAIN_MINUTES=8.5 bash scripts/gpu_session.sh", carry=["gpu-data"], timeout_s=600)
 # With 15 minutes of device time: on 2026-11-28 an 8.5-minute run took 569 s (601 s of device time with
@@ -30,7 +31,7 @@ DEVICE=${DEVICE:-cuda}
 TRAIN_MINUTES=${TRAIN_MINUTES:-9}
 LR=${LR:-3e-4}
 INIT=${INIT:-denoise/weights/default.pt}
-VARIANTS=${VARIANTS:-photos3-lowest photos2-low even-low}
+VARIANTS=${VARIANTS:-camera camera-photos2 estimator}
 THREADS=${THREADS:-3}  # CPU threads per training process (16 cores on the H200 machine)
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
@@ -52,6 +53,10 @@ train_limit=$("$PY" -c "print(int(float('$TRAIN_MINUTES') * 60 + 90))")
 #   photos3-lowest: CBSD68 three times (three batches in four are photos), photo sigma 0-0.2, LR 1e-4
 #   photos2-low-crop128: photos2-low on 128-pixel photo crops (fewer of the crop's pixels lie within the
 #            41-pixel receptive radius of its border)
+#   camera:  the camera-noise release recipe (issue 13): CIFAR part + CBSD432 + Sun-Hays 80 + CBSD68 training
+#            part, mixed protocol (half of the photo batches camera noise), photo sigma 0-0.2, LR 1e-4
+#   camera-photos2: camera with the photo folders listed twice (photos in 6 batches of 7)
+#   estimator: the noise-map estimator of --sigma auto, from scratch on the photos (mixed, white sigma 0-0.4)
 #   seed-config: the seed notebook's configuration (exact: 128 channels, sigmoid, no noise-level input), from
 #            scratch on CIFAR-10 with the seed's `clip` noise, one model for sigma 0.1-1.0: the seed column
 #            of BENCHMARKS.md's CIFAR table (issue 3). Ran on 2026-11-29 (8.2 min, 10,106 steps at 49 ms
@@ -59,6 +64,7 @@ train_limit=$("$PY" -c "print(int(float('$TRAIN_MINUTES') * 60 + 90))")
 FINE_TUNE="--model fast --init $INIT --crop 96 --loss log-mse --protocol mixed --lr $LR"
 CIFAR=gpu-data/cifar10-jpeg.tar.gz
 PHOTOS=gpu-data/cbsd68
+CAMERA_PHOTOS="--data gpu-data/cbsd432 --data gpu-data/sun80 --data gpu-data/cbsd68"
 variant_options() {
     case "$1" in
         even) echo "$FINE_TUNE --data $CIFAR --data $PHOTOS" ;;
@@ -69,6 +75,9 @@ variant_options() {
         photos2-low) echo "$(variant_options photos2) --folder-sigma-max 0.25" ;;
         photos3-lowest) echo "$FINE_TUNE --data $CIFAR --data $PHOTOS --data $PHOTOS --data $PHOTOS --folder-sigma-max 0.2 --lr 1e-4" ;;
         photos2-low-crop128) echo "$(variant_options photos2-low) --crop 128" ;;
+        camera) echo "$FINE_TUNE --data gpu-data/cifar10-part.tar.gz $CAMERA_PHOTOS --folder-sigma-max 0.2 --lr 1e-4" ;;
+        camera-photos2) echo "$(variant_options camera) $CAMERA_PHOTOS" ;;
+        estimator) echo "--model estimator $CAMERA_PHOTOS --crop 96 --protocol mixed --sigma-max 0.4 --lr 5e-4" ;;
         seed-config) echo "--model seed --data $CIFAR --crop 32 --loss mse --protocol clip --sigma-min 0.1 --lr 5e-4" ;;
         *) echo "unknown variant $1" >&2; return 1 ;;
     esac

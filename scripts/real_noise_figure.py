@@ -1,10 +1,8 @@
-"""A figure of the bundled model on real noise: RNI15 photos (no clean reference exists) denoised with
-`sigma="auto"`, each as a 160x160 centre crop, noisy above and denoised below, with the estimated sigma.
+"""A figure of the bundled model on real noise with `sigma="auto"` (the estimated noise map), as 160x160
+centre crops: CC15 camera shots (noisy / denoised / the clean mean of ~500 shots, with PSNR) and RNI15
+photos (noisy / denoised; they have no clean version). Each label gives the estimated level (mean of the map).
 
-    python scripts/real_noise_figure.py --out docs/rni15-auto.png
-
-Real camera and scan noise is not the white Gaussian noise the model was trained on (it is correlated
-between neighbouring pixels and depends on brightness), so this is for looking at, not for PSNR.
+    python scripts/real_noise_figure.py --out docs/real-noise-auto.png
 """
 
 from __future__ import annotations
@@ -16,12 +14,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from denoise import Denoiser
-from denoise.metrics import to_uint8
-from denoise.noise import estimate_sigma
+from denoise.metrics import psnr_uint8, to_uint8
 from denoise.runtime.images import read_image
 
-PHOTOS = ("Bears.png", "Dog.png", "Flowers.png", "Frog.png", "Movie.png", "Window.png")
+CC15 = ("5dmark3_iso3200_1.png", "d600_iso3200_2.png", "d800_iso3200_1.png", "d800_iso6400_2.png")
+RNI15 = ("Bears.png", "Dog.png", "Flowers.png", "Window.png")
 CROP = 160
+LABEL = 14
 
 
 def centre_crop(image: np.ndarray) -> np.ndarray:
@@ -30,24 +29,40 @@ def centre_crop(image: np.ndarray) -> np.ndarray:
     return image[y:y + CROP, x:x + CROP]
 
 
+def column(denoiser: Denoiser, noisy: np.ndarray, clean: np.ndarray | None) -> tuple[list[np.ndarray], list[str]]:
+    """The crops of one photo, top to bottom, and their labels."""
+    result, seen = denoiser.denoise_with_level(noisy, "auto")
+    labels = ["noisy", f"auto: level {seen['mean'] * 255:.1f}/255"]
+    crops = [centre_crop(noisy), centre_crop(result)]
+    if clean is not None:
+        labels = [f"noisy {psnr_uint8(clean, noisy):.2f} dB", f"auto {psnr_uint8(clean, result):.2f} dB "
+                  f"(level {seen['mean'] * 255:.1f})", "clean (mean of ~500)"]
+        crops.append(centre_crop(clean))
+    return crops, labels
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=Path, default=Path("../shared/data/rni15"))
-    parser.add_argument("--out", type=Path, default=Path("docs/rni15-auto.png"))
+    parser.add_argument("--cc15", type=Path, default=Path("../shared/data/cc15"))
+    parser.add_argument("--rni15", type=Path, default=Path("../shared/data/rni15"))
+    parser.add_argument("--out", type=Path, default=Path("docs/real-noise-auto.png"))
     args = parser.parse_args()
     denoiser = Denoiser()
-    label_height = 16
-    sheet = Image.new("RGB", (CROP * len(PHOTOS), 2 * CROP + label_height), "white")
+    columns = [column(denoiser, to_uint8(read_image(args.cc15 / "real" / n).rgb), to_uint8(read_image(args.cc15 / "mean" / n).rgb))
+               for n in CC15]
+    columns += [column(denoiser, to_uint8(read_image(args.rni15 / n).rgb), None) for n in RNI15]
+    names = [Path(n).stem for n in CC15 + RNI15]
+    row_height = CROP + LABEL
+    sheet = Image.new("RGB", (CROP * len(columns), LABEL + 3 * row_height), "white")
     draw = ImageDraw.Draw(sheet)
-    for column, name in enumerate(PHOTOS):
-        noisy = to_uint8(read_image(args.photos / name).rgb)
-        sigma = estimate_sigma(noisy)
-        clean = denoiser.denoise(noisy, "auto")
-        x = column * CROP
-        draw.text((x + 4, 2), f"{Path(name).stem}: auto sigma {sigma * 255:.1f}/255", fill="black")
-        sheet.paste(Image.fromarray(centre_crop(noisy)), (x, label_height))
-        sheet.paste(Image.fromarray(centre_crop(clean)), (x, label_height + CROP))
-        print(f"{name}: estimated sigma {sigma:.4f} ({sigma * 255:.1f}/255)")
+    for index, ((crops, labels), name) in enumerate(zip(columns, names)):
+        x = index * CROP
+        draw.text((x + 3, 1), ("CC15 " if index < len(CC15) else "RNI15 ") + name, fill="black")
+        for row, (crop, label) in enumerate(zip(crops, labels)):
+            y = LABEL + row * row_height
+            draw.text((x + 3, y + 1), label, fill="black")
+            sheet.paste(Image.fromarray(crop), (x, y + LABEL))
+        print(f"{name}: " + "; ".join(labels))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, optimize=True)
     print(f"wrote {args.out}")

@@ -92,6 +92,10 @@ def test_bad_file_is_reported_and_the_batch_goes_on(tmp_path):
     (["{samples}", "{tmp}/out", "--sigma", "lots"], 2, "not a number"),
     (["{samples}", "{tmp}/out", "--sigma", "0.1", "--model", "{tmp}/none.onnx"], 1, "does not exist"),
     (["{samples}", "{tmp}/out", "--sigma", "0.1", "--tile", "17"], 1, "use --tile 18"),
+    (["{samples}", "{tmp}/out", "--strength", "0"], 2, "must be a number above 0"),
+    (["{samples}", "{tmp}/out", "--strength", "-1"], 2, "must be a number above 0"),
+    (["{samples}", "{tmp}/out", "--strength", "more"], 2, "is not a number"),
+    (["{samples}", "{tmp}/out", "--estimator", "{tmp}/none.onnx"], 1, "does not exist"),
 ])
 def test_bad_invocations_give_one_line(tmp_path, args, code, words):
     args = [a.format(tmp=tmp_path, samples=SAMPLES / "noisy") for a in args]

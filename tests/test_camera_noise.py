@@ -13,7 +13,8 @@ from denoise.noise import noisy_pair
 def flat_noise(grey: float, seed: int = 0, jpeg: bool = False):
     """Noise (noisy - target) of one camera on a flat grey patch, no JPEG unless asked."""
     rng = np.random.default_rng(seed)
-    params = replace(draw_params(np.random.default_rng(99), sigma=0.05), jpeg_quality=80 if jpeg else None)
+    params = replace(draw_params(np.random.default_rng(99), sigma=0.05), jpeg_quality=80 if jpeg else None,
+                     bayer_phase=(0, 0))
     noisy, target, level = camera_noise(np.full((96, 96, 3), grey), rng, params=params)
     return (noisy - target)[8:-8, 8:-8], level[8:-8, 8:-8]
 

@@ -129,7 +129,7 @@ def test_export_matches_pytorch(checkpoint, tmp_path):
     rng = np.random.default_rng(0)
     for n, h, w in [(1, 40, 40), (4, 40, 40), (1, 23, 57), (4, 23, 57)]:  # two shapes x two batch sizes
         noisy = rng.random((n, 3, h, w), dtype=np.float32)
-        sigma = rng.uniform(0, 1, n).astype(np.float32)
+        sigma = (rng.uniform(0, 1, (n, 1, h, w)) * np.linspace(0.2, 1, w)).astype(np.float32)  # maps that vary
         got = session.run(["denoised"], {"noisy": noisy, "sigma": sigma})[0]
         with torch.no_grad():
             want = model(torch.from_numpy(noisy), torch.from_numpy(sigma)).numpy()

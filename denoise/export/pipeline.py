@@ -14,7 +14,6 @@ from denoise.errors import DenoiseError
 from denoise.export.onnx_export import DEFAULT_OPSET, export_onnx
 from denoise.model import EstimatorConfig, config_from_dict
 from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE, engine_profile, overlap_for
-from denoise.weights import DEFAULT_ESTIMATOR, read_card
 
 
 def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bool = False,
@@ -54,9 +53,7 @@ def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bo
     if engine:
         from denoise.export.tensorrt_build import build_engine
 
-        # The runtime's largest tiles are those of --sigma auto: the estimator's field adds to the overlap.
-        estimator_radius = int(read_card(DEFAULT_ESTIMATOR).get("receptive_radius", 0))
-        overlap = overlap_for(config.receptive_radius + estimator_radius, config.shuffle)
+        overlap = overlap_for(config.receptive_radius, config.shuffle)
         profile = engine_profile(tile, overlap, max_batch, sigma_map=bool(config.sigma_map))
         try:
             path, built = build_engine(build_from, precision, profile, version_compatible, hardware_compatible)

@@ -13,8 +13,8 @@ from denoise.noise import estimate_sigma
 from denoise.runtime.ensemble import self_ensemble
 from denoise.runtime.levels import check_level_map, check_strength
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
-from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, engine_profile, overlap_for,
-                                    run_tiled, tile_input_pixels)
+from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, engine_profile, estimate_map,
+                                    overlap_for, run_tiled, tile_input_pixels)
 from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class Denoiser:
     whole-image run), so memory stays bounded whatever the image size. ``ensemble``: average the model's
     results on the 8 flips and rotations of each tile (better results, 8x the work; see runtime.ensemble).
 
-    ``sigma="auto"`` runs the noise estimator ``estimator`` (the bundled one when None) on each tile before
+    ``sigma="auto"`` runs the noise estimator ``estimator`` (the bundled one when None) over the image before
     the denoiser: a per-pixel noise map, for models whose sigma input is a map. Models that take one level
     per image get Immerkaer's white-noise estimate instead.
     """
@@ -51,9 +51,11 @@ class Denoiser:
         self.max_batch = max_batch
         # One ONNX Runtime session, which also reads the model's card: the ORT backend this choice falls
         # back to (auto: CUDA when a session really gets it, else CPU). For "tensorrt" it only reads the
-        # card, so the cheapest one (CPU) is used.
+        # card, so the cheapest one (CPU) is used. No spinning threads (here and in the estimator's session):
+        # with two sessions taking turns, idle threads busy-waiting slowed the other one (benchmarks/auto_cost.py:
+        # --sigma auto 1.18x a fixed sigma with spinning, 1.07x without; the fixed sigma alone is no slower).
         reference = OnnxRuntimeBackend(self.model_path, backend={"tensorrt": "cpu"}.get(backend, backend),
-                                       threads=threads)
+                                       threads=threads, spinning=False)
         self.card = reference.card
         self.align = int(self.card.get("config", {}).get("shuffle", 1))
         if "receptive_radius" in self.card:
@@ -66,10 +68,8 @@ class Denoiser:
                                f"needs (its pixel shuffle); use --tile {-(-self.tile[0] // self.align) * self.align}")
         self.takes_map = reference.sigma_rank == 4
         self.estimator = self._load_estimator(estimator, backend, threads) if self.takes_map else None
-        self.auto_overlap = self.overlap
-        if self.estimator is not None and "receptive_radius" in self.card:
-            radius = int(self.card["receptive_radius"]) + int(self.estimator.card.get("receptive_radius", 0))
-            self.auto_overlap = overlap_for(radius, self.align)
+        if self.estimator is not None:
+            self.estimator_overlap = overlap_for(int(self.estimator.card["receptive_radius"]), self.align)
         self.backend = self._pick_backend(backend, reference)
         self.ensemble = ensemble
         self.infer = self_ensemble(self.backend.infer) if ensemble else self.backend.infer
@@ -84,9 +84,11 @@ class Denoiser:
             if estimator:
                 raise DenoiseError(f"noise estimator {path} does not exist; pass an exported estimator .onnx file")
             return None  # no bundled estimator: auto falls back to Immerkaer's estimate
-        session = OnnxRuntimeBackend(path, backend={"tensorrt": "auto"}.get(backend, backend), threads=threads)
-        if session.output_name != "sigma" or session.takes_sigma:
-            raise DenoiseError(f"{path} is not a noise estimator (it should take 'noisy' and give 'sigma')")
+        session = OnnxRuntimeBackend(path, backend={"tensorrt": "auto"}.get(backend, backend), threads=threads,
+                                     spinning=False)
+        if session.output_name != "sigma" or session.takes_sigma or "receptive_radius" not in session.card:
+            raise DenoiseError(f"{path} is not a noise estimator exported by denoise (it should take 'noisy', give "
+                               "'sigma' and carry its receptive radius in its card)")
         return session
 
     def _pick_backend(self, backend: str, reference: OnnxRuntimeBackend):
@@ -106,7 +108,7 @@ class Denoiser:
         fp16 = fp16_sibling(self.model_path)
         if not fp16.is_file():
             raise DenoiseError(f"no FP16 model {fp16} (write one with: denoise export --fp16)")
-        profile = engine_profile(self.tile, self.auto_overlap, self.max_batch, sigma_map=self.takes_map)
+        profile = engine_profile(self.tile, self.overlap, self.max_batch, sigma_map=self.takes_map)
         return TensorRTBackend(fp16, profile, precision="fp16")
 
     @property
@@ -124,11 +126,11 @@ class Denoiser:
 
     def resolve_sigma(self, sigma, pixels: np.ndarray):
         """What an image's noise level becomes: a checked number; an HxW map (checked); or for "auto" the
-        marker "auto" (the estimator runs per tile), or, for a model that takes one level per image,
-        Immerkaer's estimate of this image (HxWx3, uint8, uint16 or float; clamped to the model's range)."""
+        estimator's map of this image (HxWx3, uint8, uint16 or float), or, for a model that takes one level
+        per image, Immerkaer's estimate (clamped to the model's range)."""
         if isinstance(sigma, str) and sigma == "auto":
             if self.estimator is not None:
-                return "auto"
+                return self.estimate_map(pixels)
             low, high = self.sigma_range
             return float(min(max(estimate_sigma(pixels), low), high))
         if isinstance(sigma, np.ndarray) and sigma.ndim >= 2:
@@ -144,6 +146,10 @@ class Denoiser:
         except (TypeError, ValueError):
             raise DenoiseError(f"sigma {sigma!r} is not a noise level: give a number on [0,1], an HxW map, or 'auto'") from None
         return self.check_sigma(value)
+
+    def estimate_map(self, pixels: np.ndarray) -> np.ndarray:
+        """The noise estimator's HxW map of an HxWx3 image (tiled; equal to a whole-image run)."""
+        return estimate_map(self.estimator.infer, pixels, self.tile, self.estimator_overlap, self.align, self.max_batch)
 
     def denoise(self, image: np.ndarray, sigma="auto", strength: float = 1.0) -> np.ndarray:
         """Denoise one HxWx3 (or HxW) image; uint8, uint16 or float in [0,1] in, same dtype out. ``sigma``:
@@ -179,9 +185,7 @@ class Denoiser:
 
     def batcher(self) -> TileBatcher:
         """A TileBatcher on this backend and tiling: batches tiles of many images (``denoise batch`` uses it)."""
-        estimate = (lambda batch: self.estimator.infer(batch)) if self.estimator is not None else None
-        return TileBatcher(self.infer, self.tile, self.overlap, self.align, self.max_batch, self.max_batch_pixels,
-                           estimate, self.auto_overlap)
+        return TileBatcher(self.infer, self.tile, self.overlap, self.align, self.max_batch, self.max_batch_pixels)
 
     @property
     def max_batch_pixels(self) -> int | None:
@@ -190,7 +194,7 @@ class Denoiser:
         while small images still batch (1.19x on CIFAR-size files, benchmarks/small_images.py)."""
         if self.backend.name != "onnxruntime-cpu":
             return None
-        return tile_input_pixels(self.tile, self.auto_overlap)
+        return tile_input_pixels(self.tile, self.overlap)
 
     def denoise_rgb_batch(self, rgb: np.ndarray, sigma: float) -> np.ndarray:
         """float32 NxHxWx3 in [0,1], one sigma for all -> float32 NxHxWx3 in [0,1]; whole images, no

@@ -32,7 +32,7 @@ class OnnxRuntimeBackend:
     """Runs an exported ONNX: a denoiser (inputs ``noisy`` and optionally ``sigma``, a [N,1,H,W] map or [N];
     output ``denoised``) or the noise estimator (input ``noisy``, output ``sigma``)."""
 
-    def __init__(self, model_path: Path, backend: str = "auto", threads: int = 0):
+    def __init__(self, model_path: Path, backend: str = "auto", threads: int = 0, spinning: bool = True):
         ort = _import_ort()
         if backend not in BACKENDS:
             raise DenoiseError(f"unknown backend {backend!r} for ONNX Runtime; choose one of {', '.join(BACKENDS)}")
@@ -44,6 +44,8 @@ class OnnxRuntimeBackend:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
+        if not spinning:  # a session that runs between another's calls must not keep the cores busy waiting
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(model_path), sess_options=options, providers=wanted)
         except Exception as exc:  # ORT raises its own exception types for a bad file

@@ -16,10 +16,11 @@ a real image border); the only padding is the model's own: an image side that is
 the pixel-shuffle factor is edge-replicated by up to factor-1 pixels, exactly as the model does
 inside for a whole image, so tiles and the whole image see the same pixels.
 
-Noise levels: each image comes with a number, an HxW map, or "auto". A map is cut into tiles exactly as
-the pixels are (edge-replicated the same way), so tiling stays exact with a map. For "auto" the noise
-estimator runs on each tile before the denoiser, on the same tile input; the overlap of those images is
-then the sum of both receptive radii, so the map values the denoiser's kept pixels depend on are exact too.
+Noise levels: each image comes with a number or an HxW map. A map is cut into tiles exactly as the pixels
+are (edge-replicated the same way), so tiling stays exact with a map. The noise estimator's map (``--sigma
+auto``) is made beforehand by ``estimate_map``, tiled the same way with the estimator's own receptive radius
+as overlap, so it too equals a whole-image run -- and the denoiser's tiles keep their own overlap: the
+fixed-sigma path pays nothing for the estimator's field.
 
 Images are held as integer pixels (uint8 or uint16, or float) and converted to float one tile at a
 time, and results are written straight back into an array of the input's type: memory is the image
@@ -111,7 +112,7 @@ def tile_input(pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray
     return crop.transpose(2, 0, 1)
 
 
-Level = float | np.ndarray | str  # a number, an HxW float32 map, or "auto" (the estimator's map)
+Level = float | np.ndarray  # a number, or an HxW float32 map
 Infer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -146,17 +147,13 @@ class TileBatcher:
     returns the images now complete, in the order they were added, as ``(key, result, seconds, level)``.
     ``result`` has the input's dtype, or is the exception that failed one of the image's batches -- a failing
     batch fails only the images with a tile in it; ``level`` is ``_InFlight.level_seen()``.
-    ``infer(batch [N,3,h,w], sigma [N,1,h,w]) -> [N,3,h,w]`` is a backend's inference call; ``estimate(batch)
-    -> [N,1,h,w]`` the noise estimator's (None: "auto" is refused), whose images tile with ``auto_overlap``.
+    ``infer(batch [N,3,h,w], sigma [N,1,h,w]) -> [N,3,h,w]`` is a backend's inference call.
     """
 
     def __init__(self, infer: Infer, tile: tuple[int, int], overlap: int, align: int = 1,
-                 max_batch: int = DEFAULT_MAX_BATCH, max_batch_pixels: int | None = None,
-                 estimate: Callable[[np.ndarray], np.ndarray] | None = None, auto_overlap: int | None = None):
+                 max_batch: int = DEFAULT_MAX_BATCH, max_batch_pixels: int | None = None):
         self.infer, self.tile, self.overlap, self.align, self.max_batch = infer, tile, overlap, align, max_batch
         self.max_batch_pixels = max_batch_pixels  # None: no limit but max_batch (see batch_size)
-        self.estimate = estimate
-        self.auto_overlap = overlap if auto_overlap is None else auto_overlap
         self.queues: dict[tuple[int, int], deque] = {}
         self.images: list[_InFlight] = []
 
@@ -170,12 +167,9 @@ class TileBatcher:
 
     def add(self, key, pixels: np.ndarray, level: Level, strength: float = 1.0) -> None:
         height, width = pixels.shape[:2]
-        auto = isinstance(level, str)
-        if auto and (level != "auto" or self.estimate is None):
-            raise ValueError(f"noise level {level!r}: only 'auto' with a noise estimator, a number or a map")
-        if not auto and not isinstance(level, np.ndarray):
+        if not isinstance(level, np.ndarray):
             level = float(level)
-        plan = plan_tiles(height, width, self.tile, self.auto_overlap if auto else self.overlap, self.align)
+        plan = plan_tiles(height, width, self.tile, self.overlap, self.align)
         dtype = pixels.dtype if pixels.dtype in (np.uint8, np.uint16) else np.float32
         image = _InFlight(key, pixels, level, float(strength), np.empty(pixels.shape, dtype), len(plan))
         self.images.append(image)
@@ -199,17 +193,11 @@ class TileBatcher:
         return [(im.key, im.error or im.result, time.perf_counter() - im.started, im.level_seen()) for im in done]
 
     def _levels(self, live: list, batch: np.ndarray) -> np.ndarray:
-        """[N,1,h,w] noise levels of a batch's tiles: the estimator's for "auto" images (one call for all of
-        them), the image's map cut like its pixels, or its number; times each image's strength."""
+        """[N,1,h,w] noise levels of a batch's tiles: the image's map cut like its pixels, or its number;
+        times each image's strength."""
         levels = np.empty((len(live), 1) + batch.shape[2:], np.float32)
-        auto = [i for i, (image, _, _) in enumerate(live) if isinstance(image.level, str)]
-        if auto:
-            levels[auto] = self.estimate(np.ascontiguousarray(batch[auto]))
         for i, (image, _, box) in enumerate(live):
-            if isinstance(image.level, np.ndarray):
-                levels[i] = tile_input(image.level, box)
-            elif not isinstance(image.level, str):
-                levels[i] = image.level
+            levels[i] = tile_input(image.level, box) if isinstance(image.level, np.ndarray) else image.level
             levels[i] *= image.strength
         return levels
 
@@ -244,3 +232,22 @@ def run_tiled(batcher: TileBatcher, image: np.ndarray, level: Level, strength: f
     if isinstance(result, BaseException):
         raise result
     return result, seen
+
+
+def estimate_map(estimate: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray, tile: tuple[int, int],
+                 overlap: int, align: int = 1, max_batch: int = DEFAULT_MAX_BATCH) -> np.ndarray:
+    """The noise estimator's HxW float32 map of an HxWx3 image, tile by tile (``overlap`` at least the
+    estimator's receptive radius: then it equals the whole-image map). ``estimate(batch [N,3,h,w]) ->
+    [N,1,h,w]``; equal-shape tiles run ``max_batch`` at a time."""
+    height, width = pixels.shape[:2]
+    level = np.empty((height, width), np.float32)
+    by_shape: dict[tuple[int, int], list] = {}
+    for core, box in plan_tiles(height, width, tile, overlap, align):
+        by_shape.setdefault((box[1] - box[0], box[3] - box[2]), []).append((core, box))
+    for tiles in by_shape.values():
+        for start in range(0, len(tiles), max_batch):
+            chunk = tiles[start:start + max_batch]
+            out = estimate(np.stack([tile_input(pixels, box) for _, box in chunk]))
+            for ((cy0, cy1, cx0, cx1), box), values in zip(chunk, out):
+                level[cy0:cy1, cx0:cx1] = values[0, cy0 - box[0]:cy1 - box[0], cx0 - box[2]:cx1 - box[2]]
+    return level

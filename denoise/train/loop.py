@@ -349,8 +349,9 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                         best = mean_val
                         save_checkpoint(best_path, model, optimizer, step, best, settings, meta)
                     save_checkpoint(last_path, model, optimizer, step, best, settings, meta)
-                    log(f"step {step}/{settings.steps} loss {loss.item():.5f} val PSNR "
-                        + " ".join(f"s{k}={v:.2f}" for k, v in scores.items())
+                    log(f"step {step}/{settings.steps} loss {loss.item():.5f} "
+                        + ("val level error (dB) " + " ".join(f"s{k}={-v:.2f}" for k, v in scores.items()) if is_estimator(model)
+                           else "val PSNR " + " ".join(f"s{k}={v:.2f}" for k, v in scores.items()))
                         + f" | {rate * 1000:.0f} ms/step ({data_seconds * 1000 / max(1, step - first_step):.0f} drawing batches),"
                         + f" ETA {rate * (settings.steps - step) / 60:.1f} min")
                 bar.update(loss, mean_val)

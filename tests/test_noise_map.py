@@ -1,0 +1,163 @@
+"""Noise maps and --sigma auto in the runtime, with the bundled denoiser and noise estimator in real ONNX
+Runtime sessions: tiling stays exact with a map and with the estimator, a map and the equal number agree,
+--strength scales what the model sees, the estimator finds a known white-noise level, and bad levels get
+one line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLES, run_cli
+from denoise import Denoiser
+from denoise.errors import DenoiseError
+from denoise.metrics import to_float
+from denoise.runtime.images import read_image
+from denoise.runtime.tiling import TileBatcher, estimate_map, run_tiled
+
+DENOISER = Denoiser(backend="cpu")
+
+
+def whole_auto(image):
+    """--sigma auto on the whole image in single calls: the estimator's map, then the denoiser with it."""
+    chw = np.ascontiguousarray(image.transpose(2, 0, 1))[None]
+    level = DENOISER.estimator.infer(chw)
+    return DENOISER.backend.infer(chw, level)[0].transpose(1, 2, 0), level[0, 0]
+
+
+def test_bundled_model_takes_a_map_and_has_an_estimator():
+    assert DENOISER.takes_map and DENOISER.estimator is not None
+    assert DENOISER.estimator_overlap >= DENOISER.estimator.card["receptive_radius"]
+
+
+@pytest.mark.parametrize("h, w, tile", [(150, 97, 32), (64, 64, 16), (33, 200, 48), (9, 7, 8)])
+def test_auto_tiled_equals_whole(h, w, tile):
+    image = np.random.default_rng(h * w).random((h, w, 3), dtype=np.float32) * 0.6 + 0.2
+    tiled = Denoiser(backend="cpu", tile=tile, max_batch=3)
+    result, seen = tiled.denoise_with_level(image, "auto")
+    want, level = whole_auto(image)
+    assert np.abs(result - want).max() <= 1e-5
+    assert seen["mean"] == pytest.approx(float(level.mean()), rel=1e-4)
+    assert seen["min"] == pytest.approx(float(level.min()), rel=1e-4)
+
+
+def test_estimator_tiles_need_its_receptive_radius_as_overlap():
+    """Not vacuous: the tiled map equals the whole-image map with the estimator's overlap, and not with less."""
+    image = np.random.default_rng(7).random((128, 128, 3), dtype=np.float32)
+    want = whole_auto(image)[1]
+    exact = estimate_map(DENOISER.estimator.infer, image, (16, 16), DENOISER.estimator_overlap, DENOISER.align)
+    short = estimate_map(DENOISER.estimator.infer, image, (16, 16), 2, DENOISER.align)
+    assert np.abs(exact - want).max() <= 1e-6 and np.abs(short - want).max() > 1e-4
+
+
+def test_a_map_and_the_equal_number_give_the_same_result():
+    image = np.random.default_rng(8).random((70, 90, 3), dtype=np.float32)
+    number = DENOISER.denoise(image, 0.08)
+    mapped = DENOISER.denoise(image, np.full((70, 90), 0.08, np.float32))
+    assert np.array_equal(number, mapped)
+    ramp = np.tile(np.linspace(0.01, 0.3, 90, dtype=np.float32), (70, 1))
+    assert np.abs(DENOISER.denoise(image, ramp) - number).max() > 1e-3  # a varying map is really used
+
+
+class RecordingInfer:
+    """The real backend's infer, keeping the sigma maps it is given (an observer, not a stand-in)."""
+
+    def __init__(self):
+        self.levels = []
+
+    def __call__(self, batch, sigma):
+        self.levels.append(sigma.copy())
+        return DENOISER.backend.infer(batch, sigma)
+
+
+@pytest.mark.parametrize("level", [0.05, "auto"])
+def test_strength_scales_what_the_model_sees(level):
+    image = np.random.default_rng(9).random((60, 60, 3), dtype=np.float32)
+    seen = {}
+    for strength in (1.0, 1.7):
+        infer = RecordingInfer()
+        batcher = TileBatcher(infer, (32, 32), DENOISER.overlap, DENOISER.align)
+        run_tiled(batcher, image, DENOISER.resolve_sigma(level, image), strength)
+        seen[strength] = np.concatenate([lv.ravel() for lv in infer.levels])
+    assert np.allclose(seen[1.7], 1.7 * seen[1.0], rtol=1e-6)
+    stronger = DENOISER.denoise(image, level, strength=1.7)
+    assert np.abs(stronger - DENOISER.denoise(image, level)).max() > 1e-3
+
+
+@pytest.mark.parametrize("sigma", [10 / 255, 25 / 255, 50 / 255])
+def test_estimator_finds_a_known_white_noise_level(sigma):
+    """On the two sample photos with white Gaussian noise, the map's mean is within 20% of the true sigma."""
+    for name in ("cbsd68-101087.png", "cbsd68-21077.png"):
+        clean = to_float(read_image(SAMPLES / "clean" / name).pixels)
+        noisy = clean + sigma * np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
+        _, seen = DENOISER.denoise_with_level(noisy, "auto")
+        assert seen["mean"] == pytest.approx(sigma, rel=0.2), (name, seen["mean"] * 255, sigma * 255)
+
+
+@pytest.mark.parametrize("strength, words", [(0, "above 0"), (-2, "above 0"), ("lots", "not a number"),
+                                             (float("nan"), "above 0")])
+def test_bad_strength_is_one_line(strength, words):
+    with pytest.raises(DenoiseError, match=words) as info:
+        DENOISER.denoise(np.zeros((8, 8, 3), np.float32), 0.1, strength=strength)
+    assert "\n" not in str(info.value)
+
+
+def test_a_map_of_the_wrong_shape_is_one_line():
+    with pytest.raises(DenoiseError, match=r"sigma map has shape \(8, 9\), but the image is 8x8") as info:
+        DENOISER.denoise(np.zeros((8, 8, 3), np.float32), np.zeros((8, 9), np.float32))
+    assert "\n" not in str(info.value)
+    with pytest.raises(DenoiseError, match=">= 0"):
+        DENOISER.denoise(np.zeros((8, 8, 3), np.float32), np.full((8, 8), -0.1, np.float32))
+
+
+def test_batch_without_sigma_estimates_and_records_the_level(tmp_path):
+    result = run_cli("batch", SAMPLES / "noisy", tmp_path / "out", "--strength", "0.9")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()]
+    assert len(records) == 8 and all(r["status"] == "ok" for r in records)
+    for r in records:
+        assert r["sigma_estimated"] is True and r["strength"] == 0.9
+        assert 0 < r["sigma_min"] <= r["sigma"] <= r["sigma_max"] < 1
+    fixed = run_cli("batch", SAMPLES / "noisy", tmp_path / "fixed", "--sigma", "0.1")
+    record = json.loads((tmp_path / "fixed" / "denoise-manifest.jsonl").read_text().splitlines()[0])
+    assert fixed.returncode == 0 and record["sigma_estimated"] is False
+    assert record["sigma"] == record["sigma_min"] == record["sigma_max"] == pytest.approx(0.1)
+
+
+def smooth_photo(h=64, w=80):
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([xx * 3, yy * 3, (xx + yy) * 1.5 + 40], axis=2).astype(np.uint8)
+
+
+def test_eval_of_real_pairs_matches_by_name_and_computes_psnr(tmp_path):
+    from conftest import write_png
+    from denoise.metrics import psnr_uint8
+
+    clean = smooth_photo()
+    noisy = np.clip(clean + np.random.default_rng(3).normal(0, 8, clean.shape), 0, 255).astype(np.uint8)
+    write_png(tmp_path / "mean" / "shot.png", clean)
+    write_png(tmp_path / "real" / "shot.png", noisy)
+    write_png(tmp_path / "real" / "unmatched.png", noisy)  # no clean version: left out
+    result = run_cli("eval", tmp_path / "mean", "--noisy", tmp_path / "real", "--sigma", "auto", "--sigma", "8/255",
+                     "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {(r["sigma"], r["method"]) for r in rows} == {("auto", "noisy"), ("auto", "model"),
+                                                         (8 / 255, "noisy"), (8 / 255, "model")}
+    assert all(r["images"] == 1 and r["protocol"] == "real" for r in rows)
+    noisy_row = next(r for r in rows if r["method"] == "noisy")
+    assert noisy_row["psnr"] == pytest.approx(psnr_uint8(clean, noisy), abs=1e-3)
+    assert all(r["psnr"] > noisy_row["psnr"] + 1 for r in rows if r["method"] == "model")
+    bad = run_cli("eval", tmp_path / "mean", "--noisy", tmp_path / "nothing")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+
+
+def test_eval_camera_protocol_runs_auto_and_measures_against_the_camera_target(tmp_path):
+    from conftest import write_png
+
+    write_png(tmp_path / "c" / "x.png", smooth_photo())
+    result = run_cli("eval", tmp_path / "c", "--sigma", "0.05", "--protocol", "camera", "--bm3d", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = {r["method"]: r for r in json.loads(result.stdout)}
+    assert set(rows) == {"noisy", "model"}  # no CBM3D: it needs a number, camera noise is a map
+    assert rows["model"]["psnr"] > rows["noisy"]["psnr"]
