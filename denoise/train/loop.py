@@ -273,7 +273,10 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
     sampler = MixedSampler(train_sources, settings.crop, settings.seed + step)  # a resumed run draws new crops
     sigma_tops = [sigma_top(settings, Path(d)) for d in settings.data]
     photo = [is_image_folder(Path(d)) for d in settings.data]
-    pairs = validation_set(val_sources, photo, settings.val_images, VAL_SIGMAS, settings.protocol, settings.seed)
+    # Validate only at levels the run trains on: a best checkpoint chosen partly at an untrained level is
+    # chosen by noise (seen with the estimator, trained up to 0.4: its sigma-1.0 score decided "best").
+    val_sigmas = [s for s in VAL_SIGMAS if settings.sigma_min <= s <= settings.sigma_max] or [settings.sigma_max]
+    pairs = validation_set(val_sources, photo, settings.val_images, val_sigmas, settings.protocol, settings.seed)
     gen = torch.Generator(device=device).manual_seed(settings.seed + 1 + step)
     rng = np.random.default_rng(settings.seed + 2 + step)  # camera noise is drawn in numpy
     meta = {"data": "; ".join(settings.data),
