@@ -162,7 +162,6 @@ def write_onnx(model, out_path: Path, opset: int = DEFAULT_OPSET, metadata: dict
 
 def verify_onnx(model, onnx_path: Path, shapes=VERIFY_SHAPES, seed: int = 0) -> list[VerifyReport]:
     """Run ONNX Runtime (CPU) and PyTorch on the same random inputs; compare with atol + rtol*|ref|."""
-    import onnxruntime as ort
     import torch
 
     from denoise.model import is_estimator
