@@ -53,13 +53,14 @@ def build_card(state: dict, checkpoint: Path) -> dict:
     config = state["config"]
     settings = state.get("settings", {})
     meta = state.get("meta", {})
-    estimator = isinstance(config_from_dict(config), EstimatorConfig)
+    model_config = config_from_dict(config)
+    estimator = isinstance(model_config, EstimatorConfig)
     sigma_range = [0.0, 1.0] if config.get("sigma_map") or estimator else [settings.get("sigma_min", 0.0), settings.get("sigma_max", 1.0)]
     return {
         "format_version": FORMAT_VERSION,
         "architecture": "noise-level estimator (CBDNet style)" if estimator else "symmetric CAE (RED-Net style)",
         "config": config,
-        "receptive_radius": config_from_dict(config).receptive_radius,  # the runtime's tile overlap comes from it
+        "receptive_radius": model_config.receptive_radius,  # the runtime's tile overlap comes from it
         "model_name": settings.get("model"),
         "sigma_range": sigma_range,
         "noise_protocol": settings.get("protocol", "clip"),

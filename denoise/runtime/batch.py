@@ -31,7 +31,7 @@ from typing import Callable
 from denoise.errors import DenoiseError
 from denoise.formats import IMAGE_SUFFIXES
 from denoise.runtime.images import read_image, write_result
-from denoise.runtime.levels import check_strength
+from denoise.runtime.levels import check_strength, level_summary
 from denoise.runtime.tiling import tile_input_pixels
 
 log = logging.getLogger(__name__)
@@ -279,9 +279,10 @@ def _read(job: Job):
     return read_image(job.source), time.perf_counter() - started
 
 
-def level_fields(seen: dict, strength: float, estimated: bool) -> dict:
+def level_fields(level, strength: float, estimated: bool) -> dict:
     """The manifest's account of the noise level the model was given: ``sigma`` its mean over the image,
     ``sigma_min`` / ``sigma_max`` its range (equal for a number), ``strength``, and whether it was estimated."""
+    seen = level_summary(level, strength)
     return {"sigma": round(seen["mean"], 6), "sigma_min": round(seen["min"], 6), "sigma_max": round(seen["max"], 6),
             "strength": strength, "sigma_estimated": estimated}
 
@@ -360,17 +361,17 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
                 else:
                     image, level, timings = outcome
                     try:  # e.g. no memory for this image's result: it fails, the run goes on
-                        batcher.add((job, image, sigma == "auto", timings), image.pixels, level, strength)
+                        fields = level_fields(level, strength, sigma == "auto")
+                        batcher.add((job, image, fields, timings), image.pixels, level, strength)
                     except Exception as exc:
                         finish(_failed(job, _describe(job, exc)))
             flush = (not reads or not reads[0][1].done() or batcher.in_flight >= batcher.max_batch
                      or batcher.pixels_in_flight >= held_pixels)
-            for (job, image, estimated, timings), result, seconds, seen in batcher.run(flush=flush):
+            for (job, image, level, timings), result, seconds in batcher.run(flush=flush):
                 if isinstance(result, BaseException):
                     finish(_failed(job, _describe(job, result)))
                     continue
                 timings["denoise"] = seconds
-                level = level_fields(seen, strength, estimated)
                 writes.append(writers.submit(_write, job, image, result, level, timings, jpeg_quality))
             while writes and (writes[0].done() or len(writes) > PREFETCH):
                 finish(writes.popleft().result())

@@ -9,9 +9,9 @@ import numpy as np
 
 from denoise.errors import DenoiseError
 from denoise.metrics import from_float, to_float
-from denoise.noise import estimate_sigma
+from denoise.noise import estimate_sigma, parse_sigma
 from denoise.runtime.ensemble import self_ensemble
-from denoise.runtime.levels import check_level_map, check_strength
+from denoise.runtime.levels import check_level_map, check_strength, level_summary
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, engine_profile, estimate_map,
                                     overlap_for, run_tiled, tile_input_pixels)
@@ -138,8 +138,6 @@ class Denoiser:
                 raise DenoiseError("this model takes one noise level per image, not a map: give a number as sigma")
             return check_level_map(sigma, *pixels.shape[:2])
         if isinstance(sigma, str):
-            from denoise.noise import parse_sigma
-
             sigma = parse_sigma(sigma)
         try:
             value = float(sigma)
@@ -168,15 +166,16 @@ class Denoiser:
             raise DenoiseError(f"expected an HxWx3 or HxW image, got shape {array.shape}")
         if np.issubdtype(array.dtype, np.floating):
             pixels = pixels.astype(np.float32, copy=False)
-        out, seen = run_tiled(self.batcher(), pixels, self.resolve_sigma(sigma, pixels), strength)
+        level = self.resolve_sigma(sigma, pixels)
+        out = run_tiled(self.batcher(), pixels, level, strength)
         if gray:
             out = from_float(to_float(out).mean(axis=2), out.dtype)
-        return out.astype(array.dtype, copy=False), seen
+        return out.astype(array.dtype, copy=False), level_summary(level, strength)
 
     def denoise_pixels(self, pixels: np.ndarray, sigma, strength: float = 1.0) -> np.ndarray:
         """HxWx3 uint8, uint16 or float32 in [0,1] -> the same type, tile by tile (memory: the image, its
         result and one batch of tiles). ``sigma`` as ``resolve_sigma`` returns it."""
-        return run_tiled(self.batcher(), pixels, sigma, strength)[0]
+        return run_tiled(self.batcher(), pixels, sigma, strength)
 
     def denoise_rgb(self, rgb: np.ndarray, sigma, strength: float = 1.0) -> np.ndarray:
         """float32 HxWx3 in [0,1] -> float32 HxWx3 in [0,1]."""

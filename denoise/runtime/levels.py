@@ -51,3 +51,13 @@ def check_level_map(level: np.ndarray, height: int, width: int) -> np.ndarray:
     if not np.all(np.isfinite(level)) or level.min() < 0:
         raise DenoiseError("the sigma map must hold finite levels >= 0 (on the [0,1] scale)")
     return level
+
+
+def level_summary(level: float | np.ndarray, strength: float) -> dict:
+    """Mean, smallest and largest noise level the model is given over an image: a number or an HxW map, times
+    ``strength`` (what the manifest records)."""
+    if isinstance(level, np.ndarray):
+        return {"mean": float(level.mean(dtype=np.float64)) * strength, "min": float(level.min()) * strength,
+                "max": float(level.max()) * strength}
+    value = float(level) * strength
+    return {"mean": value, "min": value, "max": value}

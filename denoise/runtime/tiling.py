@@ -99,6 +99,11 @@ def plan_tiles(height: int, width: int, tile: tuple[int, int], overlap: int, ali
             if cy0 < height and cx0 < width]
 
 
+def core_in_tile(core: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> tuple[slice, slice]:
+    """Where a tile's core lies in its input (and in the model's output for it): (rows, columns)."""
+    return slice(core[0] - box[0], core[1] - box[0]), slice(core[2] - box[2], core[3] - box[2])
+
+
 def tile_input(pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """float32 CxHxW input of one tile from HxWxC pixels (uint8, uint16 or float; an HxW map gives 1xHxW),
     edge-replicated where the box reaches past the image (by less than the alignment)."""
@@ -118,8 +123,8 @@ Infer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 @dataclass(eq=False)
 class _InFlight:
-    """One image in a TileBatcher: its pixels and noise level, the result being filled in, the tiles still
-    to run, and what the model was given as level over the kept pixels (for the manifest)."""
+    """One image in a TileBatcher: its pixels and noise level, the result being filled in and the tiles
+    still to run."""
 
     key: object
     pixels: np.ndarray
@@ -129,14 +134,6 @@ class _InFlight:
     tiles_left: int
     started: float = field(default_factory=time.perf_counter)
     error: BaseException | None = None
-    level_sum: float = 0.0
-    level_count: int = 0
-    level_min: float = float("inf")
-    level_max: float = float("-inf")
-
-    def level_seen(self) -> dict:
-        """Mean, smallest and largest noise level the model was given over the image (strength included)."""
-        return {"mean": self.level_sum / max(1, self.level_count), "min": self.level_min, "max": self.level_max}
 
 
 class TileBatcher:
@@ -144,9 +141,9 @@ class TileBatcher:
 
     ``add`` an image (HxWx3 uint8, uint16 or float32 in [0,1]) with its noise level and strength; ``run``
     executes every full batch of ``max_batch`` equal-shape tiles (``flush=True``: the partial ones too) and
-    returns the images now complete, in the order they were added, as ``(key, result, seconds, level)``.
-    ``result`` has the input's dtype, or is the exception that failed one of the image's batches -- a failing
-    batch fails only the images with a tile in it; ``level`` is ``_InFlight.level_seen()``.
+    returns the images now complete, in the order they were added, as ``(key, result, seconds)``. ``result``
+    has the input's dtype, or is the exception that failed one of the image's batches -- a failing batch
+    fails only the images with a tile in it.
     ``infer(batch [N,3,h,w], sigma [N,1,h,w]) -> [N,3,h,w]`` is a backend's inference call.
     """
 
@@ -190,7 +187,7 @@ class TileBatcher:
                 self._run_batch([queue.popleft() for _ in range(min(size, len(queue)))])
         done = [im for im in self.images if im.tiles_left == 0]
         self.images = [im for im in self.images if im.tiles_left]
-        return [(im.key, im.error or im.result, time.perf_counter() - im.started, im.level_seen()) for im in done]
+        return [(im.key, im.error or im.result, time.perf_counter() - im.started) for im in done]
 
     def _levels(self, live: list, batch: np.ndarray) -> np.ndarray:
         """[N,1,h,w] noise levels of a batch's tiles: the image's map cut like its pixels, or its number;
@@ -208,15 +205,10 @@ class TileBatcher:
                 batch = np.stack([tile_input(image.pixels, box) for image, _, box in live])
                 levels = self._levels(live, batch)
                 output = self.infer(batch, levels)
-                for (image, core, box), out, level in zip(live, output, levels):
+                for (image, core, box), out in zip(live, output):
                     cy0, cy1, cx0, cx1 = core
-                    rows, cols = slice(cy0 - box[0], cy1 - box[0]), slice(cx0 - box[2], cx1 - box[2])
-                    image.result[cy0:cy1, cx0:cx1] = from_float(out[:, rows, cols].transpose(1, 2, 0), image.result.dtype)
-                    kept = level[0, rows, cols]
-                    image.level_sum += float(kept.sum(dtype=np.float64))
-                    image.level_count += kept.size
-                    image.level_min = min(image.level_min, float(kept.min()))
-                    image.level_max = max(image.level_max, float(kept.max()))
+                    image.result[cy0:cy1, cx0:cx1] = from_float(out[(slice(None),) + core_in_tile(core, box)].transpose(1, 2, 0),
+                                                                image.result.dtype)
         except Exception as exc:  # the images of this batch fail; the others go on
             for image, _, _ in live:
                 image.error = image.error or exc
@@ -224,14 +216,14 @@ class TileBatcher:
             image.tiles_left -= 1
 
 
-def run_tiled(batcher: TileBatcher, image: np.ndarray, level: Level, strength: float = 1.0) -> tuple[np.ndarray, dict]:
-    """Denoise one HxWx3 image (uint8, uint16 or float32 in [0,1]) tile by tile on an empty ``batcher``:
-    (the result in the same dtype, the level the model was given: mean / min / max)."""
+def run_tiled(batcher: TileBatcher, image: np.ndarray, level: Level, strength: float = 1.0) -> np.ndarray:
+    """Denoise one HxWx3 image (uint8, uint16 or float32 in [0,1]) tile by tile on an empty ``batcher``;
+    same dtype out."""
     batcher.add(None, image, level, strength)
-    (_, result, _, seen), = batcher.run(flush=True)
+    (_, result, _), = batcher.run(flush=True)
     if isinstance(result, BaseException):
         raise result
-    return result, seen
+    return result
 
 
 def estimate_map(estimate: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray, tile: tuple[int, int],
@@ -248,6 +240,7 @@ def estimate_map(estimate: Callable[[np.ndarray], np.ndarray], pixels: np.ndarra
         for start in range(0, len(tiles), max_batch):
             chunk = tiles[start:start + max_batch]
             out = estimate(np.stack([tile_input(pixels, box) for _, box in chunk]))
-            for ((cy0, cy1, cx0, cx1), box), values in zip(chunk, out):
-                level[cy0:cy1, cx0:cx1] = values[0, cy0 - box[0]:cy1 - box[0], cx0 - box[2]:cx1 - box[2]]
+            for (core, box), values in zip(chunk, out):
+                cy0, cy1, cx0, cx1 = core
+                level[cy0:cy1, cx0:cx1] = values[0][core_in_tile(core, box)]
     return level

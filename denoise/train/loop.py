@@ -108,6 +108,11 @@ def validation_set(sources: list[list[np.ndarray]], photo: list[bool], count: in
     return pairs
 
 
+def as_map(level: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    """A batch's noise level as [N,1,H,W] maps: one level per image ([N], white noise) filled in, or the maps."""
+    return level.reshape(-1, 1, 1, 1).expand_as(noisy[:, :1]) if level.dim() == 1 else level
+
+
 def level_error_db(estimate: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
     """Per-pixel |20 log10(estimate / true level)|, with a floor of 1/255 on both (below it, levels differ
     by less than one grey step)."""
@@ -124,8 +129,7 @@ def validate(model, pairs, device: torch.device) -> dict:
     for key, noisy, level, clean in pairs:
         noisy, level = noisy.to(device), level.to(device)
         if is_estimator(model):
-            full = level.reshape(-1, 1, 1, 1).expand_as(noisy[:, :1]) if level.dim() == 1 else level
-            scores.setdefault(key, []).append(-float(level_error_db(model(noisy), full).mean()))
+            scores.setdefault(key, []).append(-float(level_error_db(model(noisy), as_map(level, noisy)).mean()))
         else:
             out = model(noisy, level)[0].float().cpu().numpy()
             scores.setdefault(key, []).append(psnr_uint8(clean, to_uint8(out.transpose(1, 2, 0))))
@@ -329,8 +333,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                     group["lr"] = lr_now()
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                     if is_estimator(model):
-                        full = level.reshape(-1, 1, 1, 1).expand_as(noisy[:, :1]) if level.dim() == 1 else level
-                        loss = estimator_loss(model(noisy).float(), full)
+                        loss = estimator_loss(model(noisy).float(), as_map(level, noisy))
                     else:
                         loss = batch_loss(model(noisy, level).float(), clean, settings.loss)
                 optimizer.zero_grad(set_to_none=True)
