@@ -17,9 +17,9 @@ from pathlib import Path
 import click
 
 from denoise import __version__
-from denoise.errors import DenoiseError
+from denoise.errors import BackendFault, DenoiseError
 from denoise.noise import PROTOCOLS, TRAIN_PROTOCOLS, parse_sigma
-from denoise.runtime.denoiser import BACKENDS
+from denoise.runtime.backends import BACKENDS
 from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE
 
 
@@ -87,7 +87,7 @@ class ProgressBar:
 
 
 def user_errors(command):
-    """Turn DenoiseError and OSError into a one-line message and exit code 1; Ctrl-C into exit code 130.
+    """Turn DenoiseError, OSError and BackendFault into a one-line message and exit code 1; Ctrl-C into 130.
     (An OSError that one input causes is recorded per file by the batch job and never reaches here.)"""
 
     @functools.wraps(command)
@@ -99,6 +99,10 @@ def user_errors(command):
             sys.exit(1)
         except OSError as exc:  # the machine's, not ours: a full disk, a permission, a vanished folder
             click.echo(f"denoise: error: {exc}", err=True)
+            sys.exit(1)
+        except BackendFault as exc:  # the backend's or the GPU's, not the input's: traceback with -v
+            logging.getLogger("denoise").info("backend fault", exc_info=exc)
+            click.echo(f"denoise: error: backend fault: {exc} (-v shows the traceback)", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("denoise: interrupted", err=True)
@@ -147,7 +151,7 @@ def run():
 @click.option("--estimator", type=click.Path(path_type=Path), default=None,
               help="The noise estimator .onnx of --sigma auto (default: bundled).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-              help="auto: the fastest that works here (-v says why others were skipped).")
+              help="auto: the first of tensorrt, cuda, torch, cpu that works here (-v says why others were skipped).")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
               help="JSON Lines manifest path (default: OUTPUT_DIR/denoise-manifest.jsonl).")
@@ -212,13 +216,16 @@ def batch(input_dir, output_dir, sigma, strength, model, estimator, backend, ove
                                 ensemble=ensemble, **options)
         backend_name = "ray"
     else:
-        denoiser = Denoiser(model, backend=backend, tile=tile, max_batch=max_batch, ensemble=ensemble, estimator=estimator)
-        summary = denoiser.denoise_folder(input_dir, output_dir, sigma, manifest_path=manifest, dry_run=dry_run,
-                                          on_plan=bar.start, shard=shard, **options)
-        backend_name = denoiser.backend_name
+        with Denoiser(model, backend=backend, tile=tile, max_batch=max_batch, ensemble=ensemble,
+                      estimator=estimator) as denoiser:
+            summary = denoiser.denoise_folder(input_dir, output_dir, sigma, manifest_path=manifest, dry_run=dry_run,
+                                              on_plan=bar.start, shard=shard, **options)
+            backend_name = denoiser.backend_name
     bar.close()
     if summary.note and not quiet:
         click.echo(summary.note, err=True)
+    if summary.stopped:
+        click.echo(f"denoise: error: {summary.stopped}", err=True)
     if dry_run:
         return
     if as_json:
@@ -400,7 +407,7 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
 @click.option("--estimator", type=click.Path(path_type=Path), default=None,
               help="The noise estimator .onnx of --sigma auto (default: bundled).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-              help="auto: the fastest that works here (-v says why others were skipped).")
+              help="auto: the first of tensorrt, cuda, torch, cpu that works here (-v says why others were skipped).")
 @click.option("--bm3d", "with_bm3d", is_flag=True, help="Also run CBM3D on the same noisy images (extra `eval`).")
 @click.option("--ensemble", is_flag=True, help="Run the model as `denoise batch --ensemble` does (8 flips/rotations).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N images.")
@@ -439,15 +446,15 @@ def eval_command(clean, sigmas, protocols, noisy_dir, strength, model, estimator
     if noisy_dir is not None and (protocols or with_bm3d or held_out or grid or plot):
         raise DenoiseError("--noisy compares real shots with their clean versions: --protocol, --bm3d, --held-out, "
                            "--grid and --plot do not apply")
-    denoiser = Denoiser(model, backend=backend, ensemble=ensemble, estimator=estimator)
-    if noisy_dir is not None:
-        _, noisy, clean_images = load_real_pairs(noisy_dir, clean, limit)
-        rows = evaluate_real(denoiser, noisy, clean_images, sigmas or ("auto",), strength, with_ssim=not no_ssim)
-        click.echo(json.dumps([r.to_dict() for r in rows]) if fmt == "json" else format_markdown(rows, set_psnr=set_psnr))
-        return
-    images = load_eval_images(clean, limit, held_out)
-    rows, examples = evaluate(denoiser, images, sigmas or (0.1, 0.3, 0.5), protocols or ("clip",), seed,
-                              bm3d=with_bm3d, with_ssim=not no_ssim, keep=8 if grid else 0)
+    with Denoiser(model, backend=backend, ensemble=ensemble, estimator=estimator) as denoiser:
+        if noisy_dir is not None:
+            _, noisy, clean_images = load_real_pairs(noisy_dir, clean, limit)
+            rows = evaluate_real(denoiser, noisy, clean_images, sigmas or ("auto",), strength, with_ssim=not no_ssim)
+            click.echo(json.dumps([r.to_dict() for r in rows]) if fmt == "json" else format_markdown(rows, set_psnr=set_psnr))
+            return
+        images = load_eval_images(clean, limit, held_out)
+        rows, examples = evaluate(denoiser, images, sigmas or (0.1, 0.3, 0.5), protocols or ("clip",), seed,
+                                  bm3d=with_bm3d, with_ssim=not no_ssim, keep=8 if grid else 0)
     if fmt == "json":
         click.echo(json.dumps([r.to_dict() for r in rows]))
     else:

@@ -1,17 +1,15 @@
 """FP16 export, engine profiles, the engine cache, and the TensorRT build path.
 
-TensorRT cannot be installed on our machines. The TensorRT test below uses a stand-in module that
-defines only the real API names of TensorRT 10.x / 11.x (a misspelt call raises AttributeError): it
-proves the call sequence and the version handling, NOT that TensorRT builds a working engine -- that
-is scripts/gpu_check.py's job on a GPU machine.
+TensorRT cannot be installed on our machines. The TensorRT build tests below use stand-ins
+(tests/trt_standins.py) that define only the real API names of TensorRT 10.x / 11.x: they prove the call
+sequence and the version handling, NOT that TensorRT builds a working engine -- that is
+scripts/gpu_check.py's job wherever TensorRT exists.
 """
 
-import ctypes
 import json
 import subprocess
 import sys
 import textwrap
-import types
 
 import numpy as np
 import onnx
@@ -19,6 +17,7 @@ import onnxruntime as ort
 import pytest
 
 from conftest import run_cli
+from trt_standins import fake_cudart, fake_tensorrt, install
 from denoise.errors import DenoiseError
 from denoise.export.engine_cache import EngineSpec, get_or_build, list_engines, spec_from_record
 from denoise.runtime.tiling import engine_profile, overlap_for
@@ -77,6 +76,8 @@ def test_engine_matches_machine():
     relaxed = EngineSpec(**{**SPEC, "version_compatible": True, "hardware_compatible": True})
     assert relaxed.matches_machine("10.14.0", "NVIDIA A100", "8.0")
     assert not relaxed.matches_machine("11.0.0", "NVIDIA A100", "8.0")
+    assert not relaxed.matches_machine("10.12.1", "NVIDIA H200", "9.0")  # engines run forward only: older TensorRT no
+    assert relaxed.matches_machine("10.13.0.35", "NVIDIA H200", "9.0")
 
 
 def test_two_processes_build_once_and_never_see_half_an_engine(tmp_path):
@@ -120,132 +121,13 @@ def test_failed_build_leaves_nothing(tmp_path):
     assert not list((tmp_path / "engines").glob("*.engine")) and list_engines(tmp_path) == []
 
 
-# ---- TensorRT stand-in: real API names only (see the module docstring: call sequence, not TensorRT) ----
-
-def fake_tensorrt(major: int, calls: list):
-    class Enum:
-        def __init__(self, **members):
-            for name, value in members.items():
-                setattr(self, name, value)
-
-    class Logger:
-        __slots__ = ()
-        WARNING = 2
-
-        def __init__(self, severity):
-            calls.append(("Logger", severity))
-
-    class HostMemory(bytes):
-        pass
-
-    class TimingCache:
-        __slots__ = ("data",)
-
-        def __init__(self, data):
-            self.data = data
-
-        def serialize(self):
-            return HostMemory(b"timing:" + self.data)
-
-    class Profile:
-        __slots__ = ()
-
-        def set_shape(self, name, smallest, optimal, largest):
-            calls.append(("set_shape", name, tuple(smallest), tuple(optimal), tuple(largest)))
-
-    class Config:
-        __slots__ = ("hardware_compatibility_level", "_cache")
-
-        def set_memory_pool_limit(self, pool, size):
-            calls.append(("set_memory_pool_limit", pool, size))
-
-        def add_optimization_profile(self, profile):
-            calls.append(("add_optimization_profile",))
-
-        def set_flag(self, flag):
-            calls.append(("set_flag", flag))
-
-        def create_timing_cache(self, data):
-            return TimingCache(bytes(data))
-
-        def set_timing_cache(self, cache, ignore_mismatch):
-            self._cache = cache
-
-        def get_timing_cache(self):
-            return self._cache
-
-    class Network:
-        __slots__ = ()
-
-    class Builder:
-        __slots__ = ()
-
-        def __init__(self, logger):
-            pass
-
-        def create_network(self, flags=0):
-            calls.append(("create_network", flags))
-            return Network()
-
-        def create_builder_config(self):
-            return Config()
-
-        def create_optimization_profile(self):
-            return Profile()
-
-        def build_serialized_network(self, network, config):
-            calls.append(("build_serialized_network",))
-            return HostMemory(b"ENGINE")
-
-    class OnnxParser:
-        __slots__ = ()
-        num_errors = 0
-
-        def __init__(self, network, logger):
-            pass
-
-        def parse_from_file(self, path):
-            calls.append(("parse_from_file", path))
-            return True
-
-        def get_error(self, index):
-            raise IndexError(index)
-
-    module = types.ModuleType("tensorrt")
-    module.__version__ = f"{major}.4.0"
-    module.Logger, module.Builder, module.OnnxParser = Logger, Builder, OnnxParser
-    module.NetworkDefinitionCreationFlag = Enum(STRONGLY_TYPED=1) if major >= 11 else Enum(EXPLICIT_BATCH=0, STRONGLY_TYPED=1)
-    flags = dict(VERSION_COMPATIBLE=8, EXCLUDE_LEAN_RUNTIME=9)
-    if major < 11:
-        flags.update(FP16=0, INT8=1, BF16=17)  # weak-typing flags, gone in 11.x
-    module.BuilderFlag = Enum(**flags)
-    module.MemoryPoolType = Enum(WORKSPACE=0)
-    module.HardwareCompatibilityLevel = Enum(NONE=0, AMPERE_PLUS=1)
-    return module
-
-
-def fake_cudart():
-    class Error:
-        cudaSuccess = 0
-
-    props = types.SimpleNamespace(name=b"NVIDIA H200\x00\x00", major=9, minor=0)
-    module = types.ModuleType("cuda.bindings.runtime")
-    module.cudaError_t = Error
-    module.cudaGetDeviceCount = lambda: (0, 1)
-    module.cudaGetDeviceProperties = lambda device: (0, props)
-    return module
-
+# ---- TensorRT build with stand-ins (tests/trt_standins.py: real API names; call sequence, not TensorRT) ----
 
 @pytest.mark.parametrize("major", [10, 11])
 def test_tensorrt_build_call_sequence(major, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(major, calls))
-    bindings = types.ModuleType("cuda.bindings")
-    bindings.runtime = fake_cudart()
-    monkeypatch.setitem(sys.modules, "cuda", types.ModuleType("cuda"))
-    monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
-    monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", bindings.runtime)
-    monkeypatch.setenv("DENOISE_CACHE_DIR", str(tmp_path / "cache"))
+    trt = fake_tensorrt(major, calls)
+    install(monkeypatch, trt, fake_cudart(), tmp_path / "cache")
     from denoise.export.tensorrt_build import build_engine
 
     onnx_path = tmp_path / "m.onnx"
@@ -253,14 +135,67 @@ def test_tensorrt_build_call_sequence(major, tmp_path, monkeypatch):
     profile = engine_profile((256, 256), 42, 8)
     path, built = build_engine(onnx_path, "fp16", profile, version_compatible=True, hardware_compatible=True)
     assert built and path.read_bytes() == b"ENGINE"
-    assert ("create_network", 1 << 1) in calls  # STRONGLY_TYPED on both versions
+    # STRONGLY_TYPED is 1 in 10.x and 0 (deprecated, ignored) in 11.x: the flag bit is computed from the enum
+    assert ("create_network", 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)) in calls
     assert ("set_flag", 0) not in calls  # never BuilderFlag.FP16 (0 in the 10.x stand-in)
     assert ("set_flag", 8) in calls  # VERSION_COMPATIBLE
     assert ("set_shape", "noisy", (1, 3, 1, 1), (8, 3, 340, 340), (8, 3, 340, 340)) in calls
     timing = list((tmp_path / "cache").glob("timing-*.cache"))
-    assert len(timing) == 1 and timing[0].read_bytes() == b"timing:"
+    assert len(timing) == 1 and timing[0].read_bytes() == b"timing:tactic1"
     again, built_again = build_engine(onnx_path, "fp16", profile, version_compatible=True, hardware_compatible=True)
     assert again == path and not built_again and calls.count(("build_serialized_network",)) == 1
+    assert (tmp_path / "cache").stat().st_mode & 0o777 == 0o700  # engines are code: a private folder
+
+
+def test_timing_cache_that_does_not_attach_is_replaced(tmp_path, monkeypatch):
+    """A saved timing cache from another GPU/TensorRT: set_timing_cache returns False. The build must go on
+    with a fresh cache (before: the bool was ignored and the finished engine lost to a crash on None)."""
+    calls = []
+    install(monkeypatch, fake_tensorrt(10, calls, attach_cache=False), fake_cudart(), tmp_path / "cache")
+    from denoise.export.tensorrt_build import build_engine, engine_spec, timing_cache_path
+
+    onnx_path = tmp_path / "m.onnx"
+    onnx_path.write_bytes(b"x")
+    profile = engine_profile((64, 64), 42, 2)
+    timing = timing_cache_path(engine_spec(onnx_path, "fp16", profile))
+    timing.parent.mkdir(parents=True)
+    timing.write_bytes(b"timing:from-another-gpu")
+    path, built = build_engine(onnx_path, "fp16", profile)
+    assert built and path.read_bytes() == b"ENGINE"
+    assert [c for c in calls if c[0] == "set_timing_cache"] == [("set_timing_cache", False), ("set_timing_cache", True)]
+
+
+def test_no_timing_cache_after_build_keeps_the_engine(tmp_path, monkeypatch):
+    install(monkeypatch, fake_tensorrt(11, [], timing_cache_after_build=False), fake_cudart(), tmp_path / "cache")
+    from denoise.export.tensorrt_build import build_engine
+
+    onnx_path = tmp_path / "m.onnx"
+    onnx_path.write_bytes(b"x")
+    path, built = build_engine(onnx_path, "fp16", engine_profile((64, 64), 42, 2))
+    assert built and path.read_bytes() == b"ENGINE"
+
+
+def test_timing_cache_keeps_entries_of_a_build_that_finished_meanwhile(tmp_path, monkeypatch):
+    """Two builds overlap: the second one's save merges (under the lock) what the first saved after the second
+    started, instead of overwriting it."""
+    calls = []
+    install(monkeypatch, fake_tensorrt(10, calls), fake_cudart(), tmp_path / "cache")
+    from denoise.export import tensorrt_build
+
+    onnx_path = tmp_path / "m.onnx"
+    onnx_path.write_bytes(b"x")
+    spec = tensorrt_build.engine_spec(onnx_path, "fp16", engine_profile((64, 64), 42, 2))
+    timing = tensorrt_build.timing_cache_path(spec)
+    original_save = tensorrt_build.save_timing_cache
+
+    def save_after_the_other(config, cache_file):
+        cache_file.write_bytes(b"timing:other-build")  # the other process saved while this one built
+        original_save(config, cache_file)
+
+    monkeypatch.setattr(tensorrt_build, "save_timing_cache", save_after_the_other)
+    tensorrt_build.build_engine(onnx_path, "fp16", engine_profile((64, 64), 42, 2))
+    assert set(timing.read_bytes().decode().removeprefix("timing:").split(",")) == {"other-build", "tactic1"}
+    assert ("combine",) in calls
 
 
 def test_info_lists_cached_engines(tmp_path):
@@ -275,123 +210,3 @@ def test_info_lists_cached_engines(tmp_path):
     assert engine["gpu"] == "NVIDIA H200" and engine["precision"] == "fp16"
     assert engine["matches_this_machine"] is None  # no TensorRT/GPU here to compare with
     assert "TensorRT is not installed" in info["tensorrt"]
-
-
-def fake_trt_runtime(module, calls: list):
-    """Adds Runtime/engine/context to the TensorRT stand-in: an "engine" that copies its input to its
-    output (through the stand-in device buffers), so the backend's buffers and copies are exercised too."""
-
-    class Context:
-        __slots__ = ("addresses", "shapes")
-
-        def __init__(self):
-            self.addresses, self.shapes = {}, {}
-
-        def set_tensor_address(self, name, address):
-            self.addresses[name] = address
-
-        def set_input_shape(self, name, shape):
-            self.shapes[name] = tuple(shape)
-
-        def execute_async_v3(self, stream_handle):
-            calls.append(("execute_async_v3", self.shapes["noisy"]))
-            count = int(np.prod(self.shapes["noisy"]))
-            ctypes.memmove(self.addresses["denoised"], self.addresses["noisy"], count * 4)
-            return True
-
-    class Engine:
-        __slots__ = ()
-        num_io_tensors = 3
-
-        def get_tensor_name(self, index):
-            return ("noisy", "sigma", "denoised")[index]
-
-        def get_tensor_shape(self, name):  # ICudaEngine.get_tensor_shape: -1 for the dynamic axes
-            return (-1, 1, -1, -1) if name == "sigma" else (-1, 3, -1, -1)
-
-        def create_execution_context(self):
-            return Context()
-
-    class Runtime:
-        __slots__ = ()
-
-        def __init__(self, logger):
-            pass
-
-        def deserialize_cuda_engine(self, data):
-            return Engine()
-
-    module.Runtime = Runtime
-    return module
-
-
-def fake_cudart_with_memory(calls: list, fail_capture=False):
-    """The cuda-python runtime names the backend uses; "device" memory is host memory here."""
-    module = fake_cudart()
-    blocks = []
-
-    def malloc(nbytes):
-        blocks.append(ctypes.create_string_buffer(nbytes))
-        return 0, ctypes.addressof(blocks[-1])
-
-    def memcpy(dst, src, nbytes, kind, stream):
-        ctypes.memmove(int(dst), int(src), nbytes)
-        return (0,)
-
-    def begin_capture(stream, mode):
-        calls.append(("begin_capture", mode))
-        return (1,) if fail_capture else (0,)
-
-    def launch(graph, stream):
-        calls.append(("launch", graph))
-        return (0,)
-
-    module.cudaMallocHost = module.cudaMalloc = malloc
-    module.cudaFreeHost = module.cudaFree = lambda ptr: (0,)
-    module.cudaMemcpyAsync = memcpy
-    module.cudaMemcpyKind = types.SimpleNamespace(cudaMemcpyHostToDevice=1, cudaMemcpyDeviceToHost=2)
-    module.cudaStreamNonBlocking = 1
-    module.cudaStreamCreateWithFlags = lambda flags: (0, 7)  # cudaStream_t converts to int; so does this
-    module.cudaStreamDestroy = module.cudaStreamSynchronize = lambda stream: (0,)
-    module.cudaStreamCaptureMode = types.SimpleNamespace(cudaStreamCaptureModeThreadLocal=2)
-    module.cudaStreamBeginCapture = begin_capture
-    module.cudaStreamEndCapture = lambda stream: (0, "graph")
-    module.cudaGraphInstantiate = lambda graph, flags: (0, f"exec{sum(c[0] == 'begin_capture' for c in calls)}")
-    module.cudaGraphLaunch = launch
-    module.cudaGraphDestroy = module.cudaGraphExecDestroy = lambda graph: (0,)
-    return module
-
-
-@pytest.mark.parametrize("fail_capture", [False, True])
-def test_tensorrt_backend_cuda_graph_per_shape(fail_capture, tmp_path, monkeypatch):
-    """Stand-ins again (call sequence, not TensorRT): one ordinary run then a capture per new shape, a
-    replay for a shape seen before, no more than MAX_GRAPHS graphs, and plain runs if capture fails."""
-    calls = []
-    cudart = fake_cudart_with_memory(calls, fail_capture)
-    monkeypatch.setitem(sys.modules, "tensorrt", fake_trt_runtime(fake_tensorrt(10, calls), calls))
-    bindings = types.ModuleType("cuda.bindings")
-    bindings.runtime = cudart
-    monkeypatch.setitem(sys.modules, "cuda", types.ModuleType("cuda"))
-    monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
-    monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", cudart)
-    monkeypatch.setenv("DENOISE_CACHE_DIR", str(tmp_path / "cache"))
-    from denoise.runtime.tensorrt_backend import MAX_GRAPHS, TensorRTBackend
-
-    onnx_path = tmp_path / "m.onnx"
-    onnx_path.write_bytes(b"not parsed by the stand-in")
-    with TensorRTBackend(onnx_path, engine_profile((64, 64), 42, 4)) as backend:
-        rng = np.random.default_rng(0)
-        batch = rng.random((4, 3, 148, 148), dtype=np.float32)
-        sigma = np.full((4, 1, 148, 148), 0.1, np.float32)
-        for _ in range(3):
-            assert np.array_equal(backend.infer(batch, sigma), batch)  # the identity "engine", via the buffers
-        runs = [c for c in calls if c[0] in ("execute_async_v3", "begin_capture", "launch")]
-        if fail_capture:
-            assert not backend.graphs and not backend.cuda_graphs
-            assert [c[0] for c in runs] == ["execute_async_v3", "begin_capture"] + ["execute_async_v3"] * 3
-        else:
-            assert [c[0] for c in runs] == ["execute_async_v3", "begin_capture", "execute_async_v3", "launch", "launch", "launch"]
-            for h in range(1, MAX_GRAPHS + 3):
-                small = rng.random((1, 3, h, 5), dtype=np.float32)
-                assert np.array_equal(backend.infer(small, np.full((1, 1, h, 5), 0.1, np.float32)), small)
-            assert len(backend.graphs) == MAX_GRAPHS

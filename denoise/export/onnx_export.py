@@ -61,6 +61,7 @@ def build_card(state: dict, checkpoint: Path) -> dict:
         "architecture": "noise-level estimator (CBDNet style)" if estimator else "symmetric CAE (RED-Net style)",
         "config": config,
         "receptive_radius": model_config.receptive_radius,  # the runtime's tile overlap comes from it
+        "sigma_input": "none" if estimator else "map",  # the ONNX's sigma: absent, or an [N,1,H,W] map (write_onnx)
         "model_name": settings.get("model"),
         "sigma_range": sigma_range,
         "noise_protocol": settings.get("protocol", "clip"),

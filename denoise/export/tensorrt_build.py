@@ -12,6 +12,7 @@ so this path is checked on a GPU machine by ``scripts/gpu_check.py``.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from denoise.errors import DenoiseError
@@ -98,21 +99,55 @@ def build_serialized(onnx_path: Path, spec: EngineSpec) -> bytes:
         config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
 
     cache_file = timing_cache_path(spec)
-    cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
-
+    attach_timing_cache(config, cache_file)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise DenoiseError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")
-    with file_lock(cache_file.with_suffix(".lock")):
-        atomic_write_bytes(cache_file, bytes(config.get_timing_cache().serialize()))
+    save_timing_cache(config, cache_file)
     return bytes(serialized)
+
+
+def attach_timing_cache(config, cache_file: Path) -> None:
+    """Start the build from the saved timing cache; one that does not attach (made on another GPU or TensorRT,
+    or damaged: ``set_timing_cache`` returns False) is replaced by a fresh one, so the build still succeeds."""
+    with file_lock(cache_file.with_suffix(".lock")):
+        saved = cache_file.read_bytes() if cache_file.is_file() else b""
+    cache = config.create_timing_cache(saved)
+    if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+        return
+    log.warning("the timing cache %s does not fit this GPU and TensorRT; building with a fresh one", cache_file)
+    config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+
+
+def save_timing_cache(config, cache_file: Path) -> None:
+    """Save what this build learnt, merged (under the lock) with what other builds saved meanwhile, so
+    concurrent builds keep each other's entries. Never fails a finished build."""
+    built = config.get_timing_cache()
+    if built is None:
+        log.info("no timing cache to save after the build")
+        return
+    with file_lock(cache_file.with_suffix(".lock")):
+        if cache_file.is_file():
+            on_disk = config.create_timing_cache(cache_file.read_bytes())
+            if on_disk is not None and on_disk.combine(built, False):
+                built = on_disk
+        atomic_write_bytes(cache_file, bytes(built.serialize()))
 
 
 def build_engine(onnx_path: Path, precision: str, profile: tuple, version_compatible: bool = False,
                  hardware_compatible: bool = False) -> tuple[Path, bool]:
     """The cached engine for this ONNX file on this GPU and TensorRT, built if missing: (path, built_now)."""
     spec = engine_spec(Path(onnx_path), precision, profile, version_compatible, hardware_compatible)
-    path, built = get_or_build(spec, lambda: build_serialized(Path(onnx_path), spec))
+
+    def build() -> bytes:  # said on stderr (a warning): it takes minutes, once per GPU model and model file
+        log.warning("building a TensorRT %s engine from %s for %s (sm %s, TensorRT %s); this takes a few "
+                    "minutes, once", precision, Path(onnx_path).name, spec.gpu_name, spec.compute_capability,
+                    spec.tensorrt_version)
+        started = time.perf_counter()
+        data = build_serialized(Path(onnx_path), spec)
+        log.warning("built the TensorRT engine in %.0f s", time.perf_counter() - started)
+        return data
+
+    path, built = get_or_build(spec, build)
     log.info("%s engine %s", "built" if built else "reused", path)
     return path, built

@@ -9,8 +9,11 @@
   ``OUT/.denoise.lock``, released by the kernel even when a run is killed).
 * Symbolic links are not followed out of IN unless ``follow_symlinks``; an output path whose folder or
   file is a link pointing outside OUT is refused.
-* Decoding, inference and encoding overlap: reader and writer threads around the inference loop, with
-  bounded queues so memory stays bounded.
+* Decoding, inference and encoding overlap: pools of reader and writer threads sized to the machine's cores
+  around the inference loop (Pillow's and tifffile's codecs release the GIL), with bounded queues so memory
+  stays bounded.
+* A backend fault (runtime.errors.BackendFault: CUDA, TensorRT, ONNX Runtime) fails the files it hit; after
+  MAX_FAULTS_IN_ROW of them in a row the run stops (exit code 1) instead of failing every remaining file.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from denoise.errors import DenoiseError
+from denoise.errors import BackendFault, DenoiseError
 from denoise.formats import IMAGE_SUFFIXES
 from denoise.runtime.images import read_image, write_result
 from denoise.runtime.levels import check_strength, level_summary
@@ -38,7 +41,17 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "denoise-manifest.jsonl"
 LOCK_NAME = ".denoise.lock"
-PREFETCH = 4  # images decoded ahead of inference, and encoded behind it, at most
+MAX_FAULTS_IN_ROW = 3  # backend faults in a row (without a success between them) that stop a run
+
+
+def io_threads() -> int:
+    """Reader threads, and as many writer threads: half the cores each (at least 2, at most 16)."""
+    return max(2, min(16, (os.cpu_count() or 2) // 2))
+
+
+def prefetch() -> int:
+    """Images decoded ahead of inference, and encoded behind it, at most: enough to keep every thread busy."""
+    return max(4, 2 * io_threads())
 
 
 @dataclass
@@ -51,17 +64,20 @@ class BatchSummary:
     seconds: float = 0.0
     megapixels: float = 0.0
     note: str = ""  # why there was nothing to do, when there was not
+    stopped: str = ""  # why the run stopped before the end (backend faults), when it did
 
     @property
     def exit_code(self) -> int:
-        """0 when every input is done (or was already done), 3 when some failed (DESIGN.md)."""
-        return 3 if self.failed else 0
+        """0 when every input is done (or was already done), 3 when some failed, 1 when the run stopped
+        (DESIGN.md)."""
+        return 1 if self.stopped else 3 if self.failed else 0
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "skipped": self.skipped, "failed": self.failed,
                 "failures": [{"path": p, "error": e} for p, e in self.failures],
                 "manifest": self.manifest, "seconds": round(self.seconds, 3),
-                "megapixels": round(self.megapixels, 3), "exit_code": self.exit_code, "note": self.note}
+                "megapixels": round(self.megapixels, 3), "exit_code": self.exit_code, "note": self.note,
+                "stopped": self.stopped}
 
 
 @dataclass
@@ -240,7 +256,8 @@ def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma="auto", overwri
             for job in jobs:
                 if job.reason:
                     finish(skipped_record(job))
-            run_jobs(denoiser, [j for j in jobs if not j.reason], sigma, jpeg_quality, finish, strength)
+            stopped, _ = run_jobs(denoiser, [j for j in jobs if not j.reason], sigma, jpeg_quality, finish, strength)
+            summary.stopped = stopped
         summary.seconds = time.perf_counter() - start
     return summary
 
@@ -306,74 +323,119 @@ def _write(job: Job, image, result, level: dict, timings: dict, jpeg_quality: in
 
 
 def _decode(denoiser, job: Job, read: Callable[[], tuple], sigma):
-    """Decode (via ``read``) one file and settle its sigma: (image, level, timings), or its failed record."""
+    """Decode (via ``read``) one file and settle its sigma: (image, level, timings), or (its failed record,
+    the exception)."""
     try:
         image, read_seconds = read()
         started = time.perf_counter()
         level = denoiser.resolve_sigma(sigma, image.pixels)
     except Exception as exc:
-        return _failed(job, _describe(job, exc))
+        return _failed(job, _describe(job, exc)), exc
     return image, level, {"read": read_seconds, "sigma": time.perf_counter() - started}
 
 
 def _describe(job: Job, exc: BaseException) -> str:
-    """A failure's manifest text. A bug must not kill the batch: its traceback goes to the log."""
+    """A failure's manifest text. A bug must not kill the batch: its traceback goes to the log; so does a
+    backend fault's (shown with -v)."""
     if isinstance(exc, DenoiseError):
         return str(exc)
+    if isinstance(exc, BackendFault):
+        log.info("backend fault on %s", job.source, exc_info=exc)
+        return f"backend fault: {exc}"
     log.warning("unexpected error on %s", job.source, exc_info=exc)
     return f"{job.source}: internal error {type(exc).__name__}: {exc}"
 
 
+class FaultCounter:
+    """Backend faults in a row; one exception shared by the images of one failed batch counts once."""
+
+    def __init__(self):
+        self.in_row, self.last = 0, None
+
+    def success(self) -> None:
+        self.in_row, self.last = 0, None
+
+    def failure(self, error: BaseException) -> None:
+        """Count ``error`` if it is a backend fault not counted yet (a user error changes nothing)."""
+        if isinstance(error, BackendFault) and error is not self.last:
+            self.in_row, self.last = self.in_row + 1, error
+
+    @property
+    def stop_reason(self) -> str:
+        if self.in_row < MAX_FAULTS_IN_ROW:
+            return ""
+        return (f"stopped after {self.in_row} backend faults in a row (the last: {self.last}); files not reached "
+                "are not in the manifest, and re-running continues there")
+
+
 def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callable[[dict], None],
-             strength: float = 1.0) -> None:
+             strength: float = 1.0) -> tuple[str, list[Job]]:
     """Denoise ``jobs``, calling ``finish`` with each one's manifest record (never raises for a bad input;
-    the local path and every Ray actor run this). Readers decode ahead, the calling thread runs inference, writers encode behind (at most PREFETCH
-    images wait on either side).
+    the local path and every Ray actor run this). Readers decode ahead, the calling thread runs inference,
+    writers encode behind (at most ``prefetch()`` images wait on either side).
 
     Inference goes through a TileBatcher: tiles of several images run together in full batches of one
     shape. Partial batches are run (flushed) as soon as waiting would idle the backend -- the next
     image is not decoded yet, or none is left -- or when the images held reach ``max_batch`` or
     ``max_batch`` tiles' worth of pixels, which bounds memory.
+
+    Returns ("", []) when every job got its record, or, when backend faults stopped the run, (why, the jobs
+    that got none).
     """
     todo = iter(jobs)
     batcher = denoiser.batcher()
     held_pixels = batcher.max_batch * tile_input_pixels(batcher.tile, batcher.overlap)
-    with ThreadPoolExecutor(2, thread_name_prefix="read") as readers, \
-            ThreadPoolExecutor(2, thread_name_prefix="write") as writers:
+    faults, ahead = FaultCounter(), prefetch()
+    recorded: set[int] = set()
+
+    def record(entry: dict, job: Job, error: BaseException | None = None) -> None:
+        if error is not None:
+            faults.failure(error)
+        recorded.add(id(job))
+        finish(entry)
+
+    with ThreadPoolExecutor(io_threads(), thread_name_prefix="read") as readers, \
+            ThreadPoolExecutor(io_threads(), thread_name_prefix="write") as writers:
         reads: deque[tuple[Job, Future]] = deque()
-        writes: deque[Future] = deque()
+        writes: deque[tuple[Job, Future]] = deque()
 
         def refill():
-            while len(reads) < PREFETCH:
+            while len(reads) < ahead and not faults.stop_reason:
                 job = next(todo, None)
                 if job is None:
                     return
                 reads.append((job, readers.submit(_read, job)))
 
         refill()
-        while reads or batcher.in_flight:
+        while (reads or batcher.in_flight) and not faults.stop_reason:
             if reads:
                 job, pending = reads.popleft()
                 refill()
                 outcome = _decode(denoiser, job, pending.result, sigma)
-                if isinstance(outcome, dict):
-                    finish(outcome)
+                if isinstance(outcome, tuple) and isinstance(outcome[0], dict):
+                    record(outcome[0], job, outcome[1])
                 else:
                     image, level, timings = outcome
                     try:  # e.g. no memory for this image's result: it fails, the run goes on
                         fields = level_fields(level, strength, sigma == "auto")
                         batcher.add((job, image, fields, timings), image.pixels, level, strength)
                     except Exception as exc:
-                        finish(_failed(job, _describe(job, exc)))
+                        record(_failed(job, _describe(job, exc)), job, exc)
             flush = (not reads or not reads[0][1].done() or batcher.in_flight >= batcher.max_batch
                      or batcher.pixels_in_flight >= held_pixels)
             for (job, image, level, timings), result, seconds in batcher.run(flush=flush):
                 if isinstance(result, BaseException):
-                    finish(_failed(job, _describe(job, result)))
+                    record(_failed(job, _describe(job, result)), job, result)
                     continue
+                faults.success()
                 timings["denoise"] = seconds
-                writes.append(writers.submit(_write, job, image, result, level, timings, jpeg_quality))
-            while writes and (writes[0].done() or len(writes) > PREFETCH):
-                finish(writes.popleft().result())
+                writes.append((job, writers.submit(_write, job, image, result, level, timings, jpeg_quality)))
+            while writes and (writes[0][1].done() or len(writes) > ahead):
+                job, done = writes.popleft()
+                record(done.result(), job)
+        for job, pending in reads:
+            pending.cancel()
         while writes:
-            finish(writes.popleft().result())
+            job, done = writes.popleft()
+            record(done.result(), job)
+    return faults.stop_reason, [job for job in jobs if id(job) not in recorded]

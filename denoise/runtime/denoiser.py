@@ -12,51 +12,56 @@ from denoise.metrics import from_float, to_float
 from denoise.noise import estimate_sigma, parse_sigma
 from denoise.runtime.ensemble import self_ensemble
 from denoise.runtime.levels import check_level_map, check_strength, level_summary
+from denoise.runtime.backends import BACKENDS, Backend, BackendRequest, open_backend
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
-from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, engine_profile, estimate_map,
+from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, estimate_map,
                                     overlap_for, run_tiled, tile_input_pixels)
-from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL
+from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL, read_card
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "tensorrt", "cuda", "cpu")
+SIGMA_RANKS = {"map": 4, "number": 1, "none": 0}
 
 
-def fp16_sibling(model_path: Path) -> Path:
-    """``model.onnx`` -> ``model.fp16.onnx``: where export puts the FP16 graph TensorRT builds from."""
-    return model_path.with_name(model_path.stem + ".fp16.onnx")
+def describe_model(model_path: Path) -> tuple[dict, int]:
+    """(card, sigma rank) of an exported model, from the JSON card export writes beside it; a model without
+    one, or with an older card that does not say its sigma input, is read through one ONNX Runtime session
+    on the CPU (its embedded card and its inputs)."""
+    card = read_card(model_path)
+    if card.get("sigma_input") in SIGMA_RANKS:
+        return card, SIGMA_RANKS[card["sigma_input"]]
+    session = OnnxRuntimeBackend(model_path, backend="cpu", threads=1)
+    return card or session.card, session.sigma_rank
 
 
 class Denoiser:
     """Denoise numpy images with an exported model (the bundled default when ``model`` is None).
 
-    ``backend``: "tensorrt" (FP16 engine, NVIDIA GPU), "cuda" (ONNX Runtime CUDA), "cpu" (ONNX Runtime,
-    FP32), or "auto": the fastest that really works here, logging why each faster one was skipped.
-    Images are processed in tiles of ``tile`` pixels (with enough overlap that the result equals a
-    whole-image run), so memory stays bounded whatever the image size. ``ensemble``: average the model's
-    results on the 8 flips and rotations of each tile (better results, 8x the work; see runtime.ensemble).
+    ``backend``: "tensorrt" (FP16 engine, NVIDIA GPU), "cuda" (ONNX Runtime CUDA), "torch" (PyTorch on an
+    NVIDIA GPU, from the model's checkpoint), "cpu" (ONNX Runtime, FP32), or "auto": the first of those that
+    really works here, logging why each faster one was skipped (runtime.backends). Images are processed in
+    tiles of ``tile`` pixels (with enough overlap that the result equals a whole-image run), so memory stays
+    bounded whatever the image size. ``ensemble``: average the model's results on the 8 flips and rotations of
+    each tile (better results, 8x the work; see runtime.ensemble).
 
     ``sigma="auto"`` runs the noise estimator ``estimator`` (the bundled one when None) over the image before
     the denoiser: a per-pixel noise map, for models whose sigma input is a map. Models that take one level
     per image get Immerkaer's white-noise estimate instead.
+
+    Holds GPU memory and sessions until ``close()``; ``with Denoiser(...) as d:`` closes it.
     """
 
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0,
                  tile: int | tuple[int, int] = DEFAULT_TILE, max_batch: int = DEFAULT_MAX_BATCH, ensemble: bool = False,
-                 estimator: str | Path | None = None):
+                 estimator: str | Path | None = None, checkpoint: str | Path | None = None):
         if backend not in BACKENDS:
             raise DenoiseError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.model_path = Path(model) if model else DEFAULT_MODEL
+        if not self.model_path.is_file():
+            raise DenoiseError(f"model file {self.model_path} does not exist; pass --model with an exported .onnx file")
         self.tile = (tile, tile) if isinstance(tile, int) else tuple(tile)
         self.max_batch = max_batch
-        # One ONNX Runtime session, which also reads the model's card: the ORT backend this choice falls
-        # back to (auto: CUDA when a session really gets it, else CPU). For "tensorrt" it only reads the
-        # card, so the cheapest one (CPU) is used. No spinning threads (here and in the estimator's session):
-        # with two sessions taking turns, idle threads busy-waiting slowed the other one (benchmarks/auto_cost.py:
-        # --sigma auto 1.18x a fixed sigma with spinning, 1.07x without; the fixed sigma alone is no slower).
-        reference = OnnxRuntimeBackend(self.model_path, backend={"tensorrt": "cpu"}.get(backend, backend),
-                                       threads=threads, spinning=False)
-        self.card = reference.card
+        self.card, sigma_rank = describe_model(self.model_path)
         self.align = int(self.card.get("config", {}).get("shuffle", 1))
         if "receptive_radius" in self.card:
             self.overlap = overlap_for(int(self.card["receptive_radius"]), self.align)
@@ -66,50 +71,59 @@ class Denoiser:
         if any(side % self.align for side in self.tile):
             raise DenoiseError(f"tile {self.tile[0]}x{self.tile[1]} is not a multiple of {self.align}, which this model "
                                f"needs (its pixel shuffle); use --tile {-(-self.tile[0] // self.align) * self.align}")
-        self.takes_map = reference.sigma_rank == 4
-        self.estimator = self._load_estimator(estimator, backend, threads) if self.takes_map else None
+        request = BackendRequest(self.model_path, self.card, self.tile, self.overlap, max_batch, sigma_rank == 4,
+                                 threads, Path(checkpoint) if checkpoint else None)
+        self.backend: Backend = open_backend(backend, request)
+        self.estimator = None
+        try:
+            self.takes_map = self.backend.sigma_rank == 4
+            self.estimator = self._load_estimator(estimator, threads) if self.takes_map else None
+        except BaseException:
+            self.backend.close()
+            raise
         if self.estimator is not None:
-            self.estimator_overlap = overlap_for(int(self.estimator.card["receptive_radius"]), self.align)
-        self.backend = self._pick_backend(backend, reference)
+            self.estimator_overlap = overlap_for(int(self.estimator_card["receptive_radius"]), self.align)
         self.ensemble = ensemble
         self.infer = self_ensemble(self.backend.infer) if ensemble else self.backend.infer
         low, high = self.card.get("sigma_range", [0.0, 1.0])
         self.sigma_range = (float(low), float(high))
 
-    def _load_estimator(self, estimator, backend: str, threads: int) -> OnnxRuntimeBackend | None:
-        """The noise estimator's ONNX Runtime session (CUDA when the denoiser may use the GPU, else CPU): it is
-        small (a few % of the denoiser's work), so it runs in ONNX Runtime beside every denoiser backend."""
+    def _load_estimator(self, estimator, threads: int) -> Backend | None:
+        """The noise estimator: in PyTorch on the GPU beside the torch backend (from its checkpoint), else in
+        ONNX Runtime -- on CUDA when the denoiser runs on a GPU and ONNX Runtime can, else on the CPU. It is
+        small (a few % of the denoiser's work), so it need not run in TensorRT."""
         path = Path(estimator) if estimator else DEFAULT_ESTIMATOR
         if not path.is_file():
             if estimator:
                 raise DenoiseError(f"noise estimator {path} does not exist; pass an exported estimator .onnx file")
             return None  # no bundled estimator: auto falls back to Immerkaer's estimate
-        session = OnnxRuntimeBackend(path, backend={"tensorrt": "auto"}.get(backend, backend), threads=threads,
-                                     spinning=False)
-        if session.output_name != "sigma" or session.takes_sigma or "receptive_radius" not in session.card:
+        card, rank = describe_model(path)
+        if rank != 0 or "receptive_radius" not in card or card.get("config", {}).get("kind") != "estimator":
             raise DenoiseError(f"{path} is not a noise estimator exported by denoise (it should take 'noisy', give "
                                "'sigma' and carry its receptive radius in its card)")
+        self.estimator_card = card
+        if self.backend.name.startswith("torch-cuda"):
+            from denoise.runtime.torch_backend import TorchBackend, checkpoint_for
+
+            return TorchBackend(checkpoint_for(path, card), precision=self.backend.precision)
+        session = OnnxRuntimeBackend(path, backend="auto" if self.backend.on_gpu else "cpu", threads=threads,
+                                     spinning=False)
+        if session.output_name != "sigma":
+            raise DenoiseError(f"{path} is not a noise estimator exported by denoise (its output is not 'sigma')")
         return session
 
-    def _pick_backend(self, backend: str, reference: OnnxRuntimeBackend):
-        if backend in ("auto", "tensorrt"):
-            try:
-                return self._tensorrt_backend()
-            except DenoiseError as exc:
-                if backend == "tensorrt":
-                    raise
-                log.info("TensorRT skipped: %s", exc)
-        log.info("using %s", reference.name)
-        return reference
+    def close(self) -> None:
+        """Release the backends (GPU memory, sessions); the Denoiser cannot be used afterwards."""
+        for backend in (self.backend, self.estimator):
+            if backend is not None:
+                backend.close()
+        self.estimator = None
 
-    def _tensorrt_backend(self):
-        from denoise.runtime.tensorrt_backend import TensorRTBackend  # imports tensorrt lazily
+    def __enter__(self):
+        return self
 
-        fp16 = fp16_sibling(self.model_path)
-        if not fp16.is_file():
-            raise DenoiseError(f"no FP16 model {fp16} (write one with: denoise export --fp16)")
-        profile = engine_profile(self.tile, self.overlap, self.max_batch, sigma_map=self.takes_map)
-        return TensorRTBackend(fp16, profile, precision="fp16")
+    def __exit__(self, *exc):
+        self.close()
 
     @property
     def backend_name(self) -> str:
@@ -191,7 +205,7 @@ class Denoiser:
         """On the CPU a batch holds at most one full tile's pixels: batching large tiles there is no
         faster but costs ~300 MB of ONNX Runtime memory per 596x596 tile (benchmarks/large_image.py),
         while small images still batch (1.19x on CIFAR-size files, benchmarks/small_images.py)."""
-        if self.backend.name != "onnxruntime-cpu":
+        if self.backend.on_gpu:
             return None
         return tile_input_pixels(self.tile, self.overlap)
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from denoise.errors import DenoiseError, missing_extra
+from denoise.errors import BackendFault, DenoiseError, missing_extra
 from denoise.runtime.levels import sigma_feed
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "cuda", "cpu")
+PROVIDER_CHOICES = ("auto", "cuda", "cpu")  # "auto": CUDA when a session really gets it, else the CPU
 
 
 def _import_ort():
@@ -34,8 +34,8 @@ class OnnxRuntimeBackend:
 
     def __init__(self, model_path: Path, backend: str = "auto", threads: int = 0, spinning: bool = True):
         ort = _import_ort()
-        if backend not in BACKENDS:
-            raise DenoiseError(f"unknown backend {backend!r} for ONNX Runtime; choose one of {', '.join(BACKENDS)}")
+        if backend not in PROVIDER_CHOICES:
+            raise DenoiseError(f"unknown backend {backend!r} for ONNX Runtime; choose one of {', '.join(PROVIDER_CHOICES)}")
         model_path = Path(model_path)
         if not model_path.is_file():
             raise DenoiseError(f"model file {model_path} does not exist; pass --model with an exported .onnx file")
@@ -56,7 +56,8 @@ class OnnxRuntimeBackend:
                 "ONNX Runtime could not use CUDA here (it fell back to the CPU); check the NVIDIA driver, "
                 "CUDA and cuDNN, or use --backend cpu"
             )
-        self.name = "onnxruntime-cuda" if "CUDAExecutionProvider" in self.providers else "onnxruntime-cpu"
+        self.on_gpu = "CUDAExecutionProvider" in self.providers
+        self.name = "onnxruntime-cuda" if self.on_gpu else "onnxruntime-cpu"
         self.input_names = [i.name for i in self.session.get_inputs()]
         if "noisy" not in self.input_names:
             raise DenoiseError(f"{model_path} is not a denoise model: it has no input named 'noisy'")
@@ -97,4 +98,10 @@ class OnnxRuntimeBackend:
         feeds = {"noisy": np.ascontiguousarray(noisy, dtype=np.float32)}
         if self.takes_sigma:
             feeds["sigma"] = sigma_feed(sigma, self.sigma_rank)
-        return self.session.run([self.output_name], feeds)[0]
+        try:
+            return self.session.run([self.output_name], feeds)[0]
+        except Exception as exc:  # ORT's own types (a failed CUDA kernel, no memory): not the user's to fix
+            raise BackendFault(f"ONNX Runtime ({self.name}) failed on a {noisy.shape} batch: {exc}") from exc
+
+    def close(self) -> None:
+        self.session = None

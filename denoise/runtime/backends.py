@@ -1,0 +1,122 @@
+"""The one seam between the runtime and what runs the model: the ``Backend`` interface, one factory per
+backend, and the ordered table that ``--backend auto`` walks.
+
+A backend is anything with ``name``, ``on_gpu``, ``sigma_rank`` (4: takes [N,1,H,W] noise maps, 1: [N]
+levels, 0: no sigma input), ``infer(noisy, sigma) -> output`` and ``close()``. Factories take a
+``BackendRequest`` and return a ready backend, or raise ``DenoiseError`` (this machine cannot run it: the
+message says why) or ``BackendFault`` (it failed while starting). ``auto`` takes the first that starts,
+logging why each faster one was skipped (shown with ``-v``). Backend modules are imported inside their
+factory, so a runtime-only install never imports torch or TensorRT.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from denoise.errors import BackendFault, DenoiseError
+
+log = logging.getLogger(__name__)
+
+
+class Backend(Protocol):
+    name: str
+    on_gpu: bool
+    sigma_rank: int
+
+    def infer(self, noisy: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BackendRequest:
+    """What a factory needs: the model, its card, the shapes the runtime will feed (for TensorRT's profile),
+    CPU threads, and the PyTorch checkpoint (None: the ``.pt`` beside the model)."""
+
+    model_path: Path
+    card: dict
+    tile: tuple[int, int]
+    overlap: int
+    max_batch: int
+    takes_map: bool
+    threads: int = 0
+    checkpoint: Path | None = None
+
+
+def fp16_sibling(model_path: Path) -> Path:
+    """``model.onnx`` -> ``model.fp16.onnx``: where export puts the FP16 graph TensorRT builds from."""
+    return model_path.with_name(model_path.stem + ".fp16.onnx")
+
+
+def open_tensorrt(request: BackendRequest) -> Backend:
+    from denoise.runtime.tensorrt_backend import TensorRTBackend  # imports tensorrt lazily
+    from denoise.runtime.tiling import engine_profile
+
+    fp16 = fp16_sibling(request.model_path)
+    if not fp16.is_file():
+        raise DenoiseError(f"no FP16 model {fp16} (write one with: denoise export --fp16)")
+    profile = engine_profile(request.tile, request.overlap, request.max_batch, sigma_map=request.takes_map)
+    return TensorRTBackend(fp16, profile, precision="fp16")
+
+
+def open_onnx_cuda(request: BackendRequest) -> Backend:
+    from denoise.runtime.onnx_backend import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(request.model_path, "cuda", request.threads, spinning=False)
+
+
+def nvidia_device_present() -> bool:
+    """Whether the kernel shows an NVIDIA GPU (Linux /dev/nvidia0.., WSL2 /dev/dxg): checked before importing
+    torch, which takes seconds and is pointless on a machine without one."""
+    return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/dxg").exists()
+
+
+def open_torch(request: BackendRequest) -> Backend:
+    import importlib.util
+
+    from denoise.runtime.torch_backend import TorchBackend, checkpoint_for, import_torch
+
+    if importlib.util.find_spec("torch") is None:
+        import_torch()  # raises the message that says what to install
+    if not nvidia_device_present():
+        raise DenoiseError("--backend torch needs an NVIDIA GPU, and this machine shows none (no /dev/nvidia* "
+                           "device); use --backend cpu")
+    return TorchBackend(checkpoint_for(request.model_path, request.card, request.checkpoint))
+
+
+def open_onnx_cpu(request: BackendRequest) -> Backend:
+    from denoise.runtime.onnx_backend import OnnxRuntimeBackend
+
+    # No spinning threads: with the estimator's session taking turns with this one, idle threads busy-waiting
+    # slowed the other (benchmarks/auto_cost.py: --sigma auto 1.18x a fixed sigma with spinning, 1.07x without).
+    return OnnxRuntimeBackend(request.model_path, "cpu", request.threads, spinning=False)
+
+
+# Fastest first: the order ``auto`` tries them in.
+FACTORIES = {"tensorrt": open_tensorrt, "cuda": open_onnx_cuda, "torch": open_torch, "cpu": open_onnx_cpu}
+BACKENDS = ("auto", *FACTORIES)
+
+
+def open_backend(choice: str, request: BackendRequest) -> Backend:
+    """The backend ``choice`` names, or for "auto" the first in FACTORIES that starts here."""
+    if choice not in BACKENDS:
+        raise DenoiseError(f"unknown backend {choice!r}; choose one of {', '.join(BACKENDS)}")
+    if choice != "auto":
+        return FACTORIES[choice](request)
+    last = len(FACTORIES) - 1
+    for index, (name, factory) in enumerate(FACTORIES.items()):
+        try:
+            backend = factory(request)
+        except (DenoiseError, BackendFault) as exc:
+            if index == last:
+                raise
+            log.info("%s skipped: %s", name, exc)
+            continue
+        log.info("using %s", backend.name)
+        return backend
+    raise AssertionError("unreachable: the last factory returns or raises")
