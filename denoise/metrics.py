@@ -25,11 +25,14 @@ def to_float(pixels: np.ndarray) -> np.ndarray:
 
 
 def from_float(values: np.ndarray, dtype) -> np.ndarray:
-    """Float in [0,1] -> ``dtype``: uint8 and uint16 clipped and rounded (in float64), floats kept as float32."""
+    """Float in [0,1] -> ``dtype``: uint8 and uint16 clipped, scaled and rounded half to even in float32 (as
+    runtime.tiling.store_core does for tiles), floats kept as float32."""
     scale = pixel_scale(dtype)
     if scale == 1.0:
         return np.asarray(values, dtype=np.float32)
-    return np.round(np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0) * scale).astype(dtype)
+    scaled = np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0)
+    scaled *= np.float32(scale)
+    return np.rint(scaled, out=scaled).astype(dtype)
 
 
 def psnr_uint8(reference: np.ndarray, test: np.ndarray) -> float:

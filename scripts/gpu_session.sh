@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # One prepared run for a lent NVIDIA GPU machine (see ../shared/GPU.md), in value order:
 #   1. train the release model (time-boxed), then with EXTRAS=1: 2. measure GPU inference throughput,
-#   3. run the GPU-marked tests (both were done on 2026-11-28: BENCHMARKS.md).
+#   3. run the GPU-marked tests (both were done on 2026-11-28: BENCHMARKS.md); with PIPELINE=1 (issue 14):
+#   4. the GPU tests (torch backend, TensorRT where it exists), benchmarks/gpu_pipeline.py (the torch
+#   backend's pure inference FP32/FP16/graphs and `denoise batch --backend torch` end to end on 240
+#   camera-size JPEGs made there, GPU busy %), and scripts/gpu_check.py where TensorRT is installed.
+#   The pipeline part alone (about 4 minutes; no training):
+#     run(command="VARIANTS= PIPELINE=1 bash scripts/gpu_session.sh", timeout_s=540)
+#   After a training run of TRAIN_MINUTES=5, both fit one 10-minute call: VARIANTS=camera PIPELINE=1.
+#   Its CPU dry run: PY=.venv/bin/python VARIANTS= PIPELINE=1 OUT=/tmp/gpu-dry \
+#     PIPELINE_ARGS="--device cpu --backend cpu --files 4 --size 640x480 --repeats 2" bash scripts/gpu_session.sh
 # Results go to $OUT (8 files at most come back). The machine has torch (CUDA), onnx, onnxruntime,
 # numpy, pillow, click, tqdm, pytest and no network, so the package runs from the checkout (PYTHONPATH);
 # its Python with torch is `python3`.
@@ -31,7 +39,7 @@ DEVICE=${DEVICE:-cuda}
 TRAIN_MINUTES=${TRAIN_MINUTES:-9}
 LR=${LR:-3e-4}
 INIT=${INIT:-denoise/weights/default.pt}
-VARIANTS=${VARIANTS:-camera camera-photos2 estimator}
+VARIANTS=${VARIANTS-camera camera-photos2 estimator}  # VARIANTS= (empty): no training
 THREADS=${THREADS:-3}  # CPU threads per training process (16 cores on the H200 machine)
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
@@ -97,8 +105,23 @@ for name in $VARIANTS; do
     cp "$OUT/$name/log.jsonl" "$OUT/$name.jsonl" 2>/dev/null
     rm -rf "${OUT:?}/$name"
 done
-(cd "$OUT" && tar cf logs.tar ./*.log ./*.jsonl machine.txt && rm -f ./*.log ./*.jsonl machine.txt)
+if [ -n "$VARIANTS" ]; then
+    (cd "$OUT" && tar cf logs.tar ./*.log ./*.jsonl machine.txt && rm -f ./*.log ./*.jsonl machine.txt)
+fi
 
+if [ -n "${PIPELINE:-}" ]; then
+    timeout 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py > "$OUT/pytest-gpu.txt" 2>&1
+    echo "pytest exit $?" >> "$OUT/pytest-gpu.txt"
+    # shellcheck disable=SC2086  # PIPELINE_ARGS is a list of options (the CPU dry run's smaller sizes)
+    timeout 360 "$PY" benchmarks/gpu_pipeline.py --json "$OUT/gpu-pipeline.json" ${PIPELINE_ARGS:-} > "$OUT/gpu-pipeline.txt" 2>&1
+    echo "gpu_pipeline exit $?" >> "$OUT/gpu-pipeline.txt"
+    if "$PY" -c "import tensorrt" 2>/dev/null; then
+        timeout 300 "$PY" scripts/gpu_check.py > "$OUT/gpu-check.txt" 2>&1
+        echo "gpu_check exit $?" >> "$OUT/gpu-check.txt"
+    else
+        echo "TensorRT is not installed here: scripts/gpu_check.py not run" > "$OUT/gpu-check.txt"
+    fi
+fi
 if [ -z "${EXTRAS:-}" ]; then ls -la "$OUT"; exit 0; fi
 timeout 60 "$PY" benchmarks/gpu_throughput.py --json "$OUT/throughput.json" > "$OUT/throughput.txt" 2>&1
 echo "throughput exit $?" >> "$OUT/throughput.txt"

@@ -145,3 +145,21 @@ def test_engine_cache_refuses_changed_or_foreign_engines(tmp_path, monkeypatch):
     engine.with_suffix(".json").unlink()
     with pytest.raises(DenoiseError, match="no record"):
         read_engine(engine)
+
+
+def test_gpu_check_script_runs_end_to_end_on_the_stand_ins(tmp_path, monkeypatch, capsys):
+    """scripts/gpu_check.py is how TensorRT gets verified on a GPU; run its code here on the stand-ins so a
+    wrong call in the script itself is found before a GPU session is spent on it. The identity "engine" does
+    not denoise, so the photo checks must fail -- and the graph checks must pass."""
+    import runpy
+
+    from conftest import REPO
+
+    start(monkeypatch, tmp_path, [])
+    module = runpy.run_path(str(REPO / "scripts" / "gpu_check.py"))
+    assert module["main"]() == 1
+    out = capsys.readouterr().out
+    assert "| graphs captured and used | 2 graphs, on 2 contexts | - | - | - | ok |" in out
+    assert out.count("vs plain run | - | - | - | ok |") == 5  # A, B, A, B, A replayed as the plain runs gave
+    failed = out.split("RESULT:")[1]
+    assert "cbsd68-21077.png" in failed and "graph" not in failed

@@ -35,7 +35,7 @@ from denoise.errors import BackendFault, DenoiseError
 from denoise.formats import IMAGE_SUFFIXES
 from denoise.runtime.images import read_image, write_result
 from denoise.runtime.levels import check_strength, level_summary
-from denoise.runtime.tiling import tile_input_pixels
+from denoise.runtime.tiling import host_threads, tile_input_pixels
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +44,9 @@ LOCK_NAME = ".denoise.lock"
 MAX_FAULTS_IN_ROW = 3  # backend faults in a row (without a success between them) that stop a run
 
 
-def io_threads() -> int:
-    """Reader threads, and as many writer threads: half the cores each (at least 2, at most 16)."""
-    return max(2, min(16, (os.cpu_count() or 2) // 2))
-
-
 def prefetch() -> int:
     """Images decoded ahead of inference, and encoded behind it, at most: enough to keep every thread busy."""
-    return max(4, 2 * io_threads())
+    return max(4, 2 * host_threads())
 
 
 @dataclass
@@ -394,8 +389,8 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
         recorded.add(id(job))
         finish(entry)
 
-    with ThreadPoolExecutor(io_threads(), thread_name_prefix="read") as readers, \
-            ThreadPoolExecutor(io_threads(), thread_name_prefix="write") as writers:
+    with ThreadPoolExecutor(host_threads(), thread_name_prefix="read") as readers, \
+            ThreadPoolExecutor(host_threads(), thread_name_prefix="write") as writers:
         reads: deque[tuple[Job, Future]] = deque()
         writes: deque[tuple[Job, Future]] = deque()
 

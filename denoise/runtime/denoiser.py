@@ -15,7 +15,7 @@ from denoise.runtime.levels import check_level_map, check_strength, level_summar
 from denoise.runtime.backends import BACKENDS, Backend, BackendRequest, open_backend
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, estimate_map,
-                                    overlap_for, run_tiled, tile_input_pixels)
+                                    host_threads, overlap_for, run_tiled, tile_input_pixels)
 from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL, read_card
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,8 @@ class Denoiser:
 
     def batcher(self) -> TileBatcher:
         """A TileBatcher on this backend and tiling: batches tiles of many images (``denoise batch`` uses it)."""
-        return TileBatcher(self.infer, self.tile, self.overlap, self.align, self.max_batch, self.max_batch_pixels)
+        return TileBatcher(self.infer, self.tile, self.overlap, self.align, self.max_batch, self.max_batch_pixels,
+                           threads=host_threads() if self.backend.on_gpu else 1)
 
     @property
     def max_batch_pixels(self) -> int | None:
