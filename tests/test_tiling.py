@@ -145,3 +145,21 @@ def test_memory_is_the_image_in_its_own_type_not_float_copies():
     batch = 4 * 3 * (128 + 2 * denoiser.overlap) ** 2 * 4
     assert result.dtype == np.uint8 and result.shape == image.shape
     assert peak < image.nbytes + 6 * batch, (peak, image.nbytes, batch)
+
+
+def test_tiles_cut_and_stored_on_threads_equal_one_thread():
+    """Beside a GPU the batcher cuts and stores tiles on several threads: bit-for-bit the same result, for
+    uint8, uint16 and float images with numbers and maps."""
+    rng = np.random.default_rng(6)
+    images = [(rng.integers(0, 256, (300, 260, 3), dtype=np.uint8), 0.1),
+              (rng.integers(0, 65536, (131, 97, 3), dtype=np.uint16), np.linspace(0.05, 0.3, 131 * 97, dtype=np.float32).reshape(131, 97)),
+              (rng.random((70, 190, 3), dtype=np.float32), 0.2)]
+    results = []
+    for threads in (1, 4):
+        batcher = TileBatcher(DENOISER.backend.infer, (64, 64), DENOISER.overlap, DENOISER.align, max_batch=3,
+                              threads=threads)
+        for key, (pixels, level) in enumerate(images):
+            batcher.add(key, pixels, level, 1.1)
+        results.append({key: result for key, result, _ in batcher.run(flush=True)})
+    for key, (pixels, _) in enumerate(images):
+        assert results[0][key].dtype == pixels.dtype and np.array_equal(results[0][key], results[1][key])
