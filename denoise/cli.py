@@ -170,7 +170,8 @@ def run():
               help="Average the results on 8 flips/rotations of each image: better (about +0.15 dB), 8x slower.")
 @click.option("--dry-run", is_flag=True, help="List what would be done; write nothing.")
 @click.option("--shard", default=None, metavar="K/N",
-              help="Only this job's share of the files (K from 0 to N-1), for array jobs; see `denoise manifest merge`.")
+              help="Only this job's share of the files: K from 1 to N (e.g. $SLURM_ARRAY_TASK_ID/16 with --array=1-16), "
+                   "for array jobs; see `denoise manifest merge`.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Run on Ray (extra `ray`): a cluster ADDRESS such as 'auto', or no value for a local Ray.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Ray actors (denoisers).")
@@ -276,7 +277,7 @@ def manifest_merge(input_dir, output_dir, as_json):
 
     \b
     Example:
-      for k in 0 1 2; do denoise batch ./in ./out --sigma 0.1 --shard $k/3; done
+      for k in 1 2 3; do denoise batch ./in ./out --sigma 0.1 --shard $k/3; done
       denoise manifest merge ./in ./out
     """
     from denoise.runtime.shards import merge_manifests
@@ -467,6 +468,16 @@ def eval_command(clean, sigmas, protocols, noisy_dir, strength, model, estimator
         click.echo(f"wrote {plot}", err=True)
 
 
+def torch_gpu_possible() -> bool:
+    """Whether --backend torch may start here, without importing torch (seconds): torch installed and an
+    NVIDIA device present. Whether torch's build has CUDA is only known when it starts (-v says)."""
+    import importlib.util
+
+    from denoise.runtime.backends import nvidia_device_present
+
+    return importlib.util.find_spec("torch") is not None and nvidia_device_present()
+
+
 def photo_sigma_note(stage: dict) -> str:
     top = stage.get("folder_sigma_max")
     return f" (photo batches at sigma <= {top:g})" if top else ""
@@ -518,7 +529,8 @@ def info(as_json):
         "packages": {name: version(name) for name in
                      ("numpy", "pillow", "onnxruntime", "onnxruntime-gpu", "torch", "onnx", "tensorrt", "cuda-python")},
         "onnxruntime_providers": providers,
-        "backends": {"cpu": "CPUExecutionProvider" in providers, "cuda": "CUDAExecutionProvider" in providers},
+        "backends": {"cpu": "CPUExecutionProvider" in providers, "cuda": "CUDAExecutionProvider" in providers,
+                     "torch": torch_gpu_possible()},
         "bundled_model": {"path": str(DEFAULT_MODEL), "exists": DEFAULT_MODEL.is_file(), "card": read_card()},
         "bundled_estimator": {"path": str(DEFAULT_ESTIMATOR), "exists": DEFAULT_ESTIMATOR.is_file(),
                               "card": read_card(DEFAULT_ESTIMATOR)},
@@ -534,6 +546,7 @@ def info(as_json):
     click.echo(f"ONNX Runtime providers available: {', '.join(providers) or 'none (install denoise[cpu])'}")
     click.echo("  note: the CUDA provider is only used if a session really obtains it (checked at run time)")
     click.echo(f"TensorRT: {machine_note}")
+    click.echo(f"PyTorch backend (--backend torch): {'possible here (torch installed, an NVIDIA device present)' if report['backends']['torch'] else 'not here (needs torch with CUDA and an NVIDIA GPU)'}")
     click.echo(f"engine cache {cache_dir()}: {len(engines)} engine(s)")
     for engine in engines:
         match = {True: "matches this machine", False: "does NOT match this machine",

@@ -2,6 +2,7 @@
 real files."""
 
 import json
+from pathlib import Path
 import os
 import signal
 import subprocess
@@ -69,6 +70,36 @@ def test_second_run_on_same_output_is_refused(tmp_path):
     assert result.returncode == 1 and "another denoise batch is writing" in result.stderr
     assert not (tmp_path / "out" / "img000.png").exists()
     assert run_cli("batch", src, tmp_path / "out", "--sigma", "0.1").returncode == 0  # lock released
+    assert not (tmp_path / "out" / ".denoise.lock").exists()  # and its file removed: it does not travel with OUT
+
+
+def test_lock_taken_on_a_file_removed_meanwhile_is_taken_again(tmp_path, monkeypatch):
+    """The unlink race: a finishing run removes OUT/.denoise.lock just after this run opened it, so this run's
+    flock lands on a file nobody else can find. It must notice and lock the file the path names, so that a
+    third run is still refused."""
+    import os
+
+    from denoise.runtime import batch
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".denoise.lock").write_text("pid 1 (a finishing run)")
+    real_open, removed = open, []
+
+    def open_then_removed(path, *args, **kwargs):
+        handle = real_open(path, *args, **kwargs)
+        if Path(path).name == ".denoise.lock" and not removed:
+            removed.append(path)
+            os.unlink(path)  # what the finishing run does as it ends
+        return handle
+
+    monkeypatch.setattr(batch, "open", open_then_removed, raising=False)
+    with output_lock(out):
+        assert removed and (out / ".denoise.lock").read_text() == f"pid {os.getpid()}"
+        third = subprocess.run([sys.executable, "-c", "from pathlib import Path; from denoise.runtime.batch import "
+                                f"output_lock\nwith output_lock(Path({str(out)!r})): pass"], capture_output=True, text=True)
+        assert third.returncode != 0 and "another denoise batch is writing" in third.stderr
+    assert not (out / ".denoise.lock").exists()
 
 
 def test_links_are_not_followed_out_of_input_nor_written_through(tmp_path):

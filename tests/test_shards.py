@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli, write_png
+from conftest import SAMPLES, run_cli, write_png
 from denoise.errors import DenoiseError
 from denoise.runtime.shards import Shard
 
@@ -14,18 +14,20 @@ from denoise.runtime.shards import Shard
 def test_shards_are_disjoint_and_complete_for_any_n():
     paths = [f"set{i % 7}/img{i:05d}.png" for i in range(10_000)]
     for n in range(1, 65):
-        owners = [[k for k in range(n) if Shard(k, n).owns(p)] for p in paths]
+        owners = [[k for k in range(1, n + 1) if Shard(k, n).owns(p)] for p in paths]
         assert all(len(o) == 1 for o in owners), n
         if n <= 16:  # and reasonably balanced
-            sizes = np.bincount([o[0] for o in owners], minlength=n)
+            sizes = np.bincount([o[0] - 1 for o in owners], minlength=n)
             assert sizes.min() > 0.8 * len(paths) / n
 
 
 def test_shard_parse():
-    assert Shard.parse("2/5") == Shard(2, 5)
-    for bad in ("5/5", "-1/3", "1", "a/b", "1/0"):
+    assert Shard.parse("2/5") == Shard(2, 5) and Shard.parse("5/5") == Shard(5, 5)  # K counts from 1 to N
+    for bad in ("6/5", "-1/3", "1", "a/b", "1/0", "0/3"):
         with pytest.raises(DenoiseError):
             Shard.parse(bad)
+    result = run_cli("batch", SAMPLES / "noisy", "/tmp/never-written", "--sigma", "0.1", "--shard", "0/3")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "count from 1" in result.stderr
 
 
 def test_three_shards_then_merge_equal_a_single_run(tmp_path):
@@ -34,7 +36,7 @@ def test_three_shards_then_merge_equal_a_single_run(tmp_path):
     for i in range(12):
         write_png(src / f"d{i % 3}" / f"im{i}.png", rng.integers(0, 256, (24, 30, 3), dtype=np.uint8))
     for k in range(3):
-        result = run_cli("batch", src, tmp_path / "sharded", "--sigma", "0.1", "--shard", f"{k}/3", "-q")
+        result = run_cli("batch", src, tmp_path / "sharded", "--sigma", "0.1", "--shard", f"{k + 1}/3", "-q")
         assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "sharded").glob("denoise-manifest.shard-*-of-3.jsonl"))) == 3
     merged = run_cli("manifest", "merge", src, tmp_path / "sharded", "--json")
@@ -55,7 +57,7 @@ def test_merge_reports_missing_shard(tmp_path):
     src = tmp_path / "in"
     for i in range(6):
         write_png(src / f"im{i}.png", np.full((8, 8, 3), i * 30, np.uint8))
-    assert run_cli("batch", src, tmp_path / "out", "--sigma", "0.1", "--shard", "0/2", "-q").returncode == 0
+    assert run_cli("batch", src, tmp_path / "out", "--sigma", "0.1", "--shard", "1/2", "-q").returncode == 0
     merged = run_cli("manifest", "merge", src, tmp_path / "out", "--json")
     report = json.loads(merged.stdout)
     assert merged.returncode == 3 and not report["complete"]

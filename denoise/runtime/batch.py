@@ -6,7 +6,7 @@
 * A file that fails is recorded and the run goes on.
 * The manifest is JSON Lines, one object per input, appended and flushed as the run goes.
 * One run at a time per OUT: a second run on the same OUT stops with a message (an flock on
-  ``OUT/.denoise.lock``, released by the kernel even when a run is killed).
+  ``OUT/.denoise.lock``, released by the kernel even when a run is killed; the file is removed at the end).
 * Symbolic links are not followed out of IN unless ``follow_symlinks``; an output path whose folder or
   file is a link pointing outside OUT is refused.
 * Decoding, inference and encoding overlap: pools of reader and writer threads sized to the machine's cores
@@ -173,22 +173,45 @@ def nothing_found_note(src: Path, pattern: str, follow_symlinks: bool, shard=Non
 
 @contextmanager
 def output_lock(dst: Path, name: str = LOCK_NAME):
-    """Hold an exclusive flock on OUT/.denoise.lock (one per shard), or stop at once if another run holds it."""
+    """Hold an exclusive flock on OUT/.denoise.lock (one per shard), or stop at once if another run holds it.
+
+    The file is removed when the run ends (so it does not travel with the folder), while the lock is still
+    held. A run that opened the file just before that removal may then get the lock on a file no other run
+    can find; so after taking it, check that the path still names the file locked, else start again. A file
+    left by a killed run (the kernel released its lock) is simply taken over."""
     dst.mkdir(parents=True, exist_ok=True)
-    with open(dst / name, "a+") as handle:
+    path = dst / name
+    while True:
+        handle = open(path, "a+")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            raise DenoiseError(f"another denoise batch is writing to {dst} ({handle.read().strip() or 'pid unknown'}); "
+            holder = handle.read().strip() or "pid unknown"
+            handle.close()
+            raise DenoiseError(f"another denoise batch is writing to {dst} ({holder}); "
                                f"wait for it, or choose another output folder") from None
+        if _names_same_file(path, handle):
+            break
+        handle.close()  # the file was removed (or replaced) between open and flock: take the new one
+    try:
         handle.truncate(0)
         handle.write(f"pid {os.getpid()}")
         handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+
+
+def _names_same_file(path: Path, handle) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
 
 
 def remove_partials(jobs: list[Job]) -> int:

@@ -1,9 +1,10 @@
 """Deterministic shards of a folder, for array jobs (SLURM, Kubernetes indexed jobs), and merging
 their manifests.
 
-A file belongs to shard ``int(sha256(relative path)) % N``: stable across machines, Python versions
-and runs, independent of listing order, and it needs no coordination, so N independent jobs given
-``--shard 0/N`` ... ``--shard N-1/N`` cover a folder exactly once.
+Shards count from 1 to N, as K/N does elsewhere (GNU ``split -n K/N``, Jest, Playwright; SLURM's
+``--array=1-N``). A file belongs to shard ``int(sha256(relative path)) % N + 1``: stable across machines,
+Python versions and runs, independent of listing order, and it needs no coordination, so N independent
+jobs given ``--shard 1/N`` ... ``--shard N/N`` cover a folder exactly once.
 """
 
 from __future__ import annotations
@@ -18,27 +19,32 @@ from denoise.errors import DenoiseError
 
 @dataclass(frozen=True)
 class Shard:
-    index: int  # 0-based
+    number: int  # 1 to count
     count: int
 
     @classmethod
     def parse(cls, text: str) -> "Shard":
-        """'K/N' with 0 <= K < N."""
+        """'K/N' with 1 <= K <= N."""
         try:
-            index, count = (int(part) for part in text.split("/"))
+            number, count = (int(part) for part in text.split("/"))
         except ValueError:
-            raise DenoiseError(f"--shard {text!r}: write K/N, e.g. 0/4 for the first of 4 shards") from None
-        if count < 1 or not 0 <= index < count:
-            raise DenoiseError(f"--shard {text!r}: K must be 0 to N-1 (shards are numbered from 0)")
-        return cls(index, count)
+            raise DenoiseError(f"--shard {text!r}: write K/N, e.g. 1/4 for the first of 4 shards") from None
+        if count < 1:
+            raise DenoiseError(f"--shard {text!r}: N must be at least 1")
+        if number == 0:
+            raise DenoiseError(f"--shard {text!r}: shards count from 1, so the first of {count} is 1/{count} "
+                               f"and the last {count}/{count}")
+        if not 1 <= number <= count:
+            raise DenoiseError(f"--shard {text!r}: K must be 1 to N")
+        return cls(number, count)
 
     def owns(self, relative_path: str) -> bool:
         digest = hashlib.sha256(relative_path.encode("utf-8")).digest()
-        return int.from_bytes(digest[:8], "big") % self.count == self.index
+        return int.from_bytes(digest[:8], "big") % self.count == self.number - 1
 
     @property
     def suffix(self) -> str:
-        return f"shard-{self.index}-of-{self.count}"
+        return f"shard-{self.number}-of-{self.count}"
 
 
 @dataclass
