@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import platform
+import signal
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -84,6 +86,33 @@ class ProgressBar:
     def close(self):
         if self.bar:
             self.bar.close()
+
+
+class StopSignals:
+    """While a batch runs: the first SIGTERM or SIGINT (schedulers stop jobs with SIGTERM, then SIGKILL after a
+    grace period) asks the run to stop taking new files and finish the writes under way; a second one stops at
+    once (the next run removes a temporary file it may leave). ``received()``: the first signal's name or ""."""
+
+    def __init__(self):
+        self.name, self.previous = "", {}
+
+    def received(self) -> str:
+        return self.name
+
+    def _handle(self, signum, frame):
+        if self.name:
+            os._exit(128 + signum)
+        self.name = signal.Signals(signum).name
+        click.echo(f"denoise: {self.name}: finishing the files being written (send it again to stop at once)", err=True)
+
+    def __enter__(self):
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
 
 def user_errors(command):
@@ -218,15 +247,18 @@ def batch(input_dir, output_dir, sigma, strength, model, estimator, backend, ove
         backend_name = "ray"
     else:
         with Denoiser(model, backend=backend, tile=tile, max_batch=max_batch, ensemble=ensemble,
-                      estimator=estimator) as denoiser:
+                      estimator=estimator) as denoiser, StopSignals() as signals:
             summary = denoiser.denoise_folder(input_dir, output_dir, sigma, manifest_path=manifest, dry_run=dry_run,
-                                              on_plan=bar.start, shard=shard, **options)
+                                              on_plan=bar.start, shard=shard, interrupted=signals.received, **options)
             backend_name = denoiser.backend_name
     bar.close()
     if summary.note and not quiet:
         click.echo(summary.note, err=True)
     if summary.stopped:
         click.echo(f"denoise: error: {summary.stopped}", err=True)
+    if summary.interrupted:
+        click.echo(f"denoise: stopped by {summary.interrupted}: the files under way were finished; "
+                   "re-run the same command to do the rest", err=True)
     if dry_run:
         return
     if as_json:

@@ -161,3 +161,32 @@ def test_unwritable_manifest_is_one_line_and_exit_1(tmp_path):
     result = run_cli("batch", src, tmp_path / "out", "--sigma", "0.1", "--manifest", "/dev/full", "-q")
     assert result.returncode == 1 and "No space left on device" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_finishes_what_is_being_written_and_rerun_continues(signum, code, tmp_path):
+    """What a scheduler does (SIGTERM, then SIGKILL later), and Ctrl-C: the run stops taking files, finishes
+    the writes under way, appends their records, prints its summary and exits 143 / 130, leaving no temporary
+    file; every output on disk is complete and has its ok record; a re-run does exactly the rest."""
+    src, out = make_folder(tmp_path / "in", 30), tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "denoise", "batch", src, out, "--sigma", "0.1", "--backend", "cpu"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while len(manifest(out)) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, stderr
+    assert "done:" in stderr and f"stopped by {signal.Signals(signum).name}" in stderr
+    records = manifest(out)
+    written = sorted(p.name for p in out.glob("*.png"))
+    assert 3 <= len(written) < 30, "the signal should land mid-run"
+    assert sorted(Path(r["output"]).name for r in records if r["status"] == "ok") == written
+    assert not list(out.rglob("*.part")) and not (out / ".denoise.lock").exists()
+    for png in out.glob("*.png"):
+        with Image.open(png) as im:
+            im.load()
+    rerun = run_cli("batch", src, out, "--sigma", "0.1", "-q")
+    assert rerun.returncode == 0, rerun.stderr
+    again = manifest(out)[len(records):]
+    assert sorted(r["status"] for r in again) == ["ok"] * (30 - len(written)) + ["skipped"] * len(written)

@@ -60,11 +60,14 @@ class BatchSummary:
     megapixels: float = 0.0
     note: str = ""  # why there was nothing to do, when there was not
     stopped: str = ""  # why the run stopped before the end (backend faults), when it did
+    interrupted: str = ""  # the signal that stopped it ("SIGTERM", "SIGINT"), when one did
 
     @property
     def exit_code(self) -> int:
-        """0 when every input is done (or was already done), 3 when some failed, 1 when the run stopped
-        (DESIGN.md)."""
+        """0 when every input is done (or was already done), 3 when some failed, 1 when the run stopped on
+        backend faults (DESIGN.md); 143 / 130 when SIGTERM / SIGINT stopped it (the shell's 128 + signal)."""
+        if self.interrupted:
+            return 128 + {"SIGTERM": 15, "SIGINT": 2}.get(self.interrupted, 15)
         return 1 if self.stopped else 3 if self.failed else 0
 
     def to_dict(self) -> dict:
@@ -72,7 +75,7 @@ class BatchSummary:
                 "failures": [{"path": p, "error": e} for p, e in self.failures],
                 "manifest": self.manifest, "seconds": round(self.seconds, 3),
                 "megapixels": round(self.megapixels, 3), "exit_code": self.exit_code, "note": self.note,
-                "stopped": self.stopped}
+                "stopped": self.stopped, "interrupted": self.interrupted}
 
 
 @dataclass
@@ -236,9 +239,12 @@ def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma="auto", overwri
               manifest_path: Path | None = None, jpeg_quality: int = 95, pattern: str = "*",
               follow_symlinks: bool = False, fmt: str | None = None, dry_run: bool = False,
               on_file: Callable[[dict], None] | None = None,
-              on_plan: Callable[[int], None] | None = None, shard=None, strength: float = 1.0) -> BatchSummary:
+              on_plan: Callable[[int], None] | None = None, shard=None, strength: float = 1.0,
+              interrupted: Callable[[], str] | None = None) -> BatchSummary:
     """Denoise every image under ``input_dir`` into the mirrored tree under ``output_dir``. ``sigma``: a
-    number, or "auto" (estimated per image); ``strength`` scales the level either way."""
+    number, or "auto" (estimated per image); ``strength`` scales the level either way. ``interrupted()``
+    returns the name of a signal that asked the run to stop (else ""): then no new file is started, the
+    writes under way finish, and the summary says so (a re-run continues)."""
     src, dst = check_folders(Path(input_dir), Path(output_dir))
     if fmt and "." + fmt.lower().lstrip(".") not in IMAGE_SUFFIXES:
         raise DenoiseError(f"unknown output format {fmt!r}; choose one of {', '.join(sorted(IMAGE_SUFFIXES))}")
@@ -274,8 +280,10 @@ def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma="auto", overwri
             for job in jobs:
                 if job.reason:
                     finish(skipped_record(job))
-            stopped, _ = run_jobs(denoiser, [j for j in jobs if not j.reason], sigma, jpeg_quality, finish, strength)
+            stopped, _ = run_jobs(denoiser, [j for j in jobs if not j.reason], sigma, jpeg_quality, finish, strength,
+                                  interrupted)
             summary.stopped = stopped
+            summary.interrupted = interrupted() if interrupted else ""
         summary.seconds = time.perf_counter() - start
     return summary
 
@@ -387,7 +395,7 @@ class FaultCounter:
 
 
 def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callable[[dict], None],
-             strength: float = 1.0) -> tuple[str, list[Job]]:
+             strength: float = 1.0, interrupted: Callable[[], str] | None = None) -> tuple[str, list[Job]]:
     """Denoise ``jobs``, calling ``finish`` with each one's manifest record (never raises for a bad input;
     the local path and every Ray actor run this). Readers decode ahead, the calling thread runs inference,
     writers encode behind (at most ``prefetch()`` images wait on either side).
@@ -398,13 +406,17 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
     ``max_batch`` tiles' worth of pixels, which bounds memory.
 
     Returns ("", []) when every job got its record, or, when backend faults stopped the run, (why, the jobs
-    that got none).
+    that got none); when ``interrupted()`` says a signal came, images not yet being written are abandoned
+    (no record, nothing on disk), the writes under way finish, and ("", the jobs that got none) is returned.
     """
     todo = iter(jobs)
     batcher = denoiser.batcher()
     held_pixels = batcher.max_batch * tile_input_pixels(batcher.tile, batcher.overlap)
     faults, ahead = FaultCounter(), prefetch()
     recorded: set[int] = set()
+
+    def halted() -> bool:
+        return bool(faults.stop_reason or (interrupted and interrupted()))
 
     def record(entry: dict, job: Job, error: BaseException | None = None) -> None:
         if error is not None:
@@ -418,14 +430,14 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
         writes: deque[tuple[Job, Future]] = deque()
 
         def refill():
-            while len(reads) < ahead and not faults.stop_reason:
+            while len(reads) < ahead and not halted():
                 job = next(todo, None)
                 if job is None:
                     return
                 reads.append((job, readers.submit(_read, job)))
 
         refill()
-        while (reads or batcher.in_flight) and not faults.stop_reason:
+        while (reads or batcher.in_flight) and not halted():
             if reads:
                 job, pending = reads.popleft()
                 refill()
