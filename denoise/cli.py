@@ -170,7 +170,7 @@ def run():
 
 
 @main.command()
-@click.argument("input_dir", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.argument("output_dir", type=click.Path(path_type=Path))
 @click.option("--sigma", type=SigmaType(), default="auto", show_default=True,
               help="Noise level on [0,1] (0.1, 25/255), or 'auto': a noise map estimated per image.")
@@ -186,7 +186,7 @@ def run():
               help="JSON Lines manifest path (default: OUTPUT_DIR/denoise-manifest.jsonl).")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="Quality of JPEG and WebP outputs.")
-@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "tif", "webp", "bmp"]), default=None,
+@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "tif", "webp", "bmp", "avif", "heic"]), default=None,
               help="Write every output in this format (default: the input's).")
 @click.option("--glob", "pattern", default="*", show_default=True,
               help="Shell-style pattern on paths relative to INPUT_DIR ('*' also matches '/'), e.g. 'raw/*.png'.")
@@ -209,9 +209,12 @@ def run():
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print errors.")
 @user_errors
-def batch(input_dir, output_dir, sigma, strength, model, estimator, backend, overwrite, manifest, jpeg_quality, fmt, pattern,
+def batch(inputs, output_dir, sigma, strength, model, estimator, backend, overwrite, manifest, jpeg_quality, fmt, pattern,
           follow_symlinks, tile, max_batch, ensemble, dry_run, shard, ray_address, workers, gpus_per_worker, as_json, quiet):
-    """Denoise every image under INPUT_DIR into OUTPUT_DIR (same names, formats and sub-folders).
+    """Denoise every image under INPUTS into OUTPUT_DIR (same names, formats and sub-folders).
+
+    INPUTS is a folder (mirrored into OUTPUT_DIR), or image files and folders (each into OUTPUT_DIR under its
+    name); one file may also go to a named file (denoise batch photo.jpg clean.jpg).
 
     Inputs are never modified; outputs that already exist are skipped, so re-running a stopped
     job finishes it. Without --sigma the noise is estimated per image (a per-pixel map; camera noise
@@ -220,17 +223,22 @@ def batch(input_dir, output_dir, sigma, strength, model, estimator, backend, ove
     \b
     Example:
       denoise batch ./camera-photos ./clean
+      denoise batch IMG_0042.jpg IMG_0042-clean.jpg
+      denoise batch a.jpg b.png ./more-photos ./clean
       denoise batch ./camera-photos ./clean --strength 0.8
       denoise batch ./noisy ./clean --sigma 0.3
       denoise batch ./scans ./out --sigma 25/255 --json
-      denoise batch /shared/in /shared/out --sigma auto --shard 3/16
+      denoise batch /shared/in /shared/out --sigma auto --shard 3/16   # K from 1 to N
       denoise batch /shared/in /shared/out --sigma 0.1 --ray auto --workers 8 --gpus-per-worker 1
     """
-    from denoise.runtime.batch import check_folders
+    from denoise.runtime.batch import check_inputs
     from denoise.runtime.denoiser import Denoiser
     from denoise.runtime.shards import Shard
 
-    check_folders(input_dir, output_dir)  # before loading the model: the cheapest mistakes first
+    given = check_inputs(list(inputs), output_dir)  # before loading the model: the cheapest mistakes first
+    if ray_address and not given.single_folder:
+        raise DenoiseError("--ray takes one input folder (files and several inputs run without --ray)")
+    input_dir = given.single_folder or list(inputs)
     shard = Shard.parse(shard) if shard else None
     if ray_address and (shard or dry_run or manifest):
         raise DenoiseError("--ray cannot be combined with --shard, --dry-run or --manifest")

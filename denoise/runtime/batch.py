@@ -163,9 +163,93 @@ def plan_jobs(src: Path, dst: Path, pattern: str, follow_symlinks: bool, overwri
     return jobs
 
 
-def nothing_found_note(src: Path, pattern: str, follow_symlinks: bool, shard=None) -> str:
+@dataclass
+class Inputs:
+    """What a run was given: one folder (mirrored into OUT, as always), or files and folders together --
+    each file goes to OUT/its name (or, for one file and an OUT with an image suffix, to OUT itself), each
+    folder to OUT/its name/... . ``dst`` is the folder written into and locked."""
+
+    paths: list[Path]
+    dst: Path
+    target: Path | None = None  # the output file, for one input file written to a named file
+
+    @property
+    def single_folder(self) -> Path | None:
+        return self.paths[0] if len(self.paths) == 1 and self.paths[0].is_dir() else None
+
+
+def check_inputs(inputs, output: Path) -> Inputs:
+    """Resolve the inputs and the output and refuse anything that could write over an input."""
+    paths = [Path(p) for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)]
+    if not paths:
+        raise DenoiseError("no input given: name a folder of images, or image files")
+    if len(paths) == 1 and not paths[0].is_file():
+        src, dst = check_folders(paths[0], Path(output))
+        return Inputs([src], dst)
+    output = Path(output)
+    resolved = []
+    for path in paths:
+        if not path.exists():
+            raise DenoiseError(f"input {path} does not exist")
+        resolved.append(path.resolve())
+    target = None
+    if len(paths) == 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
+        target, dst = output.resolve(), output.resolve().parent
+    else:
+        dst = output.resolve()
+        if dst.exists() and not dst.is_dir():
+            raise DenoiseError(f"output {output} exists and is not a folder; with several inputs, name a folder")
+    for path in resolved:
+        if path.is_dir():
+            check_folders(path, dst / path.name if target is None else dst)
+            if path == dst or dst in path.parents:
+                raise DenoiseError(f"input folder {path} is inside the output folder; choose a folder outside it")
+        elif (target or dst / path.name) == path:
+            raise DenoiseError(f"the output for {path} would be the input itself; choose another output")
+    return Inputs(resolved, dst, target)
+
+
+def plan_inputs(given: Inputs, pattern: str, follow_symlinks: bool, overwrite: bool, fmt: str | None,
+                shard=None) -> list[Job]:
+    """The jobs for what the run was given (see Inputs); an output name two inputs would share is done
+    once, for the first of them, and the other is skipped with a reason."""
+    if given.single_folder:
+        return plan_jobs(given.single_folder, given.dst, pattern, follow_symlinks, overwrite, fmt, shard)
+    jobs, taken = [], set()
+    for path in given.paths:
+        if path.is_dir():
+            planned = plan_jobs(path, given.dst / path.name, pattern, follow_symlinks, overwrite, fmt, shard)
+            for job in planned:  # outputs lie under OUT/<folder name>; the link check is against OUT
+                if job.output is not None and not job.reason and not safe_output(job.output, given.dst):
+                    job.output, job.reason = None, "output would be written through a link leading outside the output folder"
+        elif shard is not None and not shard.owns(path.name):
+            continue
+        elif path.suffix.lower() not in IMAGE_SUFFIXES:
+            planned = [Job(path, None, f"not an image file type ({path.suffix or 'no extension'})")]
+        else:
+            out = given.target or output_path_for(path, path.parent, given.dst, fmt)
+            if not safe_output(out, given.dst):
+                planned = [Job(path, None, f"output {out} would be written through a link leading outside the output folder")]
+            elif out.exists() and not overwrite:
+                planned = [Job(path, out, "output already exists (use --overwrite to redo)")]
+            else:
+                planned = [Job(path, out)]
+        for job in planned:
+            if job.output is not None and job.output in taken:
+                job.output, job.reason = None, f"another input has the same output name {job.output}"
+            if job.output is not None:
+                taken.add(job.output)
+            jobs.append(job)
+    return jobs
+
+
+def nothing_found_note(given, pattern: str, follow_symlinks: bool, shard=None) -> str:
     """What to tell a user whose run found no inputs (an empty folder, a --glob that matches nothing, a
-    shard that owns none): an exit code 0 alone would hide the mistake."""
+    shard that owns none): an exit code 0 alone would hide the mistake. ``given``: a folder or Inputs."""
+    if isinstance(given, Inputs) and not given.single_folder:
+        return f"nothing to do: none of the {len(given.paths)} inputs given is for this run" + (
+            f" (shard {shard.suffix} owns none of them)" if shard is not None else "")
+    src = given.single_folder if isinstance(given, Inputs) else given
     found = len(list_inputs(src, pattern, follow_symlinks))
     if found and shard is not None:
         return f"nothing to do: shard {shard.suffix} owns none of the {found} files under {src}"
@@ -235,17 +319,19 @@ def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
-def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma="auto", overwrite: bool = False,
+def run_batch(denoiser, inputs, output_dir: Path, sigma="auto", overwrite: bool = False,
               manifest_path: Path | None = None, jpeg_quality: int = 95, pattern: str = "*",
               follow_symlinks: bool = False, fmt: str | None = None, dry_run: bool = False,
               on_file: Callable[[dict], None] | None = None,
               on_plan: Callable[[int], None] | None = None, shard=None, strength: float = 1.0,
               interrupted: Callable[[], str] | None = None) -> BatchSummary:
-    """Denoise every image under ``input_dir`` into the mirrored tree under ``output_dir``. ``sigma``: a
+    """Denoise every image under the folder ``inputs`` into the mirrored tree under ``output_dir`` -- or the
+    image files and folders ``inputs`` lists (see Inputs). ``sigma``: a
     number, or "auto" (estimated per image); ``strength`` scales the level either way. ``interrupted()``
     returns the name of a signal that asked the run to stop (else ""): then no new file is started, the
     writes under way finish, and the summary says so (a re-run continues)."""
-    src, dst = check_folders(Path(input_dir), Path(output_dir))
+    given = check_inputs(inputs, Path(output_dir))
+    dst = given.dst
     if fmt and "." + fmt.lower().lstrip(".") not in IMAGE_SUFFIXES:
         raise DenoiseError(f"unknown output format {fmt!r}; choose one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     if sigma != "auto":
@@ -253,9 +339,9 @@ def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma="auto", overwri
     strength = check_strength(strength)
     summary = BatchSummary()
     if dry_run:
-        jobs = plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt, shard)
+        jobs = plan_inputs(given, pattern, follow_symlinks, overwrite, fmt, shard)
         if not jobs:
-            summary.note = nothing_found_note(src, pattern, follow_symlinks, shard)
+            summary.note = nothing_found_note(given, pattern, follow_symlinks, shard)
         for job in jobs:
             record = {"path": str(job.source), "output": str(job.output) if job.output else None,
                       "status": "skipped" if job.reason else "would denoise", "error": job.reason}
@@ -266,10 +352,10 @@ def run_batch(denoiser, input_dir: Path, output_dir: Path, sigma="auto", overwri
     lock_name = f".denoise.{shard.suffix}.lock" if shard else LOCK_NAME
     default_manifest = f"denoise-manifest.{shard.suffix}.jsonl" if shard else MANIFEST_NAME
     with output_lock(dst, lock_name):
-        jobs = plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt, shard)
+        jobs = plan_inputs(given, pattern, follow_symlinks, overwrite, fmt, shard)
         remove_partials(jobs)
         if not jobs:
-            summary.note = nothing_found_note(src, pattern, follow_symlinks, shard)
+            summary.note = nothing_found_note(given, pattern, follow_symlinks, shard)
         if on_plan:
             on_plan(len(jobs))
         manifest_path = Path(manifest_path) if manifest_path else dst / default_manifest

@@ -217,8 +217,9 @@ class Denoiser:
         out = self.infer(batch, np.full((len(batch), 1) + batch.shape[2:], sigma, dtype=np.float32))
         return out.transpose(0, 2, 3, 1)
 
-    def denoise_folder(self, input_dir, output_dir, sigma="auto", **options):
-        """Denoise every image under ``input_dir`` into ``output_dir``; see ``runtime.batch.run_batch``."""
+    def denoise_folder(self, inputs, output_dir, sigma="auto", **options):
+        """Denoise every image under the folder ``inputs`` (or the files and folders it lists) into
+        ``output_dir``; see ``runtime.batch.run_batch``."""
         from denoise.runtime.batch import run_batch
 
-        return run_batch(self, Path(input_dir), Path(output_dir), sigma, **options)
+        return run_batch(self, inputs, Path(output_dir), sigma, **options)

@@ -5,6 +5,11 @@
 * EXIF orientation is applied on reading, so the output looks like the input did in a viewer; the
   EXIF block (with orientation reset) and the ICC profile are copied to the output.
 * Grayscale stays grayscale, alpha is passed through untouched, palette images become RGB(A).
+* What cannot be written back faithfully is refused with a message, never half done: files with several
+  pages or frames (multi-page TIFF, animated GIF / WebP / PNG / AVIF: only the first would come back), CMYK
+  (denoising it as RGB would lose the printer's colour space), HEIC/AVIF deeper than 8 bits (Pillow and
+  pillow-heif would hand us 8).
+* HEIC/HEIF through pillow-heif (registered on first use), AVIF through Pillow itself.
 * Every output is written to a temporary file in its folder and renamed into place.
 """
 
@@ -62,6 +67,8 @@ def _check_size(path: Path, width: int, height: int) -> None:
 def read_image(path: Path) -> LoadedImage:
     """Decode an image file; raise DenoiseError naming the file if it is not a readable image."""
     path = Path(path)
+    if path.suffix.lower() in (".heic", ".heif"):
+        heif_ready()
     try:
         if _png_bit_depth(path) == 16:
             return _read_png16(path)
@@ -69,11 +76,36 @@ def read_image(path: Path) -> LoadedImage:
             return _read_tiff16(path)
         with Image.open(path) as im:
             _check_size(path, *im.size)
+            _check_faithful(path, im)
             im.load()
             im = ImageOps.exif_transpose(im)
             return _to_loaded(im, _metadata(im))
     except _decode_errors() as exc:
         raise DenoiseError(f"{path}: not a readable image ({exc})") from None
+
+
+def heif_ready() -> None:
+    """Register pillow-heif's HEIC/HEIF opener and saver with Pillow (once)."""
+    try:
+        import pillow_heif
+    except ImportError:
+        raise DenoiseError("HEIC/HEIF files need pillow-heif: pip install pillow-heif (or denoise[cpu])") from None
+    pillow_heif.register_heif_opener()
+
+
+def _check_faithful(path: Path, im: Image.Image) -> None:
+    """Refuse what we would write back with something lost (see the module docstring)."""
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        kind = "pages" if im.format == "TIFF" else "frames"
+        raise DenoiseError(f"{path}: has {frames} {kind}; denoise writes single-{kind[:-1]} images only and would lose "
+                           f"all but the first, so it is left alone (split it into single images first)")
+    if im.mode == "CMYK":
+        raise DenoiseError(f"{path}: is CMYK; denoising it as RGB would lose its colour space, so it is left alone "
+                           "(convert it to RGB with its ICC profile first)")
+    if im.format == "HEIF" and int(im.info.get("bit_depth", 8)) > 8:
+        raise DenoiseError(f"{path}: is a {im.info['bit_depth']}-bit HEIC, which would come back as 8 bits; convert "
+                           "it to a 16-bit PNG or TIFF first")
 
 
 def _decode_errors() -> tuple:
@@ -141,6 +173,9 @@ def _tiff_is_16bit(path: Path) -> bool:
 
     try:
         with tifffile.TiffFile(path) as tif:
+            if len(tif.pages) > 1 and tif.pages[0].dtype == np.uint16:
+                raise DenoiseError(f"{path}: has {len(tif.pages)} pages; denoise writes single-page images only and "
+                                   "would lose all but the first, so it is left alone (split it first)")
             return tif.pages[0].dtype == np.uint16
     except (tifffile.TiffFileError, IndexError):
         return False  # not a TIFF tifffile understands: let Pillow try and report
@@ -222,8 +257,10 @@ def write_image_atomic(im: Image.Image, path: Path, save_info: dict | None = Non
         options.update(quality=jpeg_quality, subsampling=0)
         if im.mode in ("RGBA", "LA"):
             im = im.convert(im.mode[:-1])  # JPEG has no alpha
-    if fmt == "WEBP":
+    if fmt in ("WEBP", "AVIF", "HEIF"):
         options.update(quality=jpeg_quality)
+    if fmt == "HEIF":
+        heif_ready()
     if fmt == "PNG":
         # zlib level 3 instead of Pillow's 6: half the encoding time, and on photos a file no larger
         # (measured on CBSD68: 16 ms / 314 KB vs 34 ms / 335 KB for a 481x321 image).
