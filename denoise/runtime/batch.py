@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from denoise.errors import BackendFault, DenoiseError
 from denoise.formats import IMAGE_SUFFIXES
 from denoise.runtime.images import read_image, write_result
@@ -408,11 +410,13 @@ def _read(job: Job):
     return read_image(job.source), time.perf_counter() - started
 
 
-def level_fields(level, strength: float, estimated: bool) -> dict:
-    """The manifest's account of the noise level the model was given: ``sigma`` its mean over the image,
-    ``sigma_min`` / ``sigma_max`` its range (equal for a number), ``strength``, and whether it was estimated."""
-    seen = level_summary(level, strength)
-    return {"sigma": round(seen["mean"], 6), "sigma_min": round(seen["min"], 6), "sigma_max": round(seen["max"], 6),
+def level_fields(levels: list, strength: float, estimated: bool) -> dict:
+    """The manifest's account of the noise level the model was given (over every frame of the file):
+    ``sigma`` its mean, ``sigma_min`` / ``sigma_max`` its range (equal for a number), ``strength``, and
+    whether it was estimated."""
+    seen = [level_summary(level, strength) for level in levels]
+    return {"sigma": round(float(np.mean([s["mean"] for s in seen])), 6),
+            "sigma_min": round(min(s["min"] for s in seen), 6), "sigma_max": round(max(s["max"] for s in seen), 6),
             "strength": strength, "sigma_estimated": estimated}
 
 
@@ -429,21 +433,23 @@ def _write(job: Job, image, result, level: dict, timings: dict, jpeg_quality: in
         record.update(status="failed", output=None, error=f"{job.output}: internal error {type(exc).__name__}: {exc}")
         return record
     timings["write"] = time.perf_counter() - started
-    h, w = result.shape[:2]
-    record.update(level, megapixels=round(h * w / 1e6, 6), timings={k: round(v, 4) for k, v in timings.items()})
+    pixels = sum(frame.shape[0] * frame.shape[1] for frame in (result if isinstance(result, list) else [result]))
+    record.update(level, megapixels=round(pixels / 1e6, 6), timings={k: round(v, 4) for k, v in timings.items()})
+    if isinstance(result, list):
+        record["frames"] = len(result)
     return record
 
 
 def _decode(denoiser, job: Job, read: Callable[[], tuple], sigma):
-    """Decode (via ``read``) one file and settle its sigma: (image, level, timings), or (its failed record,
-    the exception)."""
+    """Decode (via ``read``) one file and settle its sigma: (image, a level per frame, timings), or (its
+    failed record, the exception)."""
     try:
         image, read_seconds = read()
         started = time.perf_counter()
-        level = denoiser.resolve_sigma(sigma, image.pixels)
+        levels = [denoiser.resolve_sigma(sigma, frame.pixels) for frame in image.frames or [image]]
     except Exception as exc:
         return _failed(job, _describe(job, exc)), exc
-    return image, level, {"read": read_seconds, "sigma": time.perf_counter() - started}
+    return image, levels, {"read": read_seconds, "sigma": time.perf_counter() - started}
 
 
 def _describe(job: Job, exc: BaseException) -> str:
@@ -480,6 +486,30 @@ class FaultCounter:
                 "are not in the manifest, and re-running continues there")
 
 
+class FrameCollector:
+    """The denoised frames of each file (one for most files) until all are there, in frame order."""
+
+    def __init__(self):
+        self.frames: dict[int, list] = {}
+
+    def start(self, job: Job, count: int) -> None:
+        self.frames[id(job)] = [None] * count
+
+    def expects(self, job: Job) -> bool:
+        return id(job) in self.frames
+
+    def drop(self, job: Job) -> None:
+        self.frames.pop(id(job), None)
+
+    def add(self, job: Job, index: int, result) -> list | None:
+        """Keep one frame's result; all of the file's frames once the last one came, else None."""
+        frames = self.frames[id(job)]
+        frames[index] = result
+        if any(frame is None for frame in frames):
+            return None
+        return self.frames.pop(id(job))
+
+
 def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callable[[dict], None],
              strength: float = 1.0, interrupted: Callable[[], str] | None = None) -> tuple[str, list[Job]]:
     """Denoise ``jobs``, calling ``finish`` with each one's manifest record (never raises for a bad input;
@@ -498,7 +528,7 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
     todo = iter(jobs)
     batcher = denoiser.batcher()
     held_pixels = batcher.max_batch * tile_input_pixels(batcher.tile, batcher.overlap)
-    faults, ahead = FaultCounter(), prefetch()
+    faults, ahead, frames = FaultCounter(), prefetch(), FrameCollector()
     recorded: set[int] = set()
 
     def halted() -> bool:
@@ -531,21 +561,31 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
                 if isinstance(outcome, tuple) and isinstance(outcome[0], dict):
                     record(outcome[0], job, outcome[1])
                 else:
-                    image, level, timings = outcome
+                    image, levels, timings = outcome
                     try:  # e.g. no memory for this image's result: it fails, the run goes on
-                        fields = level_fields(level, strength, sigma == "auto")
-                        batcher.add((job, image, fields, timings), image.pixels, level, strength)
+                        fields = level_fields(levels, strength, sigma == "auto")
+                        frames.start(job, len(levels))
+                        for index, (frame, level) in enumerate(zip(image.frames or [image], levels)):
+                            batcher.add((job, image, fields, timings, index), frame.pixels, level, strength)
                     except Exception as exc:
+                        frames.drop(job)
                         record(_failed(job, _describe(job, exc)), job, exc)
             flush = (not reads or not reads[0][1].done() or batcher.in_flight >= batcher.max_batch
                      or batcher.pixels_in_flight >= held_pixels)
-            for (job, image, level, timings), result, seconds in batcher.run(flush=flush):
+            for (job, image, level, timings, index), result, seconds in batcher.run(flush=flush):
+                if not frames.expects(job):
+                    continue  # another frame of this file failed already
                 if isinstance(result, BaseException):
+                    frames.drop(job)
                     record(_failed(job, _describe(job, result)), job, result)
                     continue
                 faults.success()
+                done = frames.add(job, index, result)
+                if done is None:
+                    continue  # frames of this file still running
                 timings["denoise"] = seconds
-                writes.append((job, writers.submit(_write, job, image, result, level, timings, jpeg_quality)))
+                output = done if image.frames else done[0]
+                writes.append((job, writers.submit(_write, job, image, output, level, timings, jpeg_quality)))
             while writes and (writes[0][1].done() or len(writes) > ahead):
                 job, done = writes.popleft()
                 record(done.result(), job)

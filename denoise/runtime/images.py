@@ -5,10 +5,12 @@
 * EXIF orientation is applied on reading, so the output looks like the input did in a viewer; the
   EXIF block (with orientation reset) and the ICC profile are copied to the output.
 * Grayscale stays grayscale, alpha is passed through untouched, palette images become RGB(A).
-* What cannot be written back faithfully is refused with a message, never half done: files with several
-  pages or frames (multi-page TIFF, animated GIF / WebP / PNG / AVIF: only the first would come back), CMYK
-  (denoising it as RGB would lose the printer's colour space), HEIC/AVIF deeper than 8 bits (Pillow and
-  pillow-heif would hand us 8).
+* Files with several pages or frames (multi-page TIFF, animated GIF / WebP / PNG) are read whole: every
+  frame is denoised and written back in the same format with its duration, the loop count and (TIFF) its
+  pages; into a format that holds one image (``--format jpg``) such a file fails with a message.
+* What cannot be written back faithfully is refused with a message, never half done: CMYK (denoising it as
+  RGB would lose the printer's colour space), HEIC deeper than 8 bits (pillow-heif would hand us 8),
+  multi-page 16-bit TIFF.
 * HEIC/HEIF through pillow-heif (registered on first use), AVIF through Pillow itself.
 * Every output is written to a temporary file in its folder and renamed into place.
 """
@@ -50,6 +52,8 @@ class LoadedImage:
     alpha: np.ndarray | None = None  # HxW, uint8 or uint16 as read, passed through untouched
     save_info: dict = field(default_factory=dict)  # ICC profile / EXIF to copy to the output
     bits: int = 8
+    frames: list["LoadedImage"] = field(default_factory=list)  # every frame/page (the first is this one), if several
+    durations: list[float] = field(default_factory=list)  # ms per frame, for animations
 
     @property
     def rgb(self) -> np.ndarray:
@@ -75,8 +79,11 @@ def read_image(path: Path) -> LoadedImage:
         if path.suffix.lower() in (".tif", ".tiff") and _tiff_is_16bit(path):
             return _read_tiff16(path)
         with Image.open(path) as im:
-            _check_size(path, *im.size)
+            frames = getattr(im, "n_frames", 1)
+            _check_size(path, im.size[0] * frames, im.size[1])
             _check_faithful(path, im)
+            if frames > 1:
+                return _read_frames(im)
             im.load()
             im = ImageOps.exif_transpose(im)
             return _to_loaded(im, _metadata(im))
@@ -93,13 +100,27 @@ def heif_ready() -> None:
     pillow_heif.register_heif_opener()
 
 
+def _read_frames(im: Image.Image) -> LoadedImage:
+    """Every frame (page) of a multi-frame file, each as a LoadedImage, and the animation's timing."""
+    frames, durations = [], []
+    info = _metadata(im)
+    for index in range(im.n_frames):
+        im.seek(index)
+        im.load()  # WebP sets the frame's duration on load
+        durations.append(float(im.info.get("duration", 0) or 0))
+        frame = im.copy()
+        if frame.mode == "CMYK":
+            raise DenoiseError(f"page {index + 1} is CMYK; denoising it as RGB would lose its colour space, so the "
+                               "file is left alone (convert it to RGB with its ICC profile first)")
+        frames.append(_to_loaded(frame, info if index == 0 else {}))
+    first = frames[0]
+    first.frames, first.durations = frames, durations
+    first.save_info = {**first.save_info, "loop": im.info.get("loop", 0)} if im.format != "TIFF" else first.save_info
+    return first
+
+
 def _check_faithful(path: Path, im: Image.Image) -> None:
     """Refuse what we would write back with something lost (see the module docstring)."""
-    frames = getattr(im, "n_frames", 1)
-    if frames > 1:
-        kind = "pages" if im.format == "TIFF" else "frames"
-        raise DenoiseError(f"{path}: has {frames} {kind}; denoise writes single-{kind[:-1]} images only and would lose "
-                           f"all but the first, so it is left alone (split it into single images first)")
     if im.mode == "CMYK":
         raise DenoiseError(f"{path}: is CMYK; denoising it as RGB would lose its colour space, so it is left alone "
                            "(convert it to RGB with its ICC profile first)")
@@ -174,8 +195,8 @@ def _tiff_is_16bit(path: Path) -> bool:
     try:
         with tifffile.TiffFile(path) as tif:
             if len(tif.pages) > 1 and tif.pages[0].dtype == np.uint16:
-                raise DenoiseError(f"{path}: has {len(tif.pages)} pages; denoise writes single-page images only and "
-                                   "would lose all but the first, so it is left alone (split it first)")
+                raise DenoiseError(f"{path}: a 16-bit TIFF of {len(tif.pages)} pages: denoise keeps 16 bits for "
+                                   "single-page TIFFs only, so it is left alone (split it into pages first)")
             return tif.pages[0].dtype == np.uint16
     except (tifffile.TiffFileError, IndexError):
         return False  # not a TIFF tifffile understands: let Pillow try and report
@@ -200,16 +221,49 @@ def write_result(result: np.ndarray, image: LoadedImage, path: Path, jpeg_qualit
     fmt = IMAGE_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise DenoiseError(f"{path}: cannot write this file type; use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    if image.frames:
+        return _write_frames(result, image, path, fmt, jpeg_quality)
     if image.bits == 16 and fmt in SIXTEEN_BIT_FORMATS:
         return _write16(result if result.dtype == np.uint16 else from_float(result, np.uint16), image, path, fmt)
-    if result.dtype == np.uint8:
-        rgb8 = result
-    elif result.dtype == np.uint16:
-        rgb8 = ((result.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)  # round(v / 257)
+    write_image_atomic(to_pil(_to_uint8_result(result), image.mode, _alpha8(image)), path, image.save_info, jpeg_quality)
+
+
+MULTI_FRAME_FORMATS = ("TIFF", "GIF", "WEBP", "PNG")
+
+
+def _write_frames(results: list[np.ndarray], image: LoadedImage, path: Path, fmt: str, jpeg_quality: int) -> None:
+    """Write every denoised frame (page) of a multi-frame file, with its durations and loop count."""
+    if fmt not in MULTI_FRAME_FORMATS:
+        raise DenoiseError(f"{path}: the input has {len(image.frames)} frames and {fmt} holds one image; write it as "
+                           f"{' / '.join(f.lower() for f in MULTI_FRAME_FORMATS)} (or leave out --format)")
+    if len(results) != len(image.frames):
+        raise DenoiseError(f"{path}: {len(results)} denoised frames for {len(image.frames)} read")
+    pictures = [to_pil(_to_uint8_result(result), frame.mode, _alpha8(frame)) for result, frame in zip(results, image.frames)]
+    options = dict(image.save_info)
+    if fmt == "TIFF":
+        options.pop("loop", None)
     else:
-        rgb8 = to_uint8(result)
-    alpha = image.alpha if image.alpha is None or image.alpha.dtype == np.uint8 else (image.alpha >> 8).astype(np.uint8)
-    write_image_atomic(to_pil(rgb8, image.mode, alpha), path, image.save_info, jpeg_quality)
+        options["duration"] = [round(d) for d in image.durations]
+    if fmt == "WEBP":
+        options.update(quality=jpeg_quality)
+    if fmt == "PNG":
+        options.update(compress_level=3)
+
+    buffer = io.BytesIO()  # multi-page TIFF writing reads back what it wrote: not possible on a write-only file
+    pictures[0].save(buffer, format=fmt, save_all=True, append_images=pictures[1:], **options)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def _to_uint8_result(result: np.ndarray) -> np.ndarray:
+    if result.dtype == np.uint8:
+        return result
+    if result.dtype == np.uint16:
+        return ((result.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)  # round(v / 257)
+    return to_uint8(result)
+
+
+def _alpha8(image: LoadedImage) -> np.ndarray | None:
+    return image.alpha if image.alpha is None or image.alpha.dtype == np.uint8 else (image.alpha >> 8).astype(np.uint8)
 
 
 def _write16(values: np.ndarray, image: LoadedImage, path: Path, fmt: str) -> None:
