@@ -86,3 +86,61 @@ def test_a_corrupt_file_fails_alone_inside_a_ray_call(folder, tmp_path):
     failed = [r for r in records if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["path"].endswith("broken.png") and failed[0]["error"]
     assert len(pngs(tmp_path / "out")) == 8  # the other files of its call were written
+
+
+def test_two_worker_nodes_share_the_job_and_a_lost_node_costs_nothing(tmp_path):
+    """A simulated cluster on this machine (Ray's cluster_utils.Cluster: a head without CPUs and two worker
+    nodes of one CPU each, separate raylets): the job spreads over both worker nodes; a worker node killed
+    mid-run (a replacement joins, as an autoscaler's would) loses nothing -- every file ends up ok exactly once
+    (Ray retries the lost node's work, or the re-run finishes it) and the outputs equal a local run's."""
+    from ray.cluster_utils import Cluster
+
+    rng = np.random.default_rng(1)
+    for i in range(24):  # enough work that the second actor is up before the first one has done it all
+        write_png(tmp_path / "in" / f"im{i:02d}.png", rng.integers(0, 256, (256, 320, 3), dtype=np.uint8))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+        cluster.wait_for_nodes()
+        spread = run_cli("batch", tmp_path / "in", tmp_path / "spread", "--sigma", "0.1", "--ray", cluster.address,
+                         "--workers", "2", "-q", "--backend", "cpu", timeout=600)
+        assert spread.returncode == 0, spread.stderr
+        records = [json.loads(l) for l in (tmp_path / "spread" / "denoise-manifest.jsonl").read_text().splitlines()]
+        assert sorted(r["status"] for r in records) == ["ok"] * 24
+        assert {r["node"] for r in records} == {node.node_id for node in nodes}  # both worker nodes worked
+
+        out = tmp_path / "lost"
+        proc = subprocess.Popen([sys.executable, "-m", "denoise", "batch", tmp_path / "in", out, "--sigma", "0.1",
+                                 "--ray", cluster.address, "--workers", "2", "-q", "--backend", "cpu"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        manifest = out / "denoise-manifest.jsonl"
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and not (manifest.exists() and manifest.read_text()):
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before the node could be lost mid-run"
+        done_before = len(manifest.read_text().splitlines())
+        assert done_before < 24
+        cluster.remove_node(nodes[1])  # a worker node lost mid-run
+        cluster.add_node(num_cpus=1)  # its replacement
+        try:
+            proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        print(f"node lost after {done_before} of 24 records; the run exited {proc.returncode}")
+        if proc.returncode != 0:  # Ray could not retry it all: the re-run must finish the rest
+            rerun = run_cli("batch", tmp_path / "in", out, "--sigma", "0.1", "--ray", cluster.address, "--workers",
+                            "2", "-q", "--backend", "cpu", timeout=600)
+            assert rerun.returncode == 0, rerun.stderr
+    finally:
+        cluster.shutdown()
+    final = {}
+    ok_counts = {}
+    for line in manifest.read_text().splitlines():
+        record = json.loads(line)
+        final[record["path"]] = record["status"]
+        ok_counts[record["path"]] = ok_counts.get(record["path"], 0) + (record["status"] == "ok")
+    assert set(final.values()) <= {"ok", "skipped"} and len(final) == 24 and max(ok_counts.values()) == 1
+    assert run_cli("batch", tmp_path / "in", tmp_path / "local", "--sigma", "0.1", "-q", "--backend", "cpu").returncode == 0
+    lost, local = pngs(out), pngs(tmp_path / "local")
+    assert lost.keys() == local.keys() and all(np.array_equal(lost[k], local[k]) for k in lost)

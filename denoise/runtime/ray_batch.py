@@ -45,8 +45,12 @@ class DenoiseActor:
         stopped, left = run_jobs(self.denoiser, jobs, self.sigma, self.jpeg_quality, records.append, self.strength)
         records += [{"path": str(job.source), "output": None, "status": "failed", "error": stopped, "sigma": None}
                     for job in left]  # this actor's backend keeps failing: a re-run retries them
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()  # which machine did it: the manifest says
         for record in records:
             record["backend"] = f"ray/{self.denoiser.backend_name}"
+            record["node"] = node
         return {"record": [json.dumps(record) for record in records]}
 
 
