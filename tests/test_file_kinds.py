@@ -118,3 +118,23 @@ def test_cmyk_is_refused_not_turned_into_rgb(tmp_path):
     assert result.returncode == 3
     assert all(r["status"] == "failed" and "CMYK" in r["error"] for r in records) and len(records) == 2
     assert not list((tmp_path / "out").glob("print.*"))
+
+
+def test_deep_heic_and_avif_are_refused_not_cut_to_8_bits(tmp_path):
+    """10-bit HEIC (from pillow-heif) and an AVIF whose 'pixi' box says 10 bits (Pillow cannot write one: the
+    8-bit file's box is patched, which is what the check reads): refused, not silently made 8-bit."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif (the cpu extra) is not installed")
+    src = tmp_path / "in"
+    src.mkdir()
+    deep = np.random.default_rng(0).integers(0, 65535, (32, 40, 3)).astype(np.uint16)
+    pillow_heif.from_bytes(mode="RGB;16", size=(40, 32), data=deep.tobytes()).save(src / "deep.heic", quality=90)
+    Image.fromarray(photo()).save(src / "deep.avif", quality=90)
+    data = bytearray((src / "deep.avif").read_bytes())
+    at = data.find(b"pixi")
+    assert data[at + 8] == 3 and data[at + 9:at + 12] == b"\x08\x08\x08"
+    data[at + 9:at + 12] = b"\x0a\x0a\x0a"
+    (src / "deep.avif").write_bytes(bytes(data))
+    result, records = run(src, tmp_path / "out")
+    assert result.returncode == 3 and len(records) == 2
+    assert all(r["status"] == "failed" and "10-bit" in r["error"] for r in records), records
+    assert not list((tmp_path / "out").glob("deep.*"))

@@ -73,6 +73,8 @@ def read_image(path: Path) -> LoadedImage:
     path = Path(path)
     if path.suffix.lower() in (".heic", ".heif"):
         heif_ready()
+    if path.suffix.lower() == ".avif" and path.is_file():
+        _check_8_bit(path, avif_bit_depth(path), "AVIF")  # before decoding: the decoder would say 8 either way
     try:
         if _png_bit_depth(path) == 16:
             return _read_png16(path)
@@ -124,9 +126,26 @@ def _check_faithful(path: Path, im: Image.Image) -> None:
     if im.mode == "CMYK":
         raise DenoiseError(f"{path}: is CMYK; denoising it as RGB would lose its colour space, so it is left alone "
                            "(convert it to RGB with its ICC profile first)")
-    if im.format == "HEIF" and int(im.info.get("bit_depth", 8)) > 8:
-        raise DenoiseError(f"{path}: is a {im.info['bit_depth']}-bit HEIC, which would come back as 8 bits; convert "
-                           "it to a 16-bit PNG or TIFF first")
+    if im.format == "HEIF":
+        _check_8_bit(path, int(im.info.get("bit_depth", 8)), "HEIC")
+
+
+def _check_8_bit(path: Path, depth: int, kind: str) -> None:
+    if depth > 8:
+        raise DenoiseError(f"{path}: is a {depth}-bit {kind}, which denoise reads and writes in 8 bits only (the "
+                           "codecs it uses hand over 8), so it is left alone; convert it to a 16-bit PNG or TIFF first")
+
+
+def avif_bit_depth(path: Path) -> int:
+    """Bits per channel from an AVIF's 'pixi' property box (ISO/IEC 23000-22: version and flags, the channel
+    count, then one byte per channel), 8 when there is none; Pillow's decoder reports 8 either way."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    at = head.find(b"pixi")
+    if at < 0 or len(head) < at + 10:
+        return 8
+    channels = head[at + 8]
+    return max(head[at + 9:at + 9 + channels] or b"\x08")
 
 
 def _decode_errors() -> tuple:
