@@ -151,6 +151,9 @@ def main(verbose: bool):
       denoise batch ./noisy ./clean --sigma 0.3
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="denoise: %(message)s")
+    from denoise.runtime.images import allow_megapixels, max_megapixels
+
+    allow_megapixels(max_megapixels())  # this process is ours: Pillow may open what DENOISE_MAX_MEGAPIXELS allows
 
 
 def run():

@@ -190,3 +190,33 @@ def test_sigterm_finishes_what_is_being_written_and_rerun_continues(signum, code
     assert rerun.returncode == 0, rerun.stderr
     again = manifest(out)[len(records):]
     assert sorted(r["status"] for r in again) == ["ok"] * (30 - len(written)) + ["skipped"] * len(written)
+
+
+def test_the_library_leaves_pillows_bomb_guard_alone(tmp_path):
+    """`import denoise` and a whole batch run through the Python API leave PIL.Image.MAX_IMAGE_PIXELS as the
+    program set it (the guard protects every other image the program opens), while our own limit still
+    refuses an image over DENOISE_MAX_MEGAPIXELS, per call."""
+    src = make_folder(tmp_path / "in", 2, (20, 20))
+    write_png(tmp_path / "big" / "big.png", np.zeros((3000, 3000), np.uint8), "L")  # 9 MP
+    code = f"""
+import os
+from PIL import Image
+before = Image.MAX_IMAGE_PIXELS
+import denoise
+from denoise import Denoiser
+from denoise.errors import DenoiseError
+from denoise.runtime.images import read_image
+with Denoiser(backend="cpu") as d:
+    summary = d.denoise_folder({str(src)!r}, {str(tmp_path / 'out')!r}, 0.1)
+assert summary.ok == 2, summary
+assert Image.MAX_IMAGE_PIXELS == before == 89478485, (Image.MAX_IMAGE_PIXELS, before)
+os.environ["DENOISE_MAX_MEGAPIXELS"] = "5"
+try:
+    read_image({str(tmp_path / 'big' / 'big.png')!r})
+    raise SystemExit("not refused")
+except DenoiseError as exc:
+    assert "over the limit of 5" in str(exc), exc
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

@@ -33,12 +33,20 @@ from denoise.metrics import from_float, to_float, to_uint8
 SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
 
 DEFAULT_MAX_MEGAPIXELS = 200.0
-Image.MAX_IMAGE_PIXELS = None  # our own check below replaces Pillow's warning, with a message that says what to do
 
 
 def max_megapixels() -> float:
-    """Largest image we decode (``DENOISE_MAX_MEGAPIXELS``, default 200): a guard against decompression bombs."""
+    """Largest image we decode (``DENOISE_MAX_MEGAPIXELS``, default 200): a guard against decompression bombs,
+    checked per call on the size the file's header gives, before decoding. Pillow's own guard
+    (``PIL.Image.MAX_IMAGE_PIXELS``, a process-wide setting) is left as the program set it: the library never
+    changes it; the `denoise` command, a process of its own, raises it to this limit (``allow_megapixels``)."""
     return float(os.environ.get("DENOISE_MAX_MEGAPIXELS", DEFAULT_MAX_MEGAPIXELS))
+
+
+def allow_megapixels(megapixels: float) -> None:
+    """For the `denoise` command only: let Pillow open images up to ``megapixels`` without its own warning
+    (our check still refuses anything larger). Library users keep Pillow's setting."""
+    Image.MAX_IMAGE_PIXELS = int(megapixels * 1e6)
 
 
 @dataclass
@@ -89,6 +97,10 @@ def read_image(path: Path) -> LoadedImage:
             im.load()
             im = ImageOps.exif_transpose(im)
             return _to_loaded(im, _metadata(im))
+    except Image.DecompressionBombError as exc:
+        raise DenoiseError(f"{path}: refused as a likely decompression bomb ({exc}); the denoise command allows up to "
+                           f"DENOISE_MAX_MEGAPIXELS (now {max_megapixels():g}) megapixels, a program using denoise may "
+                           "raise PIL.Image.MAX_IMAGE_PIXELS") from None
     except _decode_errors() as exc:
         raise DenoiseError(f"{path}: not a readable image ({exc})") from None
 
@@ -152,7 +164,7 @@ def _decode_errors() -> tuple:
     """What the decoders raise for a corrupt or truncated file (pypng has its own base class)."""
     import png
 
-    return (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError, png.Error)
+    return (OSError, SyntaxError, ValueError, EOFError, png.Error)
 
 
 def _metadata(im: Image.Image) -> dict:
