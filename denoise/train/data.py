@@ -36,10 +36,35 @@ def load_cifar_archive(path: Path, split: str) -> list[np.ndarray]:
     return images
 
 
+class CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR-10 batch contains: builtins (dict, list, bytes, str, int) and numpy arrays
+    (the three globals numpy's pickles name), plus ``_codecs.encode``, which protocol-2 pickles written by
+    Python 3 use for bytes (it only encodes a string). Any other global -- os.system, say -- is refused."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing {module}.{name}: a CIFAR-10 batch holds only dicts, lists, bytes "
+                                         "and numpy arrays (is this file what it claims to be?)")
+        if name == "_reconstruct":
+            from numpy._core.multiarray import _reconstruct
+
+            return _reconstruct
+        if module == "_codecs":
+            import codecs
+
+            return codecs.encode
+        return getattr(np, name)
+
+
 def load_cifar_batches(folder: Path, split: str) -> list[np.ndarray]:
     """The original ``cifar-10-batches-py`` folder as users download it.
 
-    Those files are Python pickles (the dataset's own format): only open copies you downloaded yourself.
+    Those files are Python pickles (the dataset's own format). They are read with CifarUnpickler, which
+    admits only what the dataset holds (dicts, lists, bytes and numpy uint8 arrays), so a hostile file is a
+    one-line error instead of running code.
     """
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     missing = [name for name in names if not (folder / name).is_file()]
@@ -48,7 +73,12 @@ def load_cifar_batches(folder: Path, split: str) -> list[np.ndarray]:
     images = []
     for name in names:
         with open(folder / name, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            try:
+                batch = CifarUnpickler(f, encoding="bytes").load()
+            except pickle.UnpicklingError as exc:
+                raise DenoiseError(f"{folder / name}: {exc}") from None
+        if not isinstance(batch, dict) or b"data" not in batch:
+            raise DenoiseError(f"{folder / name} is not a CIFAR-10 batch (no b'data' in it)")
         data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         images.extend(data)
     return images
