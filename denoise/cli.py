@@ -337,8 +337,9 @@ def manifest_merge(input_dir, output_dir, as_json):
 
 
 @main.command()
-@click.option("--data", type=click.Path(path_type=Path), required=True, multiple=True,
-              help="An image folder, the CIFAR-10 .tar.gz archive, or a cifar-10-batches-py folder; repeat to mix.")
+@click.option("--data", type=click.Path(path_type=Path), multiple=True,
+              help="An image folder, the CIFAR-10 .tar.gz archive, or a cifar-10-batches-py folder; repeat to mix "
+                   "(required, except with --resume).")
 @click.option("--model", "model_name", default="fast", show_default=True,
               help="Model configuration: a name in CONFIGS of denoise/model.py (fast, seed, ...; estimator: the "
                    "noise-map estimator of --sigma auto).")
@@ -365,7 +366,9 @@ def manifest_merge(input_dir, output_dir, as_json):
               help="log-mse weighs every image the same in decibels (helps low sigma in a one-for-all-sigma model).")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Start from this checkpoint's weights (fine-tune: new optimizer and LR schedule).")
-@click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in OUT from its last.pt, with its settings; --steps, --minutes, --val-every, "
+                   "--val-images, --threads and --device may change, the others must match.")
 @user_errors
 def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, sigma_min, sigma_max, folder_sigma_max, protocol, val_every,
           val_images, seed, threads, loss, init, resume):
@@ -374,7 +377,7 @@ def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, s
     \b
     Example:
       denoise train --data cifar10-jpeg.tar.gz --steps 2000 --out runs/first
-      denoise train --data cifar10-jpeg.tar.gz --data ./photos --crop 64 --minutes 30 --resume
+      denoise train --out runs/first --resume --minutes 30
       denoise train --data cifar10-jpeg.tar.gz --init runs/first/best.pt --loss log-mse --out runs/tuned
     """
     if sigma_min > sigma_max:
@@ -382,15 +385,23 @@ def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, s
     if folder_sigma_max is not None and folder_sigma_max < sigma_min:
         raise DenoiseError(f"--sigma-min {sigma_min} is above --folder-sigma-max {folder_sigma_max}")
     try:
-        from denoise.train.loop import TrainSettings, train as run_training
+        from denoise.train.loop import TrainSettings, resume_settings, train as run_training
     except ImportError:
         raise DenoiseError("training needs torch; install it with: pip install 'denoise[train]'") from None
-    settings = TrainSettings(data=[str(d) for d in data], out=str(out), model=model_name, steps=steps,
-                             minutes=minutes, device=device, batch_size=batch_size,
-                             crop=crop, lr=lr, sigma_min=sigma_min, sigma_max=sigma_max,
-                             folder_sigma_max=folder_sigma_max or 0.0, protocol=protocol,
-                             val_every=val_every, val_images=val_images, seed=seed, threads=threads,
-                             loss=loss, init=str(init) if init else "")
+    if not data and not resume:
+        raise DenoiseError("--data is required (an image folder, the CIFAR-10 archive, ...); repeat it to mix sources")
+    values = dict(data=[str(d) for d in data], model=model_name, steps=steps, minutes=minutes, device=device,
+                  batch_size=batch_size, crop=crop, lr=lr, sigma_min=sigma_min, sigma_max=sigma_max,
+                  folder_sigma_max=folder_sigma_max or 0.0, protocol=protocol, val_every=val_every,
+                  val_images=val_images, seed=seed, threads=threads, loss=loss, init=str(init) if init else "")
+    if resume:  # the run's own settings, with what this command line says explicitly
+        context = click.get_current_context()
+        names = {"model": "model_name"}
+        given = {field: value for field, value in values.items()
+                 if context.get_parameter_source(names.get(field, field)) == click.core.ParameterSource.COMMANDLINE}
+        settings = resume_settings(out, given)
+    else:
+        settings = TrainSettings(out=str(out), **values)
     best = run_training(settings, resume=resume, log=lambda line: click.echo(line, err=True))
     click.echo(str(best))
 

@@ -43,15 +43,44 @@ def test_short_training_lowers_the_loss(tmp_path):
     assert state["config"]["sigma_map"] is True and state["settings"]["steps"] == 60
 
 
-def test_resume_continues_from_saved_step(tmp_path):
+def test_resume_brings_back_weights_and_optimizer_state(tmp_path):
+    """After --resume one more step: Adam's per-parameter step count goes on from 5 (a fresh optimizer would
+    say 1), and the weights moved by one small update from the saved ones (fresh weights would be far away)."""
+    import torch
+
+    from denoise.model import build_model
+
     out = tmp_path / "run"
     base = dict(data=str(SAMPLES / "clean"), out=str(out), batch_size=4, val_every=5, val_images=1, seed=0)
     train(TrainSettings(steps=5, **base), log=lambda line: None)
-    assert load_checkpoint(out / "last.pt")["step"] == 5
+    saved = load_checkpoint(out / "last.pt")
+    assert saved["step"] == 5
     lines = []
-    train(TrainSettings(steps=10, **base), resume=True, log=lines.append)
+    train(TrainSettings(steps=6, **base), resume=True, log=lines.append)
     assert any("resumed" in line and "step 5" in line for line in lines)
-    assert load_checkpoint(out / "last.pt")["step"] == 10
+    resumed = load_checkpoint(out / "last.pt")
+    assert resumed["step"] == 6
+    assert {float(s["step"]) for s in resumed["optimizer"]["state"].values()} == {6.0}
+    torch.manual_seed(0)
+    fresh = build_model("fast").state_dict()
+    for name, weights in resumed["model"].items():
+        moved = (weights - saved["model"][name]).abs().max()
+        assert moved < 0.5 * (saved["model"][name] - fresh[name]).abs().max() + 1e-6, name
+
+
+def test_resume_refuses_another_run_and_keeps_the_runs_settings(tmp_path):
+    out = tmp_path / "run"
+    first = run_cli("train", "--data", SAMPLES / "clean", "--out", out, "--steps", "3", "--batch-size", "4",
+                    "--val-every", "3", "--val-images", "1", "--loss", "log-mse", timeout=600)
+    assert first.returncode == 0, first.stderr
+    other = run_cli("train", "--out", out, "--resume", "--steps", "4", "--loss", "mse", timeout=600)
+    assert other.returncode == 1 and other.stderr.count("\n") == 1 and "--loss 'mse'" in other.stderr, other.stderr
+    model = run_cli("train", "--out", out, "--resume", "--steps", "4", "--model", "seed", timeout=600)
+    assert model.returncode == 1 and "--model 'seed'" in model.stderr and "Traceback" not in model.stderr
+    more = run_cli("train", "--out", out, "--resume", "--steps", "4", timeout=600)  # no --data: the run's own
+    assert more.returncode == 0, more.stderr
+    state = load_checkpoint(out / "last.pt")
+    assert state["step"] == 4 and state["settings"]["loss"] == "log-mse" and state["settings"]["batch_size"] == 4
 
 
 def test_fine_tune_from_init_with_log_mse(tmp_path):

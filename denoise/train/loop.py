@@ -66,6 +66,31 @@ class TrainSettings:
         self.data = [str(d) for d in self.data]
 
 
+# What a run is: a resumed run must keep these (its checkpoint's optimizer state, schedule and best score belong
+# to them). The others (steps, minutes, validation cadence, threads, device) may change on --resume.
+RUN_FIELDS = ("model", "data", "loss", "protocol", "crop", "batch_size", "lr", "sigma_min", "sigma_max",
+              "folder_sigma_max", "seed", "init")
+
+
+def resume_settings(out: Path, changes: dict) -> TrainSettings:
+    """The settings of the run in ``out`` (from its last.pt) with ``changes`` applied -- what --resume runs."""
+    last_path = Path(out) / "last.pt"
+    if not last_path.is_file():
+        raise DenoiseError(f"nothing to resume: {last_path} does not exist")
+    saved = {k: v for k, v in load_checkpoint(last_path).get("settings", {}).items() if k in TrainSettings.__dataclass_fields__}
+    return TrainSettings(**{**saved, **changes, "out": str(out)})
+
+
+def check_resumable(saved: dict, settings: TrainSettings, last_path: Path) -> None:
+    """Refuse to resume a run with settings that make it another run (a different model, loss, data, ...)."""
+    now = asdict(settings)
+    differ = [f"--{name.replace('_', '-')} {now[name]!r} (the run has {saved[name]!r})"
+              for name in RUN_FIELDS if name in saved and saved[name] != now[name]]
+    if differ:
+        raise DenoiseError(f"--resume continues {last_path} as it was started, but " + "; ".join(differ)
+                           + ": leave those options out, or start a new run with --out (or --init to fine-tune from it)")
+
+
 def save_checkpoint(path: Path, model, optimizer, step: int, best: float, settings: TrainSettings, meta: dict) -> None:
     state = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -248,6 +273,10 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
         if not last_path.is_file():
             raise DenoiseError(f"nothing to resume: {last_path} does not exist")
         state = load_checkpoint(last_path)
+        check_resumable(state.get("settings", {}), settings, last_path)
+        if state["config"] != model.config.to_dict():
+            raise DenoiseError(f"{last_path} holds a different model configuration than --model {settings.model}; "
+                               "start a new run with --out")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, best = state["step"], state["best_val_psnr"]
