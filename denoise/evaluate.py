@@ -15,7 +15,7 @@ from denoise.errors import DenoiseError, missing_extra
 from denoise.metrics import psnr_uint8, ssim_uint8, to_uint8
 from denoise.formats import IMAGE_SUFFIXES
 from denoise.noise import noisy_pair
-from denoise.runtime.batch import list_inputs
+from denoise.formats import list_inputs
 from denoise.runtime.images import read_image
 
 METHOD_TITLES = {"noisy": "noisy", "model": "model", "bm3d": "CBM3D"}

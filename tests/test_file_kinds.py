@@ -2,7 +2,6 @@
 (pages, frames, CMYK) refused with a message -- never `ok` with part of it dropped. Real files on disk,
 the real CLI in a subprocess."""
 
-import io
 import json
 
 import numpy as np

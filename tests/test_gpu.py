@@ -29,7 +29,6 @@ def test_training_runs_on_cuda_with_bf16(tmp_path):
     torch = need_torch_cuda()
     from conftest import SAMPLES
     from denoise.checkpoint import load_checkpoint
-    from denoise.train import loop
     from denoise.train.loop import TrainSettings, train
 
     seen = []

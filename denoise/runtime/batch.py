@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import fcntl
-import fnmatch
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ from typing import Callable
 import numpy as np
 
 from denoise.errors import BackendFault, DenoiseError
-from denoise.formats import IMAGE_SUFFIXES
+from denoise.formats import IMAGE_SUFFIXES, list_inputs
 from denoise.runtime.images import read_image, write_result
 from denoise.runtime.levels import check_strength, level_summary
 from denoise.runtime.tiling import host_threads, tile_input_pixels
@@ -103,34 +102,6 @@ def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
     if dst.exists() and not dst.is_dir():
         raise DenoiseError(f"output {output_dir} exists and is not a folder")
     return src, dst
-
-
-def list_inputs(input_dir: Path, pattern: str = "*", follow_symlinks: bool = False) -> list[Path]:
-    """Regular files under ``input_dir`` whose relative path matches the shell-style ``pattern`` ("*" also
-    matches "/"), sorted. Hidden files and folders are left out, and so are links leading outside
-    ``input_dir`` unless ``follow_symlinks`` (then each real folder is visited once, so link cycles end)."""
-    root = input_dir.resolve()
-    files, seen = [], set()
-    for folder, dirs, names in os.walk(input_dir, followlinks=follow_symlinks):
-        real = Path(folder).resolve()
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (follow_symlinks or _inside(Path(folder) / d, root)))
-        for name in names:
-            path = Path(folder) / name
-            relative = path.relative_to(input_dir).as_posix()
-            if name.startswith(".") or not path.is_file() or not fnmatch.fnmatch(relative, pattern):
-                continue
-            if follow_symlinks or _inside(path, root):
-                files.append(path)
-    return sorted(files)
-
-
-def _inside(path: Path, root: Path) -> bool:
-    real = path.resolve()
-    return real == root or root in real.parents
 
 
 def output_path_for(source: Path, src: Path, dst: Path, fmt: str | None) -> Path:

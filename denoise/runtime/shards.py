@@ -69,7 +69,7 @@ def merge_manifests(input_dir: Path, output_dir: Path, merged_path: Path | None 
     """Combine every ``denoise-manifest*.jsonl`` in OUT; report inputs of IN that no shard finished,
     that failed, or that were denoised more than once. Writes the last record of each input to
     ``merged_path`` (default OUT/denoise-manifest.merged.jsonl)."""
-    from denoise.runtime.batch import list_inputs
+    from denoise.formats import list_inputs
     from denoise.runtime.images import IMAGE_SUFFIXES
 
     manifests = sorted(p for p in Path(output_dir).glob("denoise-manifest*.jsonl") if "merged" not in p.name)

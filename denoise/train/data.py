@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from denoise.errors import DenoiseError
-from denoise.formats import IMAGE_SUFFIXES
+from denoise.formats import list_images
 
 VALIDATION_EVERY = 10
 
@@ -85,8 +85,9 @@ def load_cifar_batches(folder: Path, split: str) -> list[np.ndarray]:
 
 
 def image_folder_paths(folder: Path) -> list[Path]:
-    """Every image under ``folder`` (recursive), sorted by path: the order the train/validation split uses."""
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """Every image under ``folder`` (recursive; hidden files and links leading outside it left out, as
+    everywhere: formats.list_images), sorted by path: the order the train/validation split uses."""
+    return list_images(folder)
 
 
 def held_out_paths(folder: Path) -> list[Path]:
