@@ -21,6 +21,8 @@ import click
 from denoise import __version__
 from denoise.errors import BackendFault, DenoiseError
 from denoise.noise import PROTOCOLS, TRAIN_PROTOCOLS, parse_sigma
+from denoise.progress import ProgressBar
+from denoise.train import LOSSES
 from denoise.runtime.backends import BACKENDS
 from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE
 
@@ -60,32 +62,6 @@ class StrengthType(click.ParamType):
             return check_strength(value)
         except DenoiseError as exc:
             self.fail(str(exc), param, ctx)
-
-
-class ProgressBar:
-    """Files, megapixels per second and ETA on a terminal (tqdm); nothing when piped (log lines instead)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.bar = None
-        self.megapixels = 0.0
-
-    def start(self, total: int):
-        if self.enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="file", dynamic_ncols=True, file=sys.stderr)
-
-    def update(self, record: dict):
-        if self.bar:
-            self.megapixels += record.get("megapixels", 0.0)
-            elapsed = self.bar.format_dict["elapsed"] or 1e-9
-            self.bar.set_postfix_str(f"{self.megapixels / elapsed:.2f} MP/s", refresh=False)
-            self.bar.update(1)
-
-    def close(self):
-        if self.bar:
-            self.bar.close()
 
 
 class StopSignals:
@@ -245,7 +221,7 @@ def batch(inputs, output_dir, sigma, strength, model, estimator, backend, overwr
     shard = Shard.parse(shard) if shard else None
     if ray_address and (shard or dry_run or manifest):
         raise DenoiseError("--ray cannot be combined with --shard, --dry-run or --manifest")
-    bar = ProgressBar(enabled=sys.stderr.isatty() and not quiet and not dry_run and not ray_address)
+    bar = ProgressBar("file", enabled=sys.stderr.isatty() and not quiet and not dry_run and not ray_address)
     report = file_reporter(bar, dry_run, quiet)
     options = dict(overwrite=overwrite, jpeg_quality=jpeg_quality, pattern=pattern, follow_symlinks=follow_symlinks,
                    fmt=fmt, on_file=report, strength=strength)
@@ -284,9 +260,11 @@ def batch(inputs, output_dir, sigma, strength, model, estimator, backend, overwr
 
 def file_reporter(bar: ProgressBar, dry_run: bool, quiet: bool):
     """What `batch` prints per file: plan lines for --dry-run, failures always, the rest unless -q or a bar."""
+    megapixels = [0.0]
 
     def report(record):
-        bar.update(record)
+        megapixels[0] += record.get("megapixels", 0.0)
+        bar.update(f"{megapixels[0] / bar.elapsed:.2f} MP/s" if bar.active else "")
         if dry_run:
             click.echo(f"{record['status']:<14} {record['path']}" + (f" -> {record['output']}" if record["output"] else "")
                        + (f" ({record['error']})" if record["error"] else ""))
@@ -362,7 +340,7 @@ def manifest_merge(input_dir, output_dir, as_json):
 @click.option("--val-images", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(0), default=0, help="CPU threads for torch (0: its default).")
-@click.option("--loss", type=click.Choice(["mse", "log-mse"]), default="mse", show_default=True,
+@click.option("--loss", type=click.Choice(LOSSES), default="mse", show_default=True,
               help="log-mse weighs every image the same in decibels (helps low sigma in a one-for-all-sigma model).")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Start from this checkpoint's weights (fine-tune: new optimizer and LR schedule).")

@@ -94,6 +94,7 @@ def test_a_corrupt_file_fails_alone_inside_a_ray_call(folder, tmp_path):
     assert len(pngs(tmp_path / "out")) == 8  # the other files of its call were written
 
 
+@pytest.mark.slow  # about 30 s: a three-node Ray cluster on this machine; CI runs it
 def test_two_worker_nodes_share_the_job_and_a_lost_node_costs_nothing(tmp_path):
     """A simulated cluster on this machine (Ray's cluster_utils.Cluster: a head without CPUs and two worker
     nodes of one CPU each, separate raylets): the job spreads over both worker nodes; a worker node killed

@@ -66,7 +66,7 @@ class BatchSummary:
     @property
     def exit_code(self) -> int:
         """0 when every input is done (or was already done), 3 when some failed, 1 when the run stopped on
-        backend faults (DESIGN.md); 143 / 130 when SIGTERM / SIGINT stopped it (the shell's 128 + signal)."""
+        backend faults; 143 / 130 when SIGTERM / SIGINT stopped it (the shell's 128 + signal)."""
         if self.interrupted:
             return 128 + {"SIGTERM": 15, "SIGINT": 2}.get(self.interrupted, 15)
         return 1 if self.stopped else 3 if self.failed else 0

@@ -245,13 +245,19 @@ def _read_tiff16(path: Path) -> LoadedImage:
     return _from_planes(pixels, 16)
 
 
+def output_format(path: Path) -> str:
+    """Pillow's format name for an output path's suffix, or a DenoiseError naming the ones we write."""
+    fmt = IMAGE_SUFFIXES.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise DenoiseError(f"{path}: cannot write this file type; use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    return fmt
+
+
 def write_result(result: np.ndarray, image: LoadedImage, path: Path, jpeg_quality: int = 95) -> None:
     """Write an HxWx3 result (the type of ``image.pixels``, or float in [0,1]) like ``image`` was: same
     mode, alpha, metadata and (where the format holds it) bit depth. 16-bit inputs written to
     8-bit-only formats (JPEG, WebP, BMP) become 8-bit."""
-    fmt = IMAGE_SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
-        raise DenoiseError(f"{path}: cannot write this file type; use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    fmt = output_format(path)
     if image.frames:
         return _write_frames(result, image, path, fmt, jpeg_quality)
     if image.bits == 16 and fmt in SIXTEEN_BIT_FORMATS:
@@ -334,9 +340,7 @@ def to_pil(rgb_uint8: np.ndarray, mode: str, alpha: np.ndarray | None) -> Image.
 
 def write_image_atomic(im: Image.Image, path: Path, save_info: dict | None = None, jpeg_quality: int = 95) -> None:
     """Write ``im`` to ``path`` via a temporary file in the same folder and an atomic rename."""
-    fmt = IMAGE_SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
-        raise DenoiseError(f"{path}: cannot write this file type; use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    fmt = output_format(path)
     options = dict(save_info or {})
     if fmt == "JPEG":
         options.update(quality=jpeg_quality, subsampling=0)

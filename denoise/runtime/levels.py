@@ -1,6 +1,6 @@
 """Noise levels as the runtime handles them: a number or a per-pixel map, scaled by ``strength``.
 
-The ONNX contract (DESIGN.md): a denoiser's ``sigma`` input is a float32 [N,1,H,W] map on the [0,1]
+The ONNX contract (README, *Models*): a denoiser's ``sigma`` input is a float32 [N,1,H,W] map on the [0,1]
 scale; models exported before maps existed take [N], one level per image. The runtime always works with
 maps and converts at the backend's boundary (``sigma_feed``), so there is one place that knows both.
 """

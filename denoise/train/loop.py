@@ -11,10 +11,9 @@ import json
 import math
 import platform
 import signal
-import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -29,11 +28,12 @@ from denoise.checkpoint import load_checkpoint
 from denoise.camera_noise import camera_noise
 from denoise.model import CONFIGS, build_model, is_estimator
 from denoise.noise import TRAIN_PROTOCOLS
+from denoise.progress import ProgressBar
+from denoise.train import LOSSES
 from denoise.train.data import VALIDATION_EVERY, MixedSampler, is_image_folder, load_images, to_training_tensor
 from denoise.train.noise import add_noise, camera_batch, uses_camera
 
 VAL_SIGMAS = (0.1, 0.3, 0.5, 1.0)  # validation noise levels, in the run's noise protocol
-LOSSES = ("mse", "log-mse")
 WARMUP_STEPS = 100
 
 
@@ -58,7 +58,6 @@ class TrainSettings:
     device: str = "auto"  # "auto" (CUDA when available), "cuda" or "cpu"
     loss: str = "mse"  # "mse", or "log-mse": the mean over images of log(MSE), i.e. mean PSNR (see batch_loss)
     init: str = ""  # start from this checkpoint's weights (a fine-tune: new optimizer and schedule)
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if isinstance(self.data, (str, Path)):
@@ -179,12 +178,10 @@ def batch_loss(denoised: torch.Tensor, clean: torch.Tensor, kind: str) -> torch.
     error is some ten times that at 0.1), so low noise levels get little of the model's capacity. The
     mean of log(MSE) is, up to a constant, the mean PSNR: every image counts the same in decibels.
     """
-    if kind == "mse":
-        return F.mse_loss(denoised, clean)
-    if kind == "log-mse":
+    if kind == "log-mse":  # train() has checked that kind is one of LOSSES
         per_image = (denoised - clean).pow(2).mean(dim=(1, 2, 3))
         return torch.log(per_image + 1e-8).mean()
-    raise DenoiseError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}")
+    return F.mse_loss(denoised, clean)
 
 
 def pick_device(name: str) -> torch.device:
@@ -226,29 +223,6 @@ class StopOnCtrlC:
     def __exit__(self, *exc):
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
-
-
-class Progress:
-    """A tqdm bar on a terminal; otherwise nothing between the validation log lines."""
-
-    def __init__(self, total: int, start: int):
-        self.bar = None
-        if sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
-            except ImportError:
-                pass
-
-    def update(self, loss: torch.Tensor, val: float | None):
-        if self.bar:  # loss.item() waits for the GPU: only pay for it when a bar shows it
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss.item():.5f}", val_psnr="-" if val is None else f"{val:.2f}")
-
-    def close(self):
-        if self.bar:
-            self.bar.close()
 
 
 def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], None] = print) -> Path:
@@ -338,7 +312,8 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
     model.train()
     start, first_step = time.time(), step
     data_seconds = 0.0  # time spent drawing batches: on a GPU, the share the CPU may be holding it back
-    bar = Progress(settings.steps, step)
+    bar = ProgressBar("step")
+    bar.start(settings.steps, step)
     mean_val = None
     logfile = open(out / "log.jsonl", "a")
     try:
@@ -389,7 +364,8 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                            else "val PSNR " + " ".join(f"s{k}={v:.2f}" for k, v in scores.items()))
                         + f" | {rate * 1000:.0f} ms/step ({data_seconds * 1000 / max(1, step - first_step):.0f} drawing batches),"
                         + f" ETA {rate * (settings.steps - step) / 60:.1f} min")
-                bar.update(loss, mean_val)
+                if bar.active:  # loss.item() waits for the GPU: only pay for it when a bar shows it
+                    bar.update(f"loss={loss.item():.5f}, val_psnr={'-' if mean_val is None else f'{mean_val:.2f}'}")
     except KeyboardInterrupt:
         save_checkpoint(last_path, model, optimizer, step, best, settings, meta)
         log(f"interrupted: saved {last_path} at step {step}; continue with --resume")
