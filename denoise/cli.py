@@ -345,8 +345,8 @@ def manifest_merge(input_dir, output_dir, as_json):
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Start from this checkpoint's weights (fine-tune: new optimizer and LR schedule).")
 @click.option("--resume", is_flag=True,
-              help="Continue the run in OUT from its last.pt, with its settings; --steps, --minutes, --val-every, "
-                   "--val-images, --threads and --device may change, the others must match.")
+              help="Continue the run in OUT from its last.pt, with its settings: --steps and --minutes (and --threads, "
+                   "--device) may change; any other option given must match the run's.")
 @user_errors
 def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, sigma_min, sigma_max, folder_sigma_max, protocol, val_every,
           val_images, seed, threads, loss, init, resume):

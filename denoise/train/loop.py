@@ -65,10 +65,11 @@ class TrainSettings:
         self.data = [str(d) for d in self.data]
 
 
-# What a run is: a resumed run must keep these (its checkpoint's optimizer state, schedule and best score belong
-# to them). The others (steps, minutes, validation cadence, threads, device) may change on --resume.
+# What a run is: a resumed run must keep these (its checkpoint's optimizer state, schedule, validation and best
+# score belong to them). Only --steps and --minutes (how long it goes on) may change on --resume, and --threads
+# and --device, which say where it runs, not what it is.
 RUN_FIELDS = ("model", "data", "loss", "protocol", "crop", "batch_size", "lr", "sigma_min", "sigma_max",
-              "folder_sigma_max", "seed", "init")
+              "folder_sigma_max", "seed", "init", "val_every", "val_images")
 
 
 def resume_settings(out: Path, changes: dict) -> TrainSettings:
