@@ -324,27 +324,37 @@ def run_batch(denoiser, inputs, output_dir: Path, sigma="auto", overwrite: bool 
         return summary
     lock_name = f".denoise.{shard.suffix}.lock" if shard else LOCK_NAME
     default_manifest = f"denoise-manifest.{shard.suffix}.jsonl" if shard else MANIFEST_NAME
+    manifest_path = Path(manifest_path) if manifest_path else dst / default_manifest
+    plan = lambda: plan_inputs(given, pattern, follow_symlinks, overwrite, fmt, shard)  # noqa: E731
+    note = lambda: nothing_found_note(given, pattern, follow_symlinks, shard)  # noqa: E731
+    with planned_run(dst, lock_name, manifest_path, plan, note, summary, denoiser.backend_name, on_file) as (todo, finish):
+        if on_plan:
+            on_plan(len(todo) + summary.skipped)
+        start = time.perf_counter()
+        summary.stopped, _ = run_jobs(denoiser, todo, sigma, jpeg_quality, finish, strength, interrupted)
+        summary.interrupted = interrupted() if interrupted else ""
+        summary.seconds = time.perf_counter() - start
+    return summary
+
+
+@contextmanager
+def planned_run(dst: Path, lock_name: str, manifest_path: Path, plan: Callable[[], list[Job]],
+                note: Callable[[], str], summary: BatchSummary, backend: str, on_file: Callable[[dict], None] | None):
+    """The sequence every run (local or Ray) goes through: take OUT's lock, plan the jobs, remove what a killed
+    run left half-written, open the manifest and record the skipped jobs; yields (the jobs to do, the function
+    that records a finished one). The lock is held until the block ends."""
     with output_lock(dst, lock_name):
-        jobs = plan_inputs(given, pattern, follow_symlinks, overwrite, fmt, shard)
+        jobs = plan()
         remove_partials(jobs)
         if not jobs:
-            summary.note = nothing_found_note(given, pattern, follow_symlinks, shard)
-        if on_plan:
-            on_plan(len(jobs))
-        manifest_path = Path(manifest_path) if manifest_path else dst / default_manifest
+            summary.note = note()
         summary.manifest = str(manifest_path)
-        start = time.perf_counter()
         with open(manifest_path, "a", encoding="utf-8") as manifest:
-            finish = manifest_recorder(manifest, summary, denoiser.backend_name, on_file)
+            finish = manifest_recorder(manifest, summary, backend, on_file)
             for job in jobs:
                 if job.reason:
                     finish(skipped_record(job))
-            stopped, _ = run_jobs(denoiser, [j for j in jobs if not j.reason], sigma, jpeg_quality, finish, strength,
-                                  interrupted)
-            summary.stopped = stopped
-            summary.interrupted = interrupted() if interrupted else ""
-        summary.seconds = time.perf_counter() - start
-    return summary
+            yield [job for job in jobs if not job.reason], finish
 
 
 def manifest_recorder(manifest, summary: BatchSummary, backend: str,

@@ -20,9 +20,8 @@ import numpy as np
 
 from denoise.errors import DenoiseError, missing_extra
 from denoise.runtime.levels import check_strength
-from denoise.runtime.batch import (LOCK_NAME, MANIFEST_NAME, BatchSummary, Job, check_folders, manifest_recorder,
-                                   nothing_found_note, output_lock, plan_jobs, remove_partials, run_jobs,
-                                   skipped_record)
+from denoise.runtime.batch import (LOCK_NAME, MANIFEST_NAME, BatchSummary, Job, check_folders, nothing_found_note,
+                                   plan_jobs, planned_run, run_jobs)
 
 FILES_PER_CALL = 8  # per actor call: enough to fill the pipeline and a batch, small enough to spread the work
 
@@ -73,13 +72,9 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
     src, dst = check_folders(Path(input_dir), Path(output_dir))
     strength = check_strength(strength)
     summary = BatchSummary()
-    with output_lock(dst, LOCK_NAME):
-        jobs = plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt)
-        remove_partials(jobs)
-        if not jobs:
-            summary.note = nothing_found_note(src, pattern, follow_symlinks)
-        manifest_path = dst / MANIFEST_NAME
-        summary.manifest = str(manifest_path)
+    plan = lambda: plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt)  # noqa: E731
+    note = lambda: nothing_found_note(src, pattern, follow_symlinks)  # noqa: E731
+    with planned_run(dst, LOCK_NAME, dst / MANIFEST_NAME, plan, note, summary, "ray", on_file) as (todo, finish):
         started = time.perf_counter()
         logging.getLogger("ray").setLevel(logging.WARNING)
         ray.data.DataContext.get_current().enable_progress_bars = False
@@ -89,25 +84,20 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
             ray.init(num_cpus=workers, num_gpus=0 if not gpus_per_worker else None, ignore_reinit_error=True,
                      include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         try:
-            with open(manifest_path, "a", encoding="utf-8") as manifest:
-                finish = manifest_recorder(manifest, summary, "ray", on_file)
-                for job in jobs:
-                    if job.reason:
-                        finish(skipped_record(job))
-                todo = [{"source": str(j.source), "output": str(j.output)} for j in jobs if not j.reason]
-                if todo:
-                    dataset = ray.data.from_items(todo, override_num_blocks=max(1, min(len(todo), 4 * workers)))
-                    results = dataset.map_batches(
-                        DenoiseActor, batch_size=files_per_call(len(todo), workers), concurrency=workers, num_cpus=0 if gpus_per_worker else 1,
-                        num_gpus=gpus_per_worker or None,
-                        fn_constructor_kwargs={"model": str(model) if model else None, "backend": backend,
-                                               "sigma": sigma, "jpeg_quality": jpeg_quality, "ensemble": ensemble,
-                                               "strength": strength})
-                    for row in results.iter_rows():
-                        finish(json.loads(row["record"]))
+            if todo:
+                items = [{"source": str(j.source), "output": str(j.output)} for j in todo]
+                dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4 * workers)))
+                results = dataset.map_batches(
+                    DenoiseActor, batch_size=files_per_call(len(items), workers), concurrency=workers,
+                    num_cpus=0 if gpus_per_worker else 1, num_gpus=gpus_per_worker or None,
+                    fn_constructor_kwargs={"model": str(model) if model else None, "backend": backend,
+                                           "sigma": sigma, "jpeg_quality": jpeg_quality, "ensemble": ensemble,
+                                           "strength": strength})
+                for row in results.iter_rows():
+                    finish(json.loads(row["record"]))
         finally:
             ray.shutdown()
         summary.seconds = time.perf_counter() - started
-    if summary.ok + summary.skipped + summary.failed != len(jobs):
-        raise DenoiseError(f"Ray returned {summary.ok + summary.skipped + summary.failed} records for {len(jobs)} inputs")
+    if summary.ok + summary.failed != len(todo):
+        raise DenoiseError(f"Ray returned {summary.ok + summary.failed} records for {len(todo)} files to denoise")
     return summary
