@@ -10,10 +10,8 @@ import functools
 import json
 import logging
 import os
-import platform
 import signal
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import click
@@ -368,20 +366,29 @@ def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, s
         raise DenoiseError("training needs torch; install it with: pip install 'denoise[train]'") from None
     if not data and not resume:
         raise DenoiseError("--data is required (an image folder, the CIFAR-10 archive, ...); repeat it to mix sources")
-    values = dict(data=[str(d) for d in data], model=model_name, steps=steps, minutes=minutes, device=device,
-                  batch_size=batch_size, crop=crop, lr=lr, sigma_min=sigma_min, sigma_max=sigma_max,
-                  folder_sigma_max=folder_sigma_max or 0.0, protocol=protocol, val_every=val_every,
-                  val_images=val_images, seed=seed, threads=threads, loss=loss, init=str(init) if init else "")
+    context = click.get_current_context()
+    values = training_values(context.params)
     if resume:  # the run's own settings, with what this command line says explicitly
-        context = click.get_current_context()
-        names = {"model": "model_name"}
         given = {field: value for field, value in values.items()
-                 if context.get_parameter_source(names.get(field, field)) == click.core.ParameterSource.COMMANDLINE}
+                 if context.get_parameter_source(OPTION_OF.get(field, field)) == click.core.ParameterSource.COMMANDLINE}
         settings = resume_settings(out, given)
     else:
-        settings = TrainSettings(out=str(out), **values)
+        settings = TrainSettings(**values)
     best = run_training(settings, resume=resume, log=lambda line: click.echo(line, err=True))
     click.echo(str(best))
+
+
+OPTION_OF = {"model": "model_name"}  # TrainSettings field -> `denoise train` option, where the names differ
+
+
+def training_values(params: dict) -> dict:
+    """TrainSettings' fields from `denoise train`'s options (every field is an option of the same name, but
+    --model, and paths and an unset --folder-sigma-max in the types the settings keep)."""
+    values = {field: params[OPTION_OF.get(field, field)] for field in
+              ("model", "steps", "minutes", "device", "batch_size", "crop", "lr", "sigma_min", "sigma_max", "protocol",
+               "val_every", "val_images", "seed", "threads", "loss")}
+    return {**values, "data": [str(d) for d in params["data"]], "out": str(params["out"]),
+            "folder_sigma_max": params["folder_sigma_max"] or 0.0, "init": str(params["init"]) if params["init"] else ""}
 
 
 @main.command()
@@ -500,16 +507,6 @@ def eval_command(clean, sigmas, protocols, noisy_dir, strength, model, estimator
         click.echo(f"wrote {plot}", err=True)
 
 
-def torch_gpu_possible() -> bool:
-    """Whether --backend torch may start here, without importing torch (seconds): torch installed and an
-    NVIDIA device present. Whether torch's build has CUDA is only known when it starts (-v says)."""
-    import importlib.util
-
-    from denoise.runtime.backends import nvidia_device_present
-
-    return importlib.util.find_spec("torch") is not None and nvidia_device_present()
-
-
 def photo_sigma_note(stage: dict) -> str:
     top = stage.get("folder_sigma_max")
     return f" (photo batches at sigma <= {top:g})" if top else ""
@@ -525,50 +522,13 @@ def info(as_json):
     Example:
       denoise info --json
     """
-    from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL, read_card
+    from denoise.info import machine_report
+    from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL
 
-    def version(dist):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
+    report = machine_report()
+    providers, engines, machine_note = report["onnxruntime_providers"], report["engine_cache"]["engines"], report["tensorrt"]
+    from denoise.export.engine_cache import cache_dir
 
-    try:
-        import onnxruntime
-
-        providers = onnxruntime.get_available_providers()
-    except ImportError:
-        providers = []
-    from denoise.export.engine_cache import cache_dir, list_engines, spec_from_record
-
-    try:
-        from denoise.export.tensorrt_build import gpu_info, import_tensorrt
-
-        machine = (import_tensorrt().__version__, *gpu_info())
-        machine_note = f"TensorRT {machine[0]} on {machine[1]} (sm {machine[2]})"
-    except DenoiseError as exc:
-        machine, machine_note = None, str(exc)
-    engines = []
-    for record in list_engines():
-        spec = spec_from_record(record)
-        engines.append({"path": record["path"], "built": record.get("built"), "gpu": spec.gpu_name,
-                        "tensorrt": spec.tensorrt_version, "precision": spec.precision,
-                        "matches_this_machine": spec.matches_machine(*machine) if machine else None})
-    report = {
-        "denoise": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": {name: version(name) for name in
-                     ("numpy", "pillow", "onnxruntime", "onnxruntime-gpu", "torch", "onnx", "tensorrt", "cuda-python")},
-        "onnxruntime_providers": providers,
-        "backends": {"cpu": "CPUExecutionProvider" in providers, "cuda": "CUDAExecutionProvider" in providers,
-                     "torch": torch_gpu_possible()},
-        "bundled_model": {"path": str(DEFAULT_MODEL), "exists": DEFAULT_MODEL.is_file(), "card": read_card()},
-        "bundled_estimator": {"path": str(DEFAULT_ESTIMATOR), "exists": DEFAULT_ESTIMATOR.is_file(),
-                              "card": read_card(DEFAULT_ESTIMATOR)},
-        "tensorrt": machine_note,
-        "engine_cache": {"path": str(cache_dir()), "engines": engines},
-    }
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -1,0 +1,79 @@
+"""What `denoise info` reports, as a dict (the CLI prints it or dumps it as JSON): versions, the backends this
+machine can run, the bundled model's and estimator's cards, TensorRT and the engine cache. Imports nothing
+heavy: no torch, and TensorRT only if it is installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+from importlib import metadata
+
+from denoise import __version__
+from denoise.errors import DenoiseError
+
+PACKAGES = ("numpy", "pillow", "pillow-heif", "onnxruntime", "onnxruntime-gpu", "torch", "onnx", "tensorrt", "cuda-python")
+
+
+def package_version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def torch_gpu_possible() -> bool:
+    """Whether --backend torch may start here, without importing torch (seconds): torch installed and an
+    NVIDIA device present. Whether torch's build has CUDA is only known when it starts (-v says)."""
+    from denoise.runtime.backends import nvidia_device_present
+
+    return importlib.util.find_spec("torch") is not None and nvidia_device_present()
+
+
+def tensorrt_here() -> tuple[tuple | None, str]:
+    """((TensorRT version, GPU name, compute capability) or None, a line saying what is here)."""
+    try:
+        from denoise.export.tensorrt_build import gpu_info, import_tensorrt
+
+        machine = (import_tensorrt().__version__, *gpu_info())
+        return machine, f"TensorRT {machine[0]} on {machine[1]} (sm {machine[2]})"
+    except DenoiseError as exc:
+        return None, str(exc)
+
+
+def cached_engines(machine: tuple | None) -> list[dict]:
+    from denoise.export.engine_cache import list_engines, spec_from_record
+
+    engines = []
+    for record in list_engines():
+        spec = spec_from_record(record)
+        engines.append({"path": record["path"], "built": record.get("built"), "gpu": spec.gpu_name,
+                        "tensorrt": spec.tensorrt_version, "precision": spec.precision,
+                        "matches_this_machine": spec.matches_machine(*machine) if machine else None})
+    return engines
+
+
+def machine_report() -> dict:
+    from denoise.export.engine_cache import cache_dir
+    from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL, read_card
+
+    try:
+        import onnxruntime
+
+        providers = onnxruntime.get_available_providers()
+    except ImportError:
+        providers = []
+    machine, machine_note = tensorrt_here()
+    return {
+        "denoise": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": {name: package_version(name) for name in PACKAGES},
+        "onnxruntime_providers": providers,
+        "backends": {"cpu": "CPUExecutionProvider" in providers, "cuda": "CUDAExecutionProvider" in providers,
+                     "torch": torch_gpu_possible()},
+        "bundled_model": {"path": str(DEFAULT_MODEL), "exists": DEFAULT_MODEL.is_file(), "card": read_card()},
+        "bundled_estimator": {"path": str(DEFAULT_ESTIMATOR), "exists": DEFAULT_ESTIMATOR.is_file(),
+                              "card": read_card(DEFAULT_ESTIMATOR)},
+        "tensorrt": machine_note,
+        "engine_cache": {"path": str(cache_dir()), "engines": cached_engines(machine)},
+    }
