@@ -108,15 +108,35 @@ def test_multi_page_16_bit_tiff_is_refused(tmp_path):
     assert result.returncode == 3 and "3 pages" in records[0]["error"] and not (tmp_path / "out" / "deep.tif").exists()
 
 
-def test_cmyk_is_refused_not_turned_into_rgb(tmp_path):
+def test_cmyk_stays_cmyk_with_its_profile(tmp_path):
+    """CMYK JPEG and TIFF come back CMYK with their ICC profile: the C, M, Y planes (inverted) denoised as one
+    colour image -- exactly the RGB result when there is no black ink -- and K as a grey one."""
+    from denoise import Denoiser
+
+    _, icc = exif_and_icc()  # any profile: what is checked is that the file's own comes back
     src = tmp_path / "in"
     src.mkdir()
-    Image.fromarray(photo()).convert("CMYK").save(src / "print.jpg", quality=95)
-    Image.fromarray(photo()).convert("CMYK").save(src / "print.tif")
+    rgb = photo()
+    rng = np.random.default_rng(3)
+    ink = np.concatenate([255 - rgb, np.clip(60 + rng.normal(0, 20, rgb.shape[:2] + (1,)), 0, 255).astype(np.uint8)], axis=2)
+    Image.fromarray(ink, "CMYK").save(src / "print.tif", icc_profile=icc)
+    Image.fromarray(ink, "CMYK").save(src / "print.jpg", quality=95, icc_profile=icc)
     result, records = run(src, tmp_path / "out")
-    assert result.returncode == 3
-    assert all(r["status"] == "failed" and "CMYK" in r["error"] for r in records) and len(records) == 2
-    assert not list((tmp_path / "out").glob("print.*"))
+    assert result.returncode == 0, result.stderr
+    assert [r["status"] for r in records] == ["ok", "ok"] and "frames" not in records[0]
+    with Denoiser(backend="cpu") as denoiser:
+        with Image.open(tmp_path / "out" / "print.tif") as im:
+            assert im.mode == "CMYK" and im.info.get("icc_profile") == icc and im.size == (64, 48)
+            got = np.asarray(im)
+        want_cmy = 255 - denoiser.denoise(rgb, 0.1)
+        want_k = 255 - denoiser.denoise(255 - ink[..., 3], 0.1)
+    assert np.abs(got[..., :3].astype(int) - want_cmy).max() <= 1
+    assert np.abs(got[..., 3].astype(int) - want_k).max() <= 1
+    assert got[..., 3].std() < ink[..., 3].std()  # the black plane's noise went down too
+    with Image.open(tmp_path / "out" / "print.jpg") as im:
+        assert im.mode == "CMYK" and im.info.get("icc_profile") == icc
+    as_png = run_cli("batch", src / "print.tif", tmp_path / "print.png", "--sigma", "0.1")
+    assert as_png.returncode == 3 and not (tmp_path / "print.png").exists()
 
 
 def test_deep_heic_and_avif_are_refused_not_cut_to_8_bits(tmp_path):

@@ -416,7 +416,7 @@ def _write(job: Job, image, result, level: dict, timings: dict, jpeg_quality: in
     timings["write"] = time.perf_counter() - started
     pixels = sum(frame.shape[0] * frame.shape[1] for frame in (result if isinstance(result, list) else [result]))
     record.update(level, megapixels=round(pixels / 1e6, 6), timings={k: round(v, 4) for k, v in timings.items()})
-    if isinstance(result, list):
+    if isinstance(result, list) and image.mode != "CMYK":  # CMYK's two planes are not frames
         record["frames"] = len(result)
     return record
 

@@ -8,9 +8,11 @@
 * Files with several pages or frames (multi-page TIFF, animated GIF / WebP / PNG) are read whole: every
   frame is denoised and written back in the same format with its duration, the loop count and (TIFF) its
   pages; into a format that holds one image (``--format jpg``) such a file fails with a message.
-* What cannot be written back faithfully is refused with a message, never half done: CMYK (denoising it as
-  RGB would lose the printer's colour space), HEIC deeper than 8 bits (pillow-heif would hand us 8),
-  multi-page 16-bit TIFF.
+* CMYK (JPEG, TIFF) stays CMYK: its ink planes are denoised where they are -- C, M, Y (inverted, so that
+  with no black ink they are exactly the RGB image) as one colour image, K as a grey one -- and written back
+  as CMYK with the file's ICC profile; it is never converted to RGB.
+* What cannot be written back faithfully is refused with a message, never half done: HEIC and AVIF deeper
+  than 8 bits (the codecs hand us 8), multi-page 16-bit TIFF, multi-page CMYK.
 * HEIC/HEIF through pillow-heif (registered on first use), AVIF through Pillow itself.
 * Every output is written to a temporary file in its folder and renamed into place.
 """
@@ -94,6 +96,9 @@ def read_image(path: Path) -> LoadedImage:
             _check_faithful(path, im)
             if frames > 1:
                 return _read_frames(im)
+            if im.mode == "CMYK":
+                im.load()
+                return _read_cmyk(im, _metadata(im))
             im.load()
             im = ImageOps.exif_transpose(im)
             return _to_loaded(im, _metadata(im))
@@ -123,9 +128,6 @@ def _read_frames(im: Image.Image) -> LoadedImage:
         im.load()  # WebP sets the frame's duration on load
         durations.append(float(im.info.get("duration", 0) or 0))
         frame = im.copy()
-        if frame.mode == "CMYK":
-            raise DenoiseError(f"page {index + 1} is CMYK; denoising it as RGB would lose its colour space, so the "
-                               "file is left alone (convert it to RGB with its ICC profile first)")
         frames.append(_to_loaded(frame, info if index == 0 else {}))
     first = frames[0]
     first.frames, first.durations = frames, durations
@@ -133,11 +135,19 @@ def _read_frames(im: Image.Image) -> LoadedImage:
     return first
 
 
+def _read_cmyk(im: Image.Image, info: dict) -> LoadedImage:
+    """A CMYK image as two planes to denoise (see the module docstring): 255-C,M,Y as colour, 255-K as grey."""
+    ink = np.asarray(im, dtype=np.uint8)
+    colour = LoadedImage(np.ascontiguousarray(255 - ink[..., :3]), "RGB")
+    black = LoadedImage(np.repeat(255 - ink[..., 3:4], 3, axis=2), "L")
+    return LoadedImage(colour.pixels, "CMYK", None, info, 8, frames=[colour, black])
+
+
 def _check_faithful(path: Path, im: Image.Image) -> None:
     """Refuse what we would write back with something lost (see the module docstring)."""
-    if im.mode == "CMYK":
-        raise DenoiseError(f"{path}: is CMYK; denoising it as RGB would lose its colour space, so it is left alone "
-                           "(convert it to RGB with its ICC profile first)")
+    if im.mode == "CMYK" and getattr(im, "n_frames", 1) > 1:
+        raise DenoiseError(f"{path}: a CMYK file of {im.n_frames} pages; denoise keeps CMYK for single images only, "
+                           "so it is left alone (split it into pages first)")
     if im.format == "HEIF":
         _check_8_bit(path, int(im.info.get("bit_depth", 8)), "HEIC")
 
@@ -258,11 +268,27 @@ def write_result(result: np.ndarray, image: LoadedImage, path: Path, jpeg_qualit
     mode, alpha, metadata and (where the format holds it) bit depth. 16-bit inputs written to
     8-bit-only formats (JPEG, WebP, BMP) become 8-bit."""
     fmt = output_format(path)
+    if image.mode == "CMYK":
+        return _write_cmyk(result, image, path, fmt, jpeg_quality)
     if image.frames:
         return _write_frames(result, image, path, fmt, jpeg_quality)
     if image.bits == 16 and fmt in SIXTEEN_BIT_FORMATS:
         return _write16(result if result.dtype == np.uint16 else from_float(result, np.uint16), image, path, fmt)
     write_image_atomic(to_pil(_to_uint8_result(result), image.mode, _alpha8(image)), path, image.save_info, jpeg_quality)
+
+
+CMYK_FORMATS = ("JPEG", "TIFF")
+
+
+def _write_cmyk(results: list[np.ndarray], image: LoadedImage, path: Path, fmt: str, jpeg_quality: int) -> None:
+    """The two denoised planes of a CMYK image back into CMYK ink (with the file's ICC profile and EXIF)."""
+    if fmt not in CMYK_FORMATS:
+        raise DenoiseError(f"{path}: the input is CMYK and {fmt} cannot hold CMYK; write it as jpg or tif "
+                           "(or leave out --format)")
+    colour, black = (_to_uint8_result(r) for r in results)
+    grey = np.round(black.astype(np.float32).mean(axis=2)).astype(np.uint8)
+    ink = np.concatenate([255 - colour, 255 - grey[..., None]], axis=2)
+    write_image_atomic(Image.fromarray(ink, "CMYK"), path, image.save_info, jpeg_quality)
 
 
 MULTI_FRAME_FORMATS = ("TIFF", "GIF", "WEBP", "PNG")
