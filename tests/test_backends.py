@@ -19,6 +19,26 @@ from denoise.weights import DEFAULT_CHECKPOINT, DEFAULT_ESTIMATOR_CHECKPOINT, DE
 torch = pytest.importorskip("torch", reason="the torch backend's tests need torch (the train extra)")
 
 
+def gpu_software_here() -> str:
+    """Why this machine could start a GPU backend (then the no-GPU tests below do not apply), or ""."""
+    import importlib.util
+
+    import onnxruntime
+
+    from denoise.runtime.backends import nvidia_device_present
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        return "TensorRT is installed here"
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        return "onnxruntime-gpu is installed here"
+    if nvidia_device_present():
+        return "an NVIDIA GPU is present here"
+    return ""
+
+
+no_gpu_software = pytest.mark.skipif(bool(gpu_software_here()), reason=gpu_software_here() or "-")
+
+
 def test_torch_backend_matches_onnxruntime():
     from denoise.runtime.torch_backend import TorchBackend
 
@@ -46,6 +66,7 @@ def test_torch_backend_refuses_a_checkpoint_the_model_was_not_exported_from(tmp_
         checkpoint_for(tmp_path / "model.onnx", {})
 
 
+@no_gpu_software
 def test_backend_torch_without_a_gpu_is_one_line_and_exit_1(tmp_path):
     result = run_cli("batch", SAMPLES / "noisy", tmp_path / "out", "--sigma", "0.1", "--backend", "torch")
     assert result.returncode == 1, result.stderr
@@ -53,6 +74,7 @@ def test_backend_torch_without_a_gpu_is_one_line_and_exit_1(tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.png"))
 
 
+@no_gpu_software
 def test_auto_says_why_each_faster_backend_was_skipped(tmp_path):
     result = run_cli("-v", "batch", SAMPLES / "noisy", tmp_path / "out", "--sigma", "0.1", "--backend", "auto", "-q")
     assert result.returncode == 0, result.stderr

@@ -77,8 +77,8 @@ def test_no_execution_context_is_a_backend_fault_and_auto_falls_back(tmp_path, m
         backend_type(onnx_path, PROFILE)
     from denoise import Denoiser
 
-    with Denoiser(backend="auto") as denoiser:  # the bundled model: TensorRT "starts", faults, ORT takes over
-        assert denoiser.backend.name == "onnxruntime-cpu"
+    with Denoiser(backend="auto") as denoiser:  # the bundled model: TensorRT "starts", faults, the next one takes over
+        assert denoiser.backend.name != "tensorrt"
     assert ("create_execution_context", 2) in calls  # USER_MANAGED: contexts share one activation block
 
 
