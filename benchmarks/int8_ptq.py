@@ -5,7 +5,8 @@
 
 Calibration uses 128x128 crops of --calibration photos the model was trained on (noisy at sigma 0.05-0.4);
 the evaluation uses the held-out photos. Variants: every Conv quantized; first and last Conv kept in FP32;
-the same with 16-bit activations; the same with percentile and entropy calibration instead of min/max.
+the same with 16-bit activations; the same with percentile and entropy calibration instead of min/max; only
+the middle Convs in INT8 (where benchmarks/int8_sensitivity.py finds no loss).
 Speed: one whole photo per call, 2 threads, median of --repeats. The model's sigma input is a noise map
 ([N,1,H,W], filled with the level).
 """
@@ -81,7 +82,10 @@ def main() -> None:
                 ("INT8, first and last Conv in FP32", ends, QuantType.QUInt8, CalibrationMethod.MinMax),
                 ("INT8, first and last in FP32, percentile calibration", ends, QuantType.QUInt8, CalibrationMethod.Percentile),
                 ("INT8, first and last in FP32, entropy calibration", ends, QuantType.QUInt8, CalibrationMethod.Entropy),
-                ("INT8 weights, 16-bit activations, first and last in FP32", ends, QuantType.QUInt16, CalibrationMethod.MinMax)]
+                ("INT8 weights, 16-bit activations, first and last in FP32", ends, QuantType.QUInt16, CalibrationMethod.MinMax),
+                # benchmarks/int8_sensitivity.py: the loss sits in the first two and the last four Convs
+                ("INT8 Convs 2-15, the first two and last four FP32", convs[:2] + convs[16:], QuantType.QUInt8, CalibrationMethod.MinMax),
+                ("INT8 Convs 4-15, the first four and last four FP32", convs[:4] + convs[16:], QuantType.QUInt8, CalibrationMethod.MinMax)]
     with tempfile.TemporaryDirectory() as tmp:
         for label, exclude, activations, method in variants:
             path = Path(tmp) / "q.onnx"
