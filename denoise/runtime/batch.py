@@ -117,23 +117,23 @@ def safe_output(path: Path, dst: Path) -> bool:
     return parent == dst or dst in parent.parents
 
 
+def plan_file(path: Path, out: Path, dst: Path, overwrite: bool) -> Job:
+    """One input's job: skipped (not an image, an output through a link out of ``dst``, an output already
+    there), or to do."""
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return Job(path, None, f"not an image file type ({path.suffix or 'no extension'})")
+    if not safe_output(out, dst):
+        return Job(path, None, f"output {out} would be written through a link leading outside the output folder")
+    if out.exists() and not overwrite:
+        return Job(path, out, "output already exists (use --overwrite to redo)")
+    return Job(path, out)
+
+
 def plan_jobs(src: Path, dst: Path, pattern: str, follow_symlinks: bool, overwrite: bool, fmt: str | None,
               shard=None) -> list[Job]:
-    jobs = []
-    for path in list_inputs(src, pattern, follow_symlinks):
-        if shard is not None and not shard.owns(path.relative_to(src).as_posix()):
-            continue
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            jobs.append(Job(path, None, f"not an image file type ({path.suffix or 'no extension'})"))
-            continue
-        out = output_path_for(path, src, dst, fmt)
-        if not safe_output(out, dst):
-            jobs.append(Job(path, None, f"output {out} would be written through a link leading outside the output folder"))
-        elif out.exists() and not overwrite:
-            jobs.append(Job(path, out, "output already exists (use --overwrite to redo)"))
-        else:
-            jobs.append(Job(path, out))
-    return jobs
+    return [plan_file(path, output_path_for(path, src, dst, fmt), dst, overwrite)
+            for path in list_inputs(src, pattern, follow_symlinks)
+            if shard is None or shard.owns(path.relative_to(src).as_posix())]
 
 
 @dataclass
@@ -197,16 +197,9 @@ def plan_inputs(given: Inputs, pattern: str, follow_symlinks: bool, overwrite: b
                     job.output, job.reason = None, "output would be written through a link leading outside the output folder"
         elif shard is not None and not shard.owns(path.name):
             continue
-        elif path.suffix.lower() not in IMAGE_SUFFIXES:
-            planned = [Job(path, None, f"not an image file type ({path.suffix or 'no extension'})")]
         else:
-            out = given.target or output_path_for(path, path.parent, given.dst, fmt)
-            if not safe_output(out, given.dst):
-                planned = [Job(path, None, f"output {out} would be written through a link leading outside the output folder")]
-            elif out.exists() and not overwrite:
-                planned = [Job(path, out, "output already exists (use --overwrite to redo)")]
-            else:
-                planned = [Job(path, out)]
+            planned = [plan_file(path, given.target or output_path_for(path, path.parent, given.dst, fmt), given.dst,
+                                 overwrite)]
         for job in planned:
             if job.output is not None and job.output in taken:
                 job.output, job.reason = None, f"another input has the same output name {job.output}"
