@@ -15,18 +15,23 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return from_float(image, np.uint8)
 
 
-def to_float(pixels: np.ndarray) -> np.ndarray:
-    """uint8 / uint16 pixels -> float32 in [0,1] (floats are taken as already on that scale)."""
-    values = pixels.astype(np.float32)
+def to_float(pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 / uint16 pixels -> float32 in [0,1] (floats are taken as already on that scale): the integers in
+    float32, divided by the scale in float32. Written into ``out`` (float32, the pixels' shape) when given, in
+    one pass."""
     scale = pixel_scale(pixels.dtype)
-    if scale != 1.0:
-        values /= scale
-    return values
+    if out is None:
+        out = np.empty(pixels.shape, np.float32)
+    if scale == 1.0:
+        out[...] = pixels
+    else:
+        np.divide(pixels, np.float32(scale), out=out, casting="unsafe")
+    return out
 
 
 def from_float(values: np.ndarray, dtype) -> np.ndarray:
-    """Float in [0,1] -> ``dtype``: uint8 and uint16 clipped, scaled and rounded half to even in float32 (as
-    runtime.tiling.store_core does for tiles), floats kept as float32."""
+    """Float in [0,1] -> ``dtype``: uint8 and uint16 clipped, scaled and rounded half to even in float32,
+    floats kept as float32."""
     scale = pixel_scale(dtype)
     if scale == 1.0:
         return np.asarray(values, dtype=np.float32)

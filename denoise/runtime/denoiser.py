@@ -74,9 +74,8 @@ class Denoiser:
         request = BackendRequest(self.model_path, self.card, self.tile, self.overlap, max_batch, sigma_rank == 4,
                                  threads, Path(checkpoint) if checkpoint else None)
         self.backend: Backend = open_backend(backend, request)
-        self.estimator = None
+        self.takes_map = self.backend.sigma_rank == 4
         try:
-            self.takes_map = self.backend.sigma_rank == 4
             self.estimator = self._load_estimator(estimator, threads) if self.takes_map else None
         except BaseException:
             self.backend.close()
@@ -102,9 +101,9 @@ class Denoiser:
             raise DenoiseError(f"{path} is not a noise estimator exported by denoise (it should take 'noisy', give "
                                "'sigma' and carry its receptive radius in its card)")
         self.estimator_card = card
-        if self.backend.name.startswith("torch-cuda"):
-            from denoise.runtime.torch_backend import TorchBackend, checkpoint_for
+        from denoise.runtime.torch_backend import TorchBackend, checkpoint_for  # torch itself only if it runs
 
+        if isinstance(self.backend, TorchBackend) and self.backend.on_gpu:
             return TorchBackend(checkpoint_for(path, card), precision=self.backend.precision)
         session = OnnxRuntimeBackend(path, backend="auto" if self.backend.on_gpu else "cpu", threads=threads,
                                      spinning=False)

@@ -38,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 
-from denoise.metrics import pixel_scale
+from denoise.metrics import from_float, to_float
 
 DEFAULT_TILE = 512
 DEFAULT_MAX_BATCH = 8
@@ -117,12 +117,7 @@ def tile_input(pixels: np.ndarray, box: tuple[int, int, int, int], out: np.ndarr
     h, w = crop.shape[:2]
     if out is None:
         out = np.empty((crop.shape[2], iy1 - iy0, ix1 - ix0), np.float32)
-    scale = pixel_scale(crop.dtype)
-    source = crop.transpose(2, 0, 1)
-    if scale == 1.0:
-        out[:, :h, :w] = source
-    else:  # the same values as to_float: the integers in float32, divided by the scale in float32
-        np.divide(source, np.float32(scale), out=out[:, :h, :w], casting="unsafe")
+    to_float(crop.transpose(2, 0, 1), out=out[:, :h, :w])
     if h < out.shape[1]:
         out[:, h:, :w] = out[:, h - 1:h, :w]
     if w < out.shape[2]:
@@ -132,17 +127,11 @@ def tile_input(pixels: np.ndarray, box: tuple[int, int, int, int], out: np.ndarr
 
 def store_core(result: np.ndarray, core: tuple[int, int, int, int], output: np.ndarray) -> None:
     """Write a tile's model output (float32 CxHxW, the core part) into the HxWxC ``result`` at ``core``, in
-    the result's type (as metrics.from_float does: clipped to [0,1], scaled, rounded half to even)."""
+    the result's type (metrics.from_float: clipped to [0,1], scaled, rounded half to even; floats as given)."""
     cy0, cy1, cx0, cx1 = core
     target = result[cy0:cy1, cx0:cx1]
-    scale = pixel_scale(result.dtype)
-    if scale == 1.0:  # float results are kept as the model gave them
-        target[...] = output.transpose(1, 2, 0)
-        return
     for channel in range(output.shape[0]):  # channel by channel: 2.4x faster than one transposed pass
-        values = np.clip(output[channel], 0.0, 1.0)
-        values *= np.float32(scale)
-        target[..., channel] = np.rint(values, out=values)
+        target[..., channel] = from_float(output[channel], result.dtype)
 
 
 Level = float | np.ndarray  # a number, or an HxW float32 map
