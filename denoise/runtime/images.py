@@ -93,7 +93,7 @@ def read_image(path: Path) -> LoadedImage:
         with Image.open(path) as im:
             frames = getattr(im, "n_frames", 1)
             _check_size(path, im.size[0] * frames, im.size[1])
-            _check_faithful(path, im)
+            _check_faithful(path, im, frames)
             if frames > 1:
                 return _read_frames(im)
             if im.mode == "CMYK":
@@ -143,10 +143,10 @@ def _read_cmyk(im: Image.Image, info: dict) -> LoadedImage:
     return LoadedImage(colour.pixels, "CMYK", None, info, 8, frames=[colour, black])
 
 
-def _check_faithful(path: Path, im: Image.Image) -> None:
+def _check_faithful(path: Path, im: Image.Image, frames: int) -> None:
     """Refuse what we would write back with something lost (see the module docstring)."""
-    if im.mode == "CMYK" and getattr(im, "n_frames", 1) > 1:
-        raise DenoiseError(f"{path}: a CMYK file of {im.n_frames} pages; denoise keeps CMYK for single images only, "
+    if im.mode == "CMYK" and frames > 1:
+        raise DenoiseError(f"{path}: a CMYK file of {frames} pages; denoise keeps CMYK for single images only, "
                            "so it is left alone (split it into pages first)")
     if im.format == "HEIF":
         _check_8_bit(path, int(im.info.get("bit_depth", 8)), "HEIC")
@@ -307,14 +307,7 @@ def _write_frames(results: list[np.ndarray], image: LoadedImage, path: Path, fmt
         options.pop("loop", None)
     else:
         options["duration"] = [round(d) for d in image.durations]
-    if fmt == "WEBP":
-        options.update(quality=jpeg_quality)
-    if fmt == "PNG":
-        options.update(compress_level=3)
-
-    buffer = io.BytesIO()  # multi-page TIFF writing reads back what it wrote: not possible on a write-only file
-    pictures[0].save(buffer, format=fmt, save_all=True, append_images=pictures[1:], **options)
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    write_image_atomic(pictures[0], path, options, jpeg_quality, more=pictures[1:])
 
 
 def _to_uint8_result(result: np.ndarray) -> np.ndarray:
@@ -364,10 +357,14 @@ def to_pil(rgb_uint8: np.ndarray, mode: str, alpha: np.ndarray | None) -> Image.
     return im
 
 
-def write_image_atomic(im: Image.Image, path: Path, save_info: dict | None = None, jpeg_quality: int = 95) -> None:
-    """Write ``im`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+def write_image_atomic(im: Image.Image, path: Path, save_info: dict | None = None, jpeg_quality: int = 95,
+                       more: list[Image.Image] | None = None) -> None:
+    """Write ``im`` (and the frames or pages ``more``, after it) to ``path`` via a temporary file in the same
+    folder and an atomic rename."""
     fmt = output_format(path)
     options = dict(save_info or {})
+    if more:
+        options.update(save_all=True, append_images=more)
     if fmt == "JPEG":
         options.update(quality=jpeg_quality, subsampling=0)
         if im.mode in ("RGBA", "LA"):
@@ -382,4 +379,9 @@ def write_image_atomic(im: Image.Image, path: Path, save_info: dict | None = Non
         options.update(compress_level=3)
     if fmt == "BMP":
         options.pop("exif", None)
+    if more:  # multi-page TIFF writing reads back what it wrote: not possible on a write-only file
+        buffer = io.BytesIO()
+        im.save(buffer, format=fmt, **options)
+        atomic_write(path, lambda f: f.write(buffer.getvalue()))
+        return
     atomic_write(path, lambda f: im.save(f, format=fmt, **options))
