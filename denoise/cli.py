@@ -21,6 +21,7 @@ from denoise.errors import BackendFault, DenoiseError
 from denoise.noise import PROTOCOLS, TRAIN_PROTOCOLS, parse_sigma
 from denoise.progress import ProgressBar
 from denoise.train import LOSSES
+from denoise.formats import IMAGE_SUFFIXES
 from denoise.runtime.backends import BACKENDS
 from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE
 
@@ -146,6 +147,9 @@ def run():
         sys.exit(exc.exit_code)
 
 
+OUTPUT_FORMATS = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # what --format may name
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.argument("output_dir", type=click.Path(path_type=Path))
@@ -163,7 +167,7 @@ def run():
               help="JSON Lines manifest path (default: OUTPUT_DIR/denoise-manifest.jsonl).")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="Quality of JPEG and WebP outputs.")
-@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "tif", "webp", "bmp", "avif", "heic"]), default=None,
+@click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default=None,
               help="Write every output in this format (default: the input's).")
 @click.option("--glob", "pattern", default="*", show_default=True,
               help="Shell-style pattern on paths relative to INPUT_DIR ('*' also matches '/'), e.g. 'raw/*.png'.")
@@ -523,11 +527,9 @@ def info(as_json):
       denoise info --json
     """
     from denoise.info import machine_report
-    from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL
 
     report = machine_report()
     providers, engines, machine_note = report["onnxruntime_providers"], report["engine_cache"]["engines"], report["tensorrt"]
-    from denoise.export.engine_cache import cache_dir
 
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -539,14 +541,14 @@ def info(as_json):
     click.echo("  note: the CUDA provider is only used if a session really obtains it (checked at run time)")
     click.echo(f"TensorRT: {machine_note}")
     click.echo(f"PyTorch backend (--backend torch): {'possible here (torch installed, an NVIDIA device present)' if report['backends']['torch'] else 'not here (needs torch with CUDA and an NVIDIA GPU)'}")
-    click.echo(f"engine cache {cache_dir()}: {len(engines)} engine(s)")
+    click.echo(f"engine cache {report['engine_cache']['path']}: {len(engines)} engine(s)")
     for engine in engines:
         match = {True: "matches this machine", False: "does NOT match this machine",
                  None: "cannot tell here"}[engine["matches_this_machine"]]
         click.echo(f"  {engine['path']}: {engine['precision']} for {engine['gpu']}, TensorRT {engine['tensorrt']}, "
                    f"built {engine['built']} -- {match}")
     card = report["bundled_model"]["card"]
-    click.echo(f"bundled model: {DEFAULT_MODEL}")
+    click.echo(f"bundled model: {report['bundled_model']['path']}")
     if card:
         training = card.get("training", {})
         click.echo(f"  {card.get('architecture')} '{card.get('model_name')}', sigma range {card.get('sigma_range')}, "
@@ -563,6 +565,6 @@ def info(as_json):
     estimator = report["bundled_estimator"]["card"]
     if estimator:
         errors = estimator.get("validation_level_error_db") or {}
-        click.echo(f"noise estimator (--sigma auto): {DEFAULT_ESTIMATOR}, receptive radius {estimator.get('receptive_radius')} px, "
+        click.echo(f"noise estimator (--sigma auto): {report['bundled_estimator']['path']}, receptive radius {estimator.get('receptive_radius')} px, "
                    f"trained on {estimator.get('training_data')}")
         click.echo("  validation level error (dB): " + ", ".join(f"{k}: {v:.2f}" for k, v in errors.items()))
