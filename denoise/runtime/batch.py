@@ -375,7 +375,7 @@ def skipped_record(job: Job) -> dict:
             "error": job.reason, "sigma": None}
 
 
-def _failed(job: Job, error: str) -> dict:
+def failed_record(job: Job, error: str) -> dict:
     return {"path": str(job.source), "output": None, "status": "failed", "error": error, "sigma": None}
 
 
@@ -422,7 +422,7 @@ def _decode(denoiser, job: Job, read: Callable[[], tuple], sigma):
         started = time.perf_counter()
         levels = [denoiser.resolve_sigma(sigma, frame.pixels) for frame in image.frames or [image]]
     except Exception as exc:
-        return _failed(job, _describe(job, exc)), exc
+        return failed_record(job, _describe(job, exc)), exc
     return image, levels, {"read": read_seconds, "sigma": time.perf_counter() - started}
 
 
@@ -543,7 +543,7 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
                             batcher.add((job, image, fields, timings, index), frame.pixels, level, strength)
                     except Exception as exc:
                         frames.drop(job)
-                        record(_failed(job, _describe(job, exc)), job, exc)
+                        record(failed_record(job, _describe(job, exc)), job, exc)
             flush = (not reads or not reads[0][1].done() or batcher.in_flight >= batcher.max_batch
                      or batcher.pixels_in_flight >= held_pixels)
             for (job, image, level, timings, index), result, seconds in batcher.run(flush=flush):
@@ -551,7 +551,7 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
                     continue  # another frame of this file failed already
                 if isinstance(result, BaseException):
                     frames.drop(job)
-                    record(_failed(job, _describe(job, result)), job, result)
+                    record(failed_record(job, _describe(job, result)), job, result)
                     continue
                 faults.success()
                 done = frames.add(job, index, result)

@@ -21,7 +21,7 @@ import numpy as np
 from denoise.errors import DenoiseError, missing_extra
 from denoise.runtime.levels import check_strength
 from denoise.runtime.batch import (LOCK_NAME, MANIFEST_NAME, BatchSummary, Job, check_folders, nothing_found_note,
-                                   plan_jobs, planned_run, run_jobs)
+                                   failed_record, plan_jobs, planned_run, run_jobs)
 
 FILES_PER_CALL = 8  # per actor call: enough to fill the pipeline and a batch, small enough to spread the work
 
@@ -42,8 +42,7 @@ class DenoiseActor:
         records = []
         jobs = [Job(Path(source), Path(output)) for source, output in zip(batch["source"], batch["output"])]
         stopped, left = run_jobs(self.denoiser, jobs, self.sigma, self.jpeg_quality, records.append, self.strength)
-        records += [{"path": str(job.source), "output": None, "status": "failed", "error": stopped, "sigma": None}
-                    for job in left]  # this actor's backend keeps failing: a re-run retries them
+        records += [failed_record(job, stopped) for job in left]  # this actor's backend keeps failing: a re-run retries them
         import ray
 
         node = ray.get_runtime_context().get_node_id()  # which machine did it: the manifest says
