@@ -87,10 +87,7 @@ class TensorRTBackend:
         data, record = read_engine(engine_path)
         try:
             self._start(trt, data, record, profile)
-        except DenoiseError:
-            self.close()
-            raise
-        except BackendFault:
+        except (DenoiseError, BackendFault):
             self.close()
             raise
         except Exception as exc:  # TensorRT raises RuntimeError/TypeError for what its C++ API reports
