@@ -23,6 +23,7 @@ from denoise.progress import ProgressBar
 from denoise.train import LOSSES
 from denoise.formats import IMAGE_SUFFIXES
 from denoise.runtime.backends import BACKENDS
+from denoise.runtime.precision import PRECISIONS
 from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE
 
 
@@ -162,6 +163,9 @@ OUTPUT_FORMATS = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # what
               help="The noise estimator .onnx of --sigma auto (default: bundled).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto: the first of tensorrt, cuda, torch, cpu that works here (-v says why others were skipped).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+              help="Of the CPU model: auto runs INT8 where this CPU has VNNI/AMX/dot-product instructions and the model "
+                   "has an INT8 version, else FP32 (GPUs run FP16).")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
               help="JSON Lines manifest path (default: OUTPUT_DIR/denoise-manifest.jsonl).")
@@ -190,7 +194,7 @@ OUTPUT_FORMATS = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # what
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print errors.")
 @user_errors
-def batch(inputs, output_dir, sigma, strength, model, estimator, backend, overwrite, manifest, jpeg_quality, fmt, pattern,
+def batch(inputs, output_dir, sigma, strength, model, estimator, backend, precision, overwrite, manifest, jpeg_quality, fmt, pattern,
           follow_symlinks, tile, max_batch, ensemble, dry_run, shard, ray_address, workers, gpus_per_worker, as_json, quiet):
     """Denoise every image under INPUTS into OUTPUT_DIR (same names, formats and sub-folders).
 
@@ -231,12 +235,12 @@ def batch(inputs, output_dir, sigma, strength, model, estimator, backend, overwr
         from denoise.runtime.ray_batch import run_ray_batch
 
         summary = run_ray_batch(input_dir, output_dir, sigma, address=None if ray_address == "local" else ray_address,
-                                model=model, backend=backend, workers=workers, gpus_per_worker=gpus_per_worker,
+                                model=model, backend=backend, precision=precision, workers=workers, gpus_per_worker=gpus_per_worker,
                                 ensemble=ensemble, **options)
         backend_name = "ray"
     else:
         with Denoiser(model, backend=backend, tile=tile, max_batch=max_batch, ensemble=ensemble,
-                      estimator=estimator) as denoiser, StopSignals() as signals:
+                      estimator=estimator, precision=precision) as denoiser, StopSignals() as signals:
             summary = denoiser.denoise_folder(input_dir, output_dir, sigma, manifest_path=manifest, dry_run=dry_run,
                                               on_plan=bar.start, shard=shard, interrupted=signals.received, **options)
             backend_name = denoiser.backend_name
@@ -346,12 +350,14 @@ def manifest_merge(input_dir, output_dir, as_json):
               help="log-mse weighs every image the same in decibels (helps low sigma in a one-for-all-sigma model).")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Start from this checkpoint's weights (fine-tune: new optimizer and LR schedule).")
+@click.option("--qat", is_flag=True,
+              help="Quantization-aware fine-tune of the --init model for the INT8 CPU model (then: denoise export --int8).")
 @click.option("--resume", is_flag=True,
               help="Continue the run in OUT from its last.pt, with its settings: --steps and --minutes (and --threads, "
                    "--device) may change; any other option given must match the run's.")
 @user_errors
 def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, sigma_min, sigma_max, folder_sigma_max, protocol, val_every,
-          val_images, seed, threads, loss, init, resume):
+          val_images, seed, threads, loss, init, qat, resume):
     """Train a denoising model and write checkpoints (needs the `train` extra).
 
     \b
@@ -359,6 +365,7 @@ def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, s
       denoise train --data cifar10-jpeg.tar.gz --steps 2000 --out runs/first
       denoise train --out runs/first --resume --minutes 30
       denoise train --data cifar10-jpeg.tar.gz --init runs/first/best.pt --loss log-mse --out runs/tuned
+      denoise train --data photos/ --init runs/tuned/best.pt --qat --lr 2e-5 --out runs/int8
     """
     if sigma_min > sigma_max:
         raise DenoiseError(f"--sigma-min {sigma_min} is above --sigma-max {sigma_max}")
@@ -390,7 +397,7 @@ def training_values(params: dict) -> dict:
     --model, and paths and an unset --folder-sigma-max in the types the settings keep)."""
     values = {field: params[OPTION_OF.get(field, field)] for field in
               ("model", "steps", "minutes", "device", "batch_size", "crop", "lr", "sigma_min", "sigma_max", "protocol",
-               "val_every", "val_images", "seed", "threads", "loss")}
+               "val_every", "val_images", "seed", "threads", "loss", "qat")}
     return {**values, "data": [str(d) for d in params["data"]], "out": str(params["out"]),
             "folder_sigma_max": params["folder_sigma_max"] or 0.0, "init": str(params["init"]) if params["init"] else ""}
 
@@ -400,6 +407,8 @@ def training_values(params: dict) -> dict:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output folder (default: the checkpoint's folder; ./denoise-export for the bundled model).")
 @click.option("--fp16", is_flag=True, help="Also write and verify model.fp16.onnx (FP16 inside, FP32 in/out).")
+@click.option("--int8", is_flag=True,
+              help="Also write and verify model.int8.onnx, the INT8 CPU model (from a `denoise train --qat` checkpoint).")
 @click.option("--engine", is_flag=True, help="Also build a TensorRT engine into the engine cache (NVIDIA GPU).")
 @click.option("--opset", type=click.IntRange(17, 23), default=18, show_default=True)
 @click.option("--tile", type=(int, int), default=(DEFAULT_TILE, DEFAULT_TILE), show_default=True,
@@ -409,9 +418,9 @@ def training_values(params: dict) -> dict:
 @click.option("--version-compatible", is_flag=True, help="Engine runs on later TensorRT versions of the same major.")
 @click.option("--hardware-compatible", is_flag=True, help="Engine runs on any Ampere or newer GPU (slower).")
 @click.option("--verify-images", type=click.Path(path_type=Path), default=None,
-              help="Clean images for the FP16 PSNR check (default: procedural test images).")
+              help="Clean images for the FP16 and INT8 PSNR checks (default: procedural test images).")
 @user_errors
-def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compatible, hardware_compatible,
+def export(checkpoint, out, fp16, int8, engine, opset, tile, max_batch, version_compatible, hardware_compatible,
            verify_images):
     """Export a checkpoint to verified ONNX (and FP16 ONNX, and a TensorRT engine) -- needs the `train` extra.
 
@@ -421,6 +430,7 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
     Example:
       denoise export --fp16
       denoise export runs/first/best.pt --out models/first --fp16 --engine
+      denoise export runs/int8/best.pt --out models/int8 --int8
     """
     try:
         from denoise.export.pipeline import export_model
@@ -431,7 +441,7 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
     if checkpoint is None:
         checkpoint, out = DEFAULT_CHECKPOINT, out or Path("denoise-export")
     out = out or Path(checkpoint).parent
-    export_model(checkpoint, out, fp16=fp16, engine=engine, opset=opset, tile=tile, max_batch=max_batch,
+    export_model(checkpoint, out, fp16=fp16, int8=int8, engine=engine, opset=opset, tile=tile, max_batch=max_batch,
                  version_compatible=version_compatible, hardware_compatible=hardware_compatible,
                  verify_images=verify_images, say=click.echo)
 
@@ -452,6 +462,9 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
               help="The noise estimator .onnx of --sigma auto (default: bundled).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto: the first of tensorrt, cuda, torch, cpu that works here (-v says why others were skipped).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+              help="Of the CPU model: auto runs INT8 where this CPU has VNNI/AMX/dot-product instructions and the model "
+                   "has an INT8 version, else FP32 (GPUs run FP16).")
 @click.option("--bm3d", "with_bm3d", is_flag=True, help="Also run CBM3D on the same noisy images (extra `eval`).")
 @click.option("--ensemble", is_flag=True, help="Run the model as `denoise batch --ensemble` does (8 flips/rotations).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N images.")
@@ -467,7 +480,7 @@ def export(checkpoint, out, fp16, engine, opset, tile, max_batch, version_compat
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="Write a PSNR-versus-sigma PNG plot (extra `eval`).")
 @user_errors
-def eval_command(clean, sigmas, protocols, noisy_dir, strength, model, estimator, backend, with_bm3d, ensemble, limit, held_out,
+def eval_command(clean, sigmas, protocols, noisy_dir, strength, model, estimator, backend, precision, with_bm3d, ensemble, limit, held_out,
                  seed, no_ssim, set_psnr, fmt, grid, plot):
     """Add seeded noise to CLEAN images and report PSNR / SSIM of noisy and denoised versions.
 
@@ -490,7 +503,7 @@ def eval_command(clean, sigmas, protocols, noisy_dir, strength, model, estimator
     if noisy_dir is not None and (protocols or with_bm3d or held_out or grid or plot):
         raise DenoiseError("--noisy compares real shots with their clean versions: --protocol, --bm3d, --held-out, "
                            "--grid and --plot do not apply")
-    with Denoiser(model, backend=backend, ensemble=ensemble, estimator=estimator) as denoiser:
+    with Denoiser(model, backend=backend, ensemble=ensemble, estimator=estimator, precision=precision) as denoiser:
         if noisy_dir is not None:
             _, noisy, clean_images = load_real_pairs(noisy_dir, clean, limit)
             rows = evaluate_real(denoiser, noisy, clean_images, sigmas or ("auto",), strength, with_ssim=not no_ssim)
@@ -541,6 +554,10 @@ def info(as_json):
     click.echo("  note: the CUDA provider is only used if a session really obtains it (checked at run time)")
     click.echo(f"TensorRT: {machine_note}")
     click.echo(f"PyTorch backend (--backend torch): {'possible here (torch installed, an NVIDIA device present)' if report['backends']['torch'] else 'not here (needs torch with CUDA and an NVIDIA GPU)'}")
+    int8 = report["cpu_int8"]
+    click.echo(f"CPU precision (--precision auto): {int8['auto_runs'].upper()} -- "
+               + (f"this CPU has {int8['instructions']}" if int8["instructions"] else "this CPU has no VNNI/AMX/dot-product instructions")
+               + ("" if int8["int8_model_exists"] else f"; no INT8 model at {int8['int8_model']}"))
     click.echo(f"engine cache {report['engine_cache']['path']}: {len(engines)} engine(s)")
     for engine in engines:
         match = {True: "matches this machine", False: "does NOT match this machine",

@@ -52,6 +52,17 @@ def cached_engines(machine: tuple | None) -> list[dict]:
     return engines
 
 
+def cpu_int8_report(model_path) -> dict:
+    """What --precision auto does on this CPU with the bundled model, and why."""
+    from denoise.runtime.precision import cpu_model, int8_instructions, int8_sibling
+    from denoise.weights import read_card
+
+    instructions = int8_instructions()
+    return {"instructions": instructions, "int8_model": str(int8_sibling(model_path)),
+            "int8_model_exists": int8_sibling(model_path).is_file(),
+            "auto_runs": cpu_model(model_path, "auto", instructions, read_card(model_path))[1]}
+
+
 def machine_report() -> dict:
     from denoise.export.engine_cache import cache_dir
     from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL, read_card
@@ -72,6 +83,7 @@ def machine_report() -> dict:
         "backends": {"cpu": "CPUExecutionProvider" in providers, "cuda": "CUDAExecutionProvider" in providers,
                      "torch": torch_gpu_possible()},
         "bundled_model": {"path": str(DEFAULT_MODEL), "exists": DEFAULT_MODEL.is_file(), "card": read_card()},
+        "cpu_int8": cpu_int8_report(DEFAULT_MODEL),
         "bundled_estimator": {"path": str(DEFAULT_ESTIMATOR), "exists": DEFAULT_ESTIMATOR.is_file(),
                               "card": read_card(DEFAULT_ESTIMATOR)},
         "tensorrt": machine_note,

@@ -1,7 +1,8 @@
-"""``denoise export``: checkpoint -> verified FP32 ONNX -> verified FP16 ONNX -> TensorRT engine.
+"""``denoise export``: checkpoint -> verified FP32 ONNX -> verified FP16 ONNX -> TensorRT engine, and the
+verified INT8 ONNX of a quantization-aware checkpoint for the CPU.
 
 Each step runs only when asked for, and each verifies its result before the next uses it. Output
-files in the output folder: ``model.onnx`` + ``model.json`` (the card), ``model.fp16.onnx``; engines
+files in the output folder: ``model.onnx`` + ``model.json`` (the card), ``model.fp16.onnx``, ``model.int8.onnx``; engines
 go to the per-user engine cache (see engine_cache).
 """
 
@@ -16,7 +17,7 @@ from denoise.model import EstimatorConfig, config_from_dict
 from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE, engine_profile, overlap_for
 
 
-def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bool = False,
+def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bool = False, int8: bool = False,
                  opset: int = DEFAULT_OPSET, tile: tuple[int, int] = (DEFAULT_TILE, DEFAULT_TILE),
                  max_batch: int = DEFAULT_MAX_BATCH, version_compatible: bool = False,
                  hardware_compatible: bool = False, verify_images: Path | None = None,
@@ -34,9 +35,11 @@ def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bo
     build_from, precision = fp32_path, "fp32"
     config = config_from_dict(card["config"])
     if isinstance(config, EstimatorConfig):
-        if fp16 or engine:  # it is a few % of the denoiser's work: ONNX Runtime runs it beside every backend
-            say("the noise estimator stays FP32 (no FP16 ONNX or engine: it runs in ONNX Runtime beside every backend)")
+        if fp16 or engine or int8:  # it is a few % of the denoiser's work: ONNX Runtime runs it beside every backend
+            say("the noise estimator stays FP32 (no FP16 or INT8 ONNX or engine: it runs in ONNX Runtime beside every backend)")
         return written
+    if int8:
+        written["onnx_int8"] = str(write_int8(Path(checkpoint), fp32_path, card, verify_images, say))
     if fp16 or engine:
         from denoise.export.fp16 import export_fp16
 
@@ -63,3 +66,28 @@ def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bo
             f"(profile max {profile[0][3]}, overlap {overlap})")
         written["engine"] = str(path)
     return written
+
+
+def write_int8(checkpoint: Path, fp32_path: Path, card: dict, verify_images: Path | None, say: Callable[[str], None]) -> Path:
+    """The verified INT8 sibling of ``fp32_path``; the card beside it gains an "int8" entry saying what was checked."""
+    import json
+
+    from denoise.checkpoint import load_checkpoint
+    from denoise.export.int8 import export_int8, int8_card_entry
+    from denoise.runtime.precision import int8_sibling
+
+    int8_path = int8_sibling(fp32_path)
+    checked = export_int8(checkpoint, fp32_path, int8_path, verify_images)
+    say(f"wrote {int8_path}")
+    say(f"INT8 check, PSNR on {'images in ' + str(verify_images) if verify_images else 'procedural test images'} "
+        "(ONNX Runtime CPU), the fake-quantized PyTorch model, and the kernels ONNX Runtime ran:")
+    for report in checked["reports"]:
+        say(report.line())
+    say(f"  -> INT8 runs images with noise up to sigma {checked['sigma_max']:g}; the runtime runs noisier ones in FP32")
+    for match in checked["matches"]:
+        say(match.line())
+    say(f"  kernels run: {checked['kernels'].get('QLinearConv', 0)} QLinearConv (INT8), {checked['kernels'].get('Conv', 0)} "
+        "Conv (FP32) -> ok")
+    card["int8"] = int8_card_entry(int8_path, load_checkpoint(checkpoint), checked)
+    fp32_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return int8_path

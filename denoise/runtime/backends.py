@@ -46,6 +46,7 @@ class BackendRequest:
     takes_map: bool
     threads: int = 0
     checkpoint: Path | None = None
+    precision: str = "auto"  # of the CPU model (runtime.precision); GPUs keep their own
 
 
 def fp16_sibling(model_path: Path) -> Path:
@@ -91,10 +92,12 @@ def open_torch(request: BackendRequest) -> Backend:
 
 def open_onnx_cpu(request: BackendRequest) -> Backend:
     from denoise.runtime.onnx_backend import OnnxRuntimeBackend
+    from denoise.runtime.precision import cpu_model, int8_instructions
 
+    model_path, _ = cpu_model(request.model_path, request.precision, int8_instructions(), request.card)
     # No spinning threads: with the estimator's session taking turns with this one, idle threads busy-waiting
     # slowed the other (benchmarks/auto_cost.py: --sigma auto 1.18x a fixed sigma with spinning, 1.07x without).
-    return OnnxRuntimeBackend(request.model_path, "cpu", request.threads, spinning=False)
+    return OnnxRuntimeBackend(model_path, "cpu", request.threads, spinning=False)
 
 
 # Fastest first: the order ``auto`` tries them in.
@@ -106,6 +109,11 @@ def open_backend(choice: str, request: BackendRequest) -> Backend:
     """The backend ``choice`` names, or for "auto" the first in FACTORIES that starts here."""
     if choice not in BACKENDS:
         raise DenoiseError(f"unknown backend {choice!r}; choose one of {', '.join(BACKENDS)}")
+    if request.precision == "int8":  # a CPU precision: GPUs run FP16
+        if choice not in ("auto", "cpu"):
+            raise DenoiseError(f"--precision int8 runs on the CPU, not with --backend {choice} (GPUs run FP16); "
+                               "use --backend cpu, or leave --precision out")
+        choice = "cpu"
     if choice != "auto":
         return FACTORIES[choice](request)
     *faster, (_, slowest) = FACTORIES.items()

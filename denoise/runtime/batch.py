@@ -538,6 +538,7 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
                     image, levels, timings = outcome
                     try:  # e.g. no memory for this image's result: it fails, the run goes on
                         fields = level_fields(levels, strength, sigma == "auto")
+                        fields["backend"] = denoiser.backend_for(levels, strength)
                         frames.start(job, len(levels))
                         for index, (frame, level) in enumerate(zip(image.frames or [image], levels)):
                             batcher.add((job, image, fields, timings, index), frame.pixels, level, strength)

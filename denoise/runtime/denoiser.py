@@ -42,7 +42,9 @@ class Denoiser:
     really works here, logging why each faster one was skipped (runtime.backends). Images are processed in
     tiles of ``tile`` pixels (with enough overlap that the result equals a whole-image run), so memory stays
     bounded whatever the image size. ``ensemble``: average the model's results on the 8 flips and rotations of
-    each tile (better results, 8x the work; see runtime.ensemble).
+    each tile (better results, 8x the work; see runtime.ensemble). ``precision`` (the CPU backend's): "auto"
+    runs the model's INT8 sibling where this CPU has fast INT8 instructions, else FP32; "fp32"; "int8"
+    (runtime.precision). ``backend_name`` says which ran ("onnxruntime-cpu-int8").
 
     ``sigma="auto"`` runs the noise estimator ``estimator`` (the bundled one when None) over the image before
     the denoiser: a per-pixel noise map, for models whose sigma input is a map. Models that take one level
@@ -53,7 +55,7 @@ class Denoiser:
 
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0,
                  tile: int | tuple[int, int] = DEFAULT_TILE, max_batch: int = DEFAULT_MAX_BATCH, ensemble: bool = False,
-                 estimator: str | Path | None = None, checkpoint: str | Path | None = None):
+                 estimator: str | Path | None = None, checkpoint: str | Path | None = None, precision: str = "auto"):
         if backend not in BACKENDS:
             raise DenoiseError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.model_path = Path(model) if model else DEFAULT_MODEL
@@ -72,7 +74,7 @@ class Denoiser:
             raise DenoiseError(f"tile {self.tile[0]}x{self.tile[1]} is not a multiple of {self.align}, which this model "
                                f"needs (its pixel shuffle); use --tile {-(-self.tile[0] // self.align) * self.align}")
         request = BackendRequest(self.model_path, self.card, self.tile, self.overlap, max_batch, sigma_rank == 4,
-                                 threads, Path(checkpoint) if checkpoint else None)
+                                 threads, Path(checkpoint) if checkpoint else None, precision)
         self.backend: Backend = open_backend(backend, request)
         self.takes_map = self.backend.sigma_rank == 4
         try:
@@ -84,6 +86,7 @@ class Denoiser:
             self.estimator_overlap = overlap_for(int(self.estimator_card["receptive_radius"]), self.align)
         self.ensemble = ensemble
         self.infer = self_ensemble(self.backend.infer) if ensemble else self.backend.infer
+        self.fp32_backend, self.above = self._fp32_beside_int8(threads)
         low, high = self.card.get("sigma_range", [0.0, 1.0])
         self.sigma_range = (float(low), float(high))
 
@@ -111,9 +114,24 @@ class Denoiser:
             raise DenoiseError(f"{path} is not a noise estimator exported by denoise (its output is not 'sigma')")
         return session
 
+    def _fp32_beside_int8(self, threads: int) -> tuple[Backend | None, tuple | None]:
+        """Beside an INT8 model, its FP32 model and the noise level above which images run on it: INT8 was
+        verified only up to the level its card says (runtime.precision)."""
+        if getattr(self.backend, "precision", None) != "int8":
+            return None, None
+        fp32 = OnnxRuntimeBackend(self.model_path, "cpu", threads, spinning=False)
+        return fp32, (float(self.card["int8"]["sigma_max"]), self_ensemble(fp32.infer) if self.ensemble else fp32.infer)
+
+    def backend_for(self, levels: list, strength: float = 1.0) -> str:
+        """The backend an image with these levels (one per frame) runs on: the FP32 one beside INT8 when a
+        level goes above INT8's range."""
+        if self.above and any(np.max(level) * strength > self.above[0] for level in levels):
+            return self.fp32_backend.name + (" x8 ensemble" if self.ensemble else "")
+        return self.backend_name
+
     def close(self) -> None:
         """Release the backends (GPU memory, sessions); the Denoiser cannot be used afterwards."""
-        for backend in (self.backend, self.estimator):
+        for backend in (self.backend, self.estimator, self.fp32_backend):
             if backend is not None:
                 backend.close()
         self.estimator = None
@@ -198,7 +216,7 @@ class Denoiser:
     def batcher(self) -> TileBatcher:
         """A TileBatcher on this backend and tiling: batches tiles of many images (``denoise batch`` uses it)."""
         return TileBatcher(self.infer, self.tile, self.overlap, self.align, self.max_batch, self.max_batch_pixels,
-                           threads=host_threads() if self.backend.on_gpu else 1)
+                           threads=host_threads() if self.backend.on_gpu else 1, above=self.above)
 
     @property
     def max_batch_pixels(self) -> int | None:
@@ -213,7 +231,8 @@ class Denoiser:
         """float32 NxHxWx3 in [0,1], one sigma for all -> float32 NxHxWx3 in [0,1]; whole images, no
         tiling (for many small images, such as CIFAR's, at once)."""
         batch = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), dtype=np.float32)
-        out = self.infer(batch, np.full((len(batch), 1) + batch.shape[2:], sigma, dtype=np.float32))
+        infer = self.above[1] if self.above and sigma > self.above[0] else self.infer
+        out = infer(batch, np.full((len(batch), 1) + batch.shape[2:], sigma, dtype=np.float32))
         return out.transpose(0, 2, 3, 1)
 
     def denoise_folder(self, inputs, output_dir, sigma="auto", **options):

@@ -57,13 +57,15 @@ class OnnxRuntimeBackend:
                 "CUDA and cuDNN, or use --backend cpu"
             )
         self.on_gpu = "CUDAExecutionProvider" in self.providers
-        self.name = "onnxruntime-cuda" if self.on_gpu else "onnxruntime-cpu"
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.precision = self.metadata.get("precision", "fp32")  # export writes it into FP16 and INT8 models
+        self.name = ("onnxruntime-cuda" if self.on_gpu else "onnxruntime-cpu") + (
+            "" if self.precision == "fp32" else f"-{self.precision}")
         self.input_names = [i.name for i in self.session.get_inputs()]
         if "noisy" not in self.input_names:
             raise DenoiseError(f"{model_path} is not a denoise model: it has no input named 'noisy'")
         self.output_name = self.session.get_outputs()[0].name
         self.sigma_rank = next((len(i.shape) for i in self.session.get_inputs() if i.name == "sigma"), 0)
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         log.info("backend %s (providers %s)", self.name, ", ".join(self.providers))
 
     @staticmethod

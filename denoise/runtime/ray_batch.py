@@ -32,10 +32,10 @@ class DenoiseActor:
     inference, and tiles of several images share a batch."""
 
     def __init__(self, model: str | None, backend: str, sigma, jpeg_quality: int, ensemble: bool = False,
-                 strength: float = 1.0):
+                 strength: float = 1.0, precision: str = "auto"):
         from denoise.runtime.denoiser import Denoiser
 
-        self.denoiser = Denoiser(model, backend=backend, ensemble=ensemble)
+        self.denoiser = Denoiser(model, backend=backend, ensemble=ensemble, precision=precision)
         self.sigma, self.jpeg_quality, self.strength = sigma, jpeg_quality, strength
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
@@ -47,7 +47,7 @@ class DenoiseActor:
 
         node = ray.get_runtime_context().get_node_id()  # which machine did it: the manifest says
         for record in records:
-            record["backend"] = f"ray/{self.denoiser.backend_name}"
+            record["backend"] = f"ray/{record.get('backend', self.denoiser.backend_name)}"
             record["node"] = node
         return {"record": [json.dumps(record) for record in records]}
 
@@ -61,7 +61,7 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
                   backend: str = "auto", workers: int = 2, gpus_per_worker: float = 0.0, overwrite: bool = False,
                   jpeg_quality: int = 95, pattern: str = "*", follow_symlinks: bool = False, fmt: str | None = None,
                   on_file: Callable[[dict], None] | None = None, ensemble: bool = False,
-                  strength: float = 1.0) -> BatchSummary:
+                  strength: float = 1.0, precision: str = "auto") -> BatchSummary:
     """Run the folder job on Ray (``address``: a cluster, e.g. "auto" or "ray://head:10001"; None: a
     local Ray with ``workers`` CPUs)."""
     try:
@@ -91,7 +91,7 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
                     num_cpus=0 if gpus_per_worker else 1, num_gpus=gpus_per_worker or None,
                     fn_constructor_kwargs={"model": str(model) if model else None, "backend": backend,
                                            "sigma": sigma, "jpeg_quality": jpeg_quality, "ensemble": ensemble,
-                                           "strength": strength})
+                                           "strength": strength, "precision": precision})
                 for row in results.iter_rows():
                     finish(json.loads(row["record"]))
         finally:

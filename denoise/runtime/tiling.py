@@ -163,6 +163,7 @@ class _InFlight:
     strength: float
     result: np.ndarray
     tiles_left: int
+    above: bool = False  # its level goes above the batcher's ``above[0]``: its tiles run on ``above[1]``
     started: float = field(default_factory=time.perf_counter)
     error: BaseException | None = None
 
@@ -175,12 +176,16 @@ class TileBatcher:
     returns the images now complete, in the order they were added, as ``(key, result, seconds)``. ``result``
     has the input's dtype, or is the exception that failed one of the image's batches -- a failing batch
     fails only the images with a tile in it.
-    ``infer(batch [N,3,h,w], sigma [N,1,h,w]) -> [N,3,h,w]`` is a backend's inference call.
+    ``infer(batch [N,3,h,w], sigma [N,1,h,w]) -> [N,3,h,w]`` is a backend's inference call. ``above``: (a
+    level, another inference call) -- images whose level (times strength) anywhere exceeds it run every tile
+    on that one instead (the INT8 model's FP32 sibling, for noise beyond INT8's verified range).
     """
 
     def __init__(self, infer: Infer, tile: tuple[int, int], overlap: int, align: int = 1,
-                 max_batch: int = DEFAULT_MAX_BATCH, max_batch_pixels: int | None = None, threads: int = 1):
+                 max_batch: int = DEFAULT_MAX_BATCH, max_batch_pixels: int | None = None, threads: int = 1,
+                 above: tuple[float, Infer] | None = None):
         self.infer, self.tile, self.overlap, self.align, self.max_batch = infer, tile, overlap, align, max_batch
+        self.above = above
         self.threads = threads  # >1: tiles are cut and stored by that many threads (a GPU backend's host side)
         self.max_batch_pixels = max_batch_pixels  # None: no limit but max_batch (see batch_size)
         self.queues: dict[tuple[int, int], deque] = {}
@@ -201,12 +206,17 @@ class TileBatcher:
             level = float(level)
         plan = plan_tiles(height, width, self.tile, self.overlap, self.align)
         dtype = pixels.dtype if pixels.dtype in (np.uint8, np.uint16) else np.float32
-        image = _InFlight(key, pixels, level, float(strength), np.empty(pixels.shape, dtype), len(plan))
+        image = _InFlight(key, pixels, level, float(strength), np.empty(pixels.shape, dtype), len(plan),
+                          above=self.runs_above(level, strength))
         self.images.append(image)
-        for core, box in plan:
-            self.queues.setdefault((box[1] - box[0], box[3] - box[2]), deque()).append((image, core, box))
+        for core, box in plan:  # queues by shape, and apart for the images that run on ``above``'s call
+            self.queues.setdefault((box[1] - box[0], box[3] - box[2], image.above), deque()).append((image, core, box))
 
-    def batch_size(self, shape: tuple[int, int]) -> int:
+    def runs_above(self, level: Level, strength: float = 1.0) -> bool:
+        """Whether an image with this level runs on ``above``'s inference call."""
+        return self.above is not None and float(np.max(level)) * strength > self.above[0]
+
+    def batch_size(self, shape: tuple) -> int:
         """Tiles of ``shape`` per batch: ``max_batch``, or fewer where ``max_batch_pixels`` says so (on the
         CPU, where batching large tiles gains nothing and multiplies ONNX Runtime's working memory)."""
         if self.max_batch_pixels is None:
@@ -263,7 +273,7 @@ class TileBatcher:
                 batch, levels = self._inputs(len(live), box[1] - box[0], box[3] - box[2])
                 self._each([lambda t=t, slot=slot: tile_input(t[0].pixels, t[2], slot) for t, slot in zip(live, batch)])
                 self._levels(live, levels)
-                output = self.infer(batch, levels)
+                output = (self.above[1] if live[0][0].above else self.infer)(batch, levels)
                 self._each([lambda t=t, out=out: store_core(t[0].result, t[1], out[(slice(None),) + core_in_tile(t[1], t[2])])
                             for t, out in zip(live, output)])
         except Exception as exc:  # the images of this batch fail; the others go on

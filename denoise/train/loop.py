@@ -29,7 +29,7 @@ from denoise.camera_noise import camera_noise
 from denoise.model import CONFIGS, build_model, is_estimator
 from denoise.noise import TRAIN_PROTOCOLS
 from denoise.progress import ProgressBar
-from denoise.train import LOSSES
+from denoise.train import LOSSES, qat
 from denoise.train.data import VALIDATION_EVERY, MixedSampler, is_image_folder, load_images, to_training_tensor
 from denoise.train.noise import add_noise, camera_batch, uses_camera
 
@@ -58,6 +58,7 @@ class TrainSettings:
     device: str = "auto"  # "auto" (CUDA when available), "cuda" or "cpu"
     loss: str = "mse"  # "mse", or "log-mse": the mean over images of log(MSE), i.e. mean PSNR (see batch_loss)
     init: str = ""  # start from this checkpoint's weights (a fine-tune: new optimizer and schedule)
+    qat: bool = False  # quantization-aware fine-tune for the INT8 model (denoise.train.qat); needs init
 
     def __post_init__(self):
         if isinstance(self.data, (str, Path)):
@@ -69,7 +70,7 @@ class TrainSettings:
 # score belong to them). Only --steps and --minutes (how long it goes on) may change on --resume, and --threads
 # and --device, which say where it runs, not what it is.
 RUN_FIELDS = ("model", "data", "loss", "protocol", "crop", "batch_size", "lr", "sigma_min", "sigma_max",
-              "folder_sigma_max", "seed", "init", "val_every", "val_images")
+              "folder_sigma_max", "seed", "init", "val_every", "val_images", "qat")
 
 
 def resume_settings(out: Path, changes: dict) -> TrainSettings:
@@ -93,7 +94,7 @@ def check_resumable(saved: dict, settings: TrainSettings, last_path: Path) -> No
 
 def save_checkpoint(path: Path, model, optimizer, step: int, best: float, settings: TrainSettings, meta: dict) -> None:
     state = {
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model": qat.float_state(model),  # a QAT model's observers are stored apart, as "quantization"
         "optimizer": optimizer.state_dict(),
         "config": model.config.to_dict(),
         "settings": asdict(settings),
@@ -101,6 +102,8 @@ def save_checkpoint(path: Path, model, optimizer, step: int, best: float, settin
         "best_val_psnr": best,
         "meta": meta,
     }
+    if qat.quantized_layers(model):
+        state["quantization"] = qat.ranges(model)
     atomic_write(path, lambda f: torch.save(state, f))  # a killed run never leaves a half-written checkpoint
 
 
@@ -185,6 +188,19 @@ def batch_loss(denoised: torch.Tensor, clean: torch.Tensor, kind: str) -> torch.
     return F.mse_loss(denoised, clean)
 
 
+def load_weights(model, state: dict) -> None:
+    """A checkpoint's weights into ``model``; into a QAT model, also its quantization ranges when it has them
+    (from a plain checkpoint, the observers start from the first batch)."""
+    if not qat.quantized_layers(model):
+        model.load_state_dict(state["model"])
+        return
+    missing, unexpected = model.load_state_dict(state["model"], strict=False)
+    if unexpected or any("_range." not in key for key in missing):
+        raise DenoiseError(f"the checkpoint's weights do not fit this model (missing {missing}, unexpected {unexpected})")
+    if "quantization" in state:
+        qat.load_ranges(model, state["quantization"])
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -241,6 +257,12 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     model = build_model(settings.model)
+    if settings.qat:
+        if is_estimator(model):
+            raise DenoiseError("--qat is for the denoisers; the noise estimator stays FP32")
+        if not (settings.init or resume):
+            raise DenoiseError("--qat fine-tunes a trained model: give it one with --init CHECKPOINT")
+        qat.prepare_qat(model)  # before the optimizer is made: it holds the parameters of this model
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     step, best, state = 0, -math.inf, None
     last_path, best_path = out / "last.pt", out / "best.pt"
@@ -252,7 +274,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
         if state["config"] != model.config.to_dict():
             raise DenoiseError(f"{last_path} holds a different model configuration than --model {settings.model}; "
                                "start a new run with --out")
-        model.load_state_dict(state["model"])
+        load_weights(model, state)
         optimizer.load_state_dict(state["optimizer"])
         step, best = state["step"], state["best_val_psnr"]
         log(f"resumed from {last_path} at step {step}")
@@ -260,7 +282,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
         state = load_checkpoint(Path(settings.init))
         if state["config"] != model.config.to_dict():
             raise DenoiseError(f"--init {settings.init} holds a different model configuration than --model {settings.model}")
-        model.load_state_dict(state["model"])
+        load_weights(model, state)
         log(f"starting from the weights of {settings.init} (step {state['step']})")
     model.to(device)
     if device.type == "cuda":
@@ -336,7 +358,10 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                     noisy = noisy.contiguous(memory_format=torch.channels_last)
                 for group in optimizer.param_groups:
                     group["lr"] = lr_now()
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                if settings.qat and progress() >= qat.OBSERVE_FRACTION:
+                    qat.freeze_ranges(model)  # the rest of the run trains against the ranges that ship
+                # QAT runs in float32 everywhere: its fake quantization rounds on the grid the INT8 model uses
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and not settings.qat):
                     if is_estimator(model):
                         loss = estimator_loss(model(noisy).float(), as_map(level, noisy))
                     else:

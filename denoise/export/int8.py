@@ -1,0 +1,235 @@
+"""QAT checkpoint -> INT8 ONNX (QDQ) that ONNX Runtime runs with integer kernels, verified three ways.
+
+The QDQ graph is written here from the checkpoint's own quantization (``denoise.train.qat``), not by
+calibrating again: the FP32 ONNX of the same weights gets, around every quantized Conv,
+
+* QuantizeLinear -> DequantizeLinear on its input and on its output (UINT8, the trained ranges),
+* its weight as an INT8 initializer (per output channel, symmetric) -> DequantizeLinear,
+* its bias as an INT32 initializer at scale input_scale * weight_scale -> DequantizeLinear,
+
+which is the pattern ONNX Runtime's graph optimizer fuses into QLinearConv. The first and last Conv stay
+FP32, as in training.
+
+Verification, or the export fails and no INT8 file is left:
+
+1. the INT8 model in ONNX Runtime against the fake-quantized PyTorch model (``MATCH_MAX_ABS``);
+2. its PSNR against FP32's on the verification images, per sigma (``MAX_PSNR_DROP_DB``), from sigma 0.02 up:
+   the highest level up to which every level passes is the card's ``int8.sigma_max`` -- the runtime runs
+   images with more noise in FP32 -- and it must reach ``REQUIRED_SIGMA_MAX``;
+3. ONNX Runtime's profile of one run: every quantized Conv ran as QLinearConv (an integer kernel), not as
+   a float Conv on dequantized values.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from denoise.errors import DenoiseError
+from denoise.export.precision_check import PrecisionReport, compare_precision, verification_images
+
+MAX_PSNR_DROP_DB = 0.1  # per verification sigma, INT8 against the FP32 model of the same weights
+INT8_VERIFY_SIGMAS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+REQUIRED_SIGMA_MAX = 0.2  # INT8 must hold up to 50/255 at least: most photos' noise is below it
+# INT8 ONNX against the fake-quantized PyTorch model. They compute the same quantized network, but not bit for
+# bit: where a value lands on a rounding boundary, float (PyTorch) and integer (ONNX Runtime) accumulation can
+# put it one step apart, and such steps multiply through 17 layers (seen: 0.02% of conv 1's outputs, 11% of
+# conv 6's). So the check is that both are equally good -- PSNR within MATCH_DB -- and close on average.
+MATCH_DB = 0.05
+MATCH_MEAN_ABS = 0.01
+MATCH_SIGMAS = (0.05, 0.2)
+
+
+@dataclass
+class MatchReport:
+    sigma: float
+    psnr_torch: float
+    psnr_onnx: float
+    mean_abs: float
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.psnr_torch - self.psnr_onnx) <= MATCH_DB and self.mean_abs <= MATCH_MEAN_ABS
+
+    def line(self) -> str:
+        return (f"  sigma {self.sigma:g}: INT8 ONNX {self.psnr_onnx:.3f} dB, fake-quant PyTorch {self.psnr_torch:.3f} dB "
+                f"(within {MATCH_DB:g}), mean |diff| {self.mean_abs:.1e} (at most {MATCH_MEAN_ABS:g}) "
+                f"-> {'ok' if self.ok else 'FAILED'}")
+
+
+def quantize_graph(fp32_path: Path, int8_path: Path, quantization: dict) -> None:
+    """Write the QDQ model of ``fp32_path`` with a QAT checkpoint's ``quantization`` (see module doc)."""
+    import onnx
+    import torch
+    from onnx import helper, numpy_helper
+
+    from denoise.train.qat import activation_qparams, fake_quant_weight, weight_scales
+
+    model = onnx.load(str(fp32_path))
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    layers = {int(k): v for k, v in quantization["layers"].items()}
+    if len(convs) != len(layers) + len(quantization["float_layers"]):
+        raise DenoiseError(f"{fp32_path} has {len(convs)} Conv nodes, but the checkpoint's quantization covers "
+                           f"{len(layers) + len(quantization['float_layers'])}")
+    nodes, extra_inits = [], []
+
+    def qdq(tensor: str, scale: float, zero_point: int, tag: str) -> tuple[list, str]:
+        """Q -> DQ of ``tensor``: the nodes and the name of the dequantized tensor."""
+        extra_inits.extend([numpy_helper.from_array(np.array(scale, np.float32), f"{tag}_scale"),
+                            numpy_helper.from_array(np.array(zero_point, np.uint8), f"{tag}_zero_point")])
+        return ([helper.make_node("QuantizeLinear", [tensor, f"{tag}_scale", f"{tag}_zero_point"], [f"{tag}_q"], name=f"{tag}_Q"),
+                 helper.make_node("DequantizeLinear", [f"{tag}_q", f"{tag}_scale", f"{tag}_zero_point"], [f"{tag}_dq"],
+                                  name=f"{tag}_DQ")], f"{tag}_dq")
+
+    position = {id(node): index for index, node in enumerate(convs)}
+    for node in graph.node:
+        index = position.get(id(node))
+        if index is None or index not in layers:
+            nodes.append(node)
+            continue
+        tag = f"conv{index}"
+        in_scale, in_zero = activation_qparams(*layers[index]["input"])
+        out_scale, out_zero = activation_qparams(*layers[index]["output"])
+        before, node.input[0] = qdq(node.input[0], in_scale, in_zero, f"{tag}_input")
+        weight = torch.from_numpy(numpy_helper.to_array(weights[node.input[1]]).copy())
+        scales = weight_scales(weight, 0)
+        shape = (-1,) + (1,) * (weight.dim() - 1)
+        int_weight = torch.round(fake_quant_weight(weight, 0) / scales.reshape(shape)).to(torch.int8).numpy()
+        bias_scale = (np.float32(in_scale) * scales.numpy()).astype(np.float32)
+        bias = numpy_helper.to_array(weights[node.input[2]])
+        int_bias = np.round(bias / bias_scale).astype(np.int32)
+        extra_inits.extend([numpy_helper.from_array(int_weight, f"{tag}_weight_q"),
+                            numpy_helper.from_array(scales.numpy(), f"{tag}_weight_scale"),
+                            numpy_helper.from_array(np.zeros(len(scales), np.int8), f"{tag}_weight_zero_point"),
+                            numpy_helper.from_array(int_bias, f"{tag}_bias_q"),
+                            numpy_helper.from_array(bias_scale, f"{tag}_bias_scale"),
+                            numpy_helper.from_array(np.zeros(len(scales), np.int32), f"{tag}_bias_zero_point")])
+        before += [helper.make_node("DequantizeLinear", [f"{tag}_weight_q", f"{tag}_weight_scale", f"{tag}_weight_zero_point"],
+                                    [f"{tag}_weight_dq"], name=f"{tag}_weight_DQ", axis=0),
+                   helper.make_node("DequantizeLinear", [f"{tag}_bias_q", f"{tag}_bias_scale", f"{tag}_bias_zero_point"],
+                                    [f"{tag}_bias_dq"], name=f"{tag}_bias_DQ", axis=0)]
+        node.input[1], node.input[2] = f"{tag}_weight_dq", f"{tag}_bias_dq"
+        output = node.output[0]
+        node.output[0] = f"{tag}_raw"
+        after, dequantized = qdq(f"{tag}_raw", out_scale, out_zero, f"{tag}_output")
+        after.append(helper.make_node("Identity", [dequantized], [output], name=f"{tag}_out"))  # consumers unchanged
+        nodes.extend(before + [node] + after)
+    used = {name for node in nodes for name in node.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.node[:], graph.initializer[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(kept + extra_inits)
+    props = {p.key: p.value for p in model.metadata_props}
+    props["precision"] = "int8"
+    del model.metadata_props[:]
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(int8_path))
+
+
+def kernels_run(model_path: Path, height: int = 64, width: int = 64) -> Counter:
+    """Which operator kernels ONNX Runtime (CPU, all graph optimizations) ran for one input: op name -> count,
+    from its profile -- what ran, after its fusions, not what the file says."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        feeds = {"noisy": np.zeros((1, 3, height, width), np.float32)}
+        if any(i.name == "sigma" for i in session.get_inputs()):
+            feeds["sigma"] = np.full((1, 1, height, width), 0.1, np.float32)
+        session.run(None, feeds)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    return Counter(e["args"]["op_name"] for e in events
+                   if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"))
+
+
+def match_fake_quant(int8_path: Path, state: dict, images: list[np.ndarray]) -> list[MatchReport]:
+    """The INT8 ONNX model and the fake-quantized PyTorch model of a QAT checkpoint on the same noisy images."""
+    import torch
+
+    from denoise.metrics import psnr_uint8, to_uint8
+    from denoise.noise import add_noise
+    from denoise.runtime.onnx_backend import OnnxRuntimeBackend
+    from denoise.train.qat import quantized_from_checkpoint
+
+    model = quantized_from_checkpoint(state)
+    backend = OnnxRuntimeBackend(int8_path, backend="cpu")
+    reports = []
+    for sigma in MATCH_SIGMAS:
+        scores, diffs = {"torch": [], "onnx": []}, []
+        for index, clean in enumerate(images):
+            noisy = add_noise(clean, sigma, "clip", np.random.default_rng([7, index])).transpose(2, 0, 1)[None].copy()
+            level = np.full((1, 1) + noisy.shape[2:], sigma, np.float32)
+            got = backend.infer(noisy, level)
+            with torch.no_grad():
+                want = model(torch.from_numpy(noisy), torch.from_numpy(level)).numpy()
+            diffs.append(float(np.abs(got - want).mean()))
+            for name, out in (("onnx", got), ("torch", want)):
+                scores[name].append(psnr_uint8(to_uint8(clean), to_uint8(out[0].transpose(1, 2, 0))))
+        reports.append(MatchReport(sigma, float(np.mean(scores["torch"])), float(np.mean(scores["onnx"])),
+                                   float(np.mean(diffs))))
+    return reports
+
+
+def export_int8(checkpoint: Path, fp32_path: Path, int8_path: Path, images_folder: Path | None = None) -> dict:
+    """Write and verify the INT8 model of a QAT checkpoint beside its FP32 ONNX (export_onnx of the same
+    checkpoint). Returns what was checked; raises DenoiseError, removing the file, when a check fails."""
+    from denoise.checkpoint import load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    if "quantization" not in state:
+        raise DenoiseError(f"{checkpoint} has no quantization ranges: an INT8 model comes from a quantization-aware "
+                           f"fine-tune, `denoise train --init {checkpoint} --qat ...`; export that run's best.pt")
+    quantize_graph(fp32_path, int8_path, state["quantization"])
+    try:
+        images = verification_images(images_folder)
+        matches = match_fake_quant(int8_path, state, images)
+        reports = compare_precision(fp32_path, int8_path, "int8", images, MAX_PSNR_DROP_DB, INT8_VERIFY_SIGMAS)
+        ran = kernels_run(int8_path)
+        expected = len(state["quantization"]["layers"])
+        problems = [m.line().strip() for m in matches if not m.ok]
+        sigma_max = verified_up_to(reports)
+        if sigma_max < REQUIRED_SIGMA_MAX:
+            problems += [r.line().strip() for r in reports if not r.ok and r.sigma <= REQUIRED_SIGMA_MAX]
+        if ran["QLinearConv"] != expected:
+            problems.append(f"ONNX Runtime ran {ran['QLinearConv']} QLinearConv kernels, not {expected} (ops run: "
+                            f"{dict(ran)}): this ONNX Runtime would run the INT8 model as dequantized FP32")
+        if problems:
+            raise DenoiseError("INT8 model failed verification (file removed):\n  " + "\n  ".join(problems))
+    except BaseException:
+        int8_path.unlink(missing_ok=True)  # never leave an untrustworthy model where the runtime looks
+        raise
+    return {"matches": matches, "reports": reports, "kernels": dict(ran), "sigma_max": sigma_max}
+
+
+def verified_up_to(reports: list[PrecisionReport]) -> float:
+    """The highest verification sigma up to which every one passed (0 when the lowest failed)."""
+    passed = 0.0
+    for report in sorted(reports, key=lambda r: r.sigma):
+        if not report.ok:
+            break
+        passed = report.sigma
+    return passed
+
+
+def int8_card_entry(int8_path: Path, state: dict, checked: dict) -> dict:
+    """What the FP32 model's card says of its INT8 sibling."""
+    from denoise.export.onnx_export import sha256_file
+
+    reports: list[PrecisionReport] = checked["reports"]
+    return {"onnx_sha256": sha256_file(int8_path), "sigma_max": checked["sigma_max"], "quantized_convs": len(state["quantization"]["layers"]),
+            "float_convs": state["quantization"]["float_layers"],
+            "psnr_drop_db": {f"{r.sigma:g}": round(r.psnr_fp32 - r.psnr_other, 4) for r in reports},
+            "fake_quant_psnr_gap_db": {f"{m.sigma:g}": round(m.psnr_onnx - m.psnr_torch, 4) for m in checked["matches"]}, "qlinearconv_kernels": checked["kernels"].get("QLinearConv", 0)}

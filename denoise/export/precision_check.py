@@ -1,0 +1,77 @@
+"""Is a lower-precision model (FP16, INT8) as good as its FP32 model? PSNR against the clean images, on the
+same noisy inputs, at several noise levels, in ONNX Runtime on the CPU. Export runs this after every
+conversion and keeps the file only when every level is within the allowed drop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from denoise.metrics import psnr_uint8, to_uint8
+from denoise.noise import add_noise
+
+VERIFY_SIGMAS = (0.05, 0.2, 0.5)
+
+
+@dataclass
+class PrecisionReport:
+    sigma: float
+    precision: str  # of the model checked: "fp16", "int8"
+    psnr_fp32: float
+    psnr_other: float
+    max_abs: float
+    finite: bool
+    max_drop_db: float
+
+    @property
+    def ok(self) -> bool:
+        return self.finite and self.psnr_fp32 - self.psnr_other <= self.max_drop_db
+
+    def line(self) -> str:
+        return (f"  sigma {self.sigma:g}: PSNR fp32 {self.psnr_fp32:.3f} dB, {self.precision} {self.psnr_other:.3f} dB "
+                f"(drop {self.psnr_fp32 - self.psnr_other:+.3f}, at most {self.max_drop_db:g}), "
+                f"max |{self.precision} - fp32| {self.max_abs:.2e}, "
+                f"{'finite' if self.finite else 'NaN/Inf!'} -> {'ok' if self.ok else 'FAILED'}")
+
+
+def verification_images(folder: Path | None = None, size: int = 96) -> list[np.ndarray]:
+    """Clean float images: the ones in ``folder`` when given, else procedural ones (gradients, edges,
+    fine texture) that exist wherever the package is installed."""
+    if folder is not None:
+        from denoise.evaluate import load_eval_images
+
+        return [im.astype(np.float32) / 255.0 for im in load_eval_images(folder, 8)]
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    images = []
+    for k in range(4):
+        base = np.stack([xx, yy, 0.5 + 0.4 * np.sin(6.28 * (k + 1) * xx * yy)], axis=2)
+        base[(xx - 0.5) ** 2 + (yy - 0.5) ** 2 < 0.04 * (k + 1)] *= 0.4  # a disc with a hard edge
+        stripes = 0.1 * np.sign(np.sin(40 * xx + 10 * k))[..., None]
+        images.append(np.clip(base + stripes, 0, 1).astype(np.float32))
+    return images
+
+
+def compare_precision(fp32_path: Path, other_path: Path, precision: str, images: list[np.ndarray],
+                      max_drop_db: float, sigmas=VERIFY_SIGMAS, seed: int = 0) -> list[PrecisionReport]:
+    from denoise.runtime.onnx_backend import OnnxRuntimeBackend
+
+    backends = [OnnxRuntimeBackend(p, backend="cpu") for p in (fp32_path, other_path)]
+    reports = []
+    for sigma in sigmas:
+        scores = {0: [], 1: []}
+        max_abs, finite = 0.0, True
+        for index, clean in enumerate(images):
+            noisy = add_noise(clean, sigma, "clip", np.random.default_rng([seed, index]))
+            level = np.full((1, 1) + noisy.shape[:2], sigma, np.float32)
+            outs = []
+            for which, backend in enumerate(backends):
+                out = backend.infer(noisy.transpose(2, 0, 1)[None].copy(), level)[0]
+                outs.append(out)
+                finite &= bool(np.isfinite(out).all())
+                scores[which].append(psnr_uint8(to_uint8(clean), to_uint8(np.nan_to_num(out).transpose(1, 2, 0))))
+            max_abs = max(max_abs, float(np.nanmax(np.abs(outs[0] - outs[1]))))
+        reports.append(PrecisionReport(sigma, precision, float(np.mean(scores[0])), float(np.mean(scores[1])),
+                                       max_abs, finite, max_drop_db))
+    return reports

@@ -1,0 +1,191 @@
+"""Quantization-aware training (QAT) of the CAE: the model learns to work with INT8 convolutions.
+
+Fake quantization is placed exactly where the INT8 ONNX model (``denoise.export.int8``) quantizes, so the
+trained model is the model that runs:
+
+* weights: per output channel, symmetric INT8 in [-127, 127] (scale = max|w| / 127), recomputed every step;
+* every quantized convolution's input and its output: per tensor, asymmetric UINT8 in [0, 255], with a
+  range observed during training (a moving average of each batch's min and max) and then frozen
+  (``OBSERVE_FRACTION``) so that the last part of the fine-tune trains against the ranges that ship.
+
+ONNX Runtime fuses DequantizeLinear -> Conv -> QuantizeLinear into one integer QLinearConv; the skip
+additions and ReLUs between convolutions stay in float on the dequantized values, here as there. A
+convolution whose output goes only into a ReLU (no skip connection takes it) has its output range start at
+0: the grid's zero point is then 0 and quantizing is the ReLU, so all 256 levels go to the values that
+survive it (its pre-ReLU outputs reach -6 where the positive side reaches 2).
+
+Five convolutions stay FP32 (``float_layers``): the first two and the last three. The first sees the pixels
+and the noise level, and the last writes the predicted noise. The outputs of the second and of the third from
+last meet, through a skip connection, in the input of the one before the last, which builds the noise
+estimate: fake-quantized on the bundled model, those two outputs cost 0.25 and 0.19 dB at sigma 15/255 and
+every other quantized tensor 0.06 dB together (benchmarks/qat_sensitivity.py); and the one before the last's
+input grows 26-fold from sigma 0.02 to 1.0, more than one UINT8 grid spans. The five hold 18% of the
+multiply-adds; INT8 on the other fifteen ran 2.6x FP32's speed (PTQ, one thread).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from denoise.model import CAE
+
+ACTIVATION_LEVELS = 255  # UINT8: 0..255
+WEIGHT_LIMIT = 127  # INT8 weights, symmetric: -127..127 (what ONNX Runtime's per-channel kernels expect)
+OBSERVE_FRACTION = 0.5  # ranges are observed for the first half of a QAT run, frozen for the second
+MOMENTUM = 0.01  # of the moving averages of min and max
+
+
+def activation_qparams(low: float, high: float) -> tuple[float, int]:
+    """(scale, zero point) of the UINT8 grid over [low, high], widened to include 0 (so 0 is exact:
+    ReLU's zeros and the convolutions' zero padding)."""
+    low, high = min(float(low), 0.0), max(float(high), 0.0)
+    scale = max((high - low) / ACTIVATION_LEVELS, 1e-8)
+    return scale, int(min(max(round(-low / scale), 0), ACTIVATION_LEVELS))
+
+
+def weight_scales(weight: torch.Tensor, axis: int) -> torch.Tensor:
+    """Per-output-channel scales of the symmetric INT8 weight grid (float32)."""
+    dims = [d for d in range(weight.dim()) if d != axis]
+    return (weight.detach().abs().amax(dim=dims) / WEIGHT_LIMIT).clamp_min(1e-12).float()
+
+
+def fake_quant_weight(weight: torch.Tensor, axis: int) -> torch.Tensor:
+    scales = weight_scales(weight, axis)
+    zeros = torch.zeros_like(scales, dtype=torch.int32)
+    return torch.fake_quantize_per_channel_affine(weight, scales, zeros, axis, -WEIGHT_LIMIT, WEIGHT_LIMIT)
+
+
+class RangeObserver(nn.Module):
+    """One tensor's quantization range: observed while training (until frozen), applied always."""
+
+    def __init__(self, nonnegative: bool = False):
+        super().__init__()
+        self.nonnegative = nonnegative  # the range starts at 0 (a ReLU follows): negatives quantize to 0
+        self.register_buffer("low", torch.tensor(0.0))
+        self.register_buffer("high", torch.tensor(0.0))
+        self.register_buffer("seen", torch.tensor(False))
+        self.frozen = False
+
+    def qparams(self) -> tuple[float, int]:
+        return activation_qparams(self.low.item(), self.high.item())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and not self.frozen:
+            with torch.no_grad():
+                low = torch.zeros(()) if self.nonnegative else x.detach().min().float()
+                high = x.detach().max().float()
+                if not self.seen:
+                    self.low.copy_(low), self.high.copy_(high), self.seen.fill_(True)
+                else:
+                    self.low.lerp_(low, MOMENTUM), self.high.lerp_(high, MOMENTUM)
+        scale, zero_point = self.qparams()
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, 0, ACTIVATION_LEVELS)
+
+
+class QuantConv2d(nn.Conv2d):
+    weight_axis = 0  # [out, in, k, k]
+
+    def add_observers(self, relu_only: bool):
+        self.input_range, self.output_range = RangeObserver(), RangeObserver(nonnegative=relu_only)
+        return self
+
+    def forward(self, x):
+        weight = fake_quant_weight(self.weight, self.weight_axis)
+        return self.output_range(self._conv_forward(self.input_range(x), weight, self.bias))
+
+
+class QuantConvTranspose2d(nn.ConvTranspose2d):
+    weight_axis = 1  # [in, out, k, k]: per output channel, as the equivalent Conv's axis 0
+
+    add_observers = QuantConv2d.add_observers
+
+    def forward(self, x):
+        weight = fake_quant_weight(self.weight, self.weight_axis)
+        out = F.conv_transpose2d(self.input_range(x), weight, self.bias, self.stride, self.padding,
+                                 self.output_padding, self.groups, self.dilation)
+        return self.output_range(out)
+
+
+def conv_layers(model: CAE) -> list[tuple[nn.ModuleList, int]]:
+    """(container, index) of every convolution in graph order: the encoder's, then the decoder's -- the
+    order of the Conv nodes in the exported ONNX."""
+    return [(model.encoder, i) for i in range(len(model.encoder))] + [(model.decoder, i) for i in range(len(model.decoder))]
+
+
+def float_layers(model: CAE) -> tuple[int, ...]:
+    """Graph-order indices of the convolutions that stay FP32: the first two and the last three."""
+    last = len(conv_layers(model)) - 1
+    return 0, 1, last - 2, last - 1, last
+
+
+def skip_outputs(model: CAE) -> set[int]:
+    """Graph-order indices of the convolutions whose output (before its ReLU) a skip connection uses: the even
+    encoder layers but the last, and the even decoder layers, to which the skip is added (CAE.forward)."""
+    n = model.config.layers
+    encoder = {i - 1 for i in range(2, n, 2)}
+    decoder = {n + j - 1 for j in range(2, n, 2)}
+    return encoder | decoder
+
+
+def prepare_qat(model: CAE) -> CAE:
+    """Turn every convolution but the first two and the last three into its fake-quantized version, in place (same
+    parameter names, plus the observers' buffers)."""
+    keep, skips = float_layers(model), skip_outputs(model)
+    for position, (container, index) in enumerate(conv_layers(model)):
+        if position in keep:
+            continue
+        old = container[index]
+        cls = QuantConvTranspose2d if isinstance(old, nn.ConvTranspose2d) else QuantConv2d
+        new = cls(old.in_channels, old.out_channels, old.kernel_size, padding=old.padding).add_observers(
+            relu_only=position not in skips)
+        new.load_state_dict(old.state_dict(), strict=False)
+        container[index] = new.to(old.weight.device)
+    return model
+
+
+def quantized_layers(model: CAE) -> dict[int, nn.Module]:
+    return {position: container[index] for position, (container, index) in enumerate(conv_layers(model))
+            if isinstance(container[index], (QuantConv2d, QuantConvTranspose2d))}
+
+
+def freeze_ranges(model: CAE) -> None:
+    for layer in quantized_layers(model).values():
+        layer.input_range.frozen = layer.output_range.frozen = True
+
+
+def ranges(model: CAE) -> dict:
+    """What a checkpoint stores: each quantized layer's (graph-order index) input and output [low, high]."""
+    return {"layers": {str(position): {"input": [layer.input_range.low.item(), layer.input_range.high.item()],
+                                       "output": [layer.output_range.low.item(), layer.output_range.high.item()]}
+                       for position, layer in quantized_layers(model).items()},
+            "float_layers": list(float_layers(model))}
+
+
+def float_state(model: CAE) -> dict:
+    """The model's weights without the observers: what a plain CAE loads."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items() if "_range." not in k}
+
+
+def load_ranges(model: CAE, stored: dict) -> None:
+    """Put a checkpoint's ranges into a model made by ``prepare_qat``."""
+    layers = quantized_layers(model)
+    if sorted(map(int, stored["layers"])) != sorted(layers):
+        raise ValueError("the stored quantization ranges are for other layers than this model quantizes")
+    for position, values in stored["layers"].items():
+        layer = layers[int(position)]
+        for observer, (low, high) in ((layer.input_range, values["input"]), (layer.output_range, values["output"])):
+            observer.low.fill_(low), observer.high.fill_(high), observer.seen.fill_(True)
+
+
+def quantized_from_checkpoint(state: dict) -> CAE:
+    """The fake-quantized model of a QAT checkpoint (eval mode): what the INT8 ONNX model must match."""
+    from denoise.model import build_model, config_from_dict
+
+    model = build_model(config_from_dict(state["config"]))
+    model.load_state_dict(state["model"])
+    prepare_qat(model)
+    load_ranges(model, state["quantization"])
+    freeze_ranges(model)
+    return model.eval()

@@ -1,0 +1,251 @@
+"""INT8 on the CPU (issue 17): quantization-aware training, the INT8 export and its checks, and the runtime's
+choice of precision. Real components throughout: torch QAT, ONNX Runtime sessions, the CLI in subprocesses.
+The one thing that cannot exist here is a CPU without VNNI: that choice is tested on real /proc/cpuinfo texts
+of such CPUs (int8_instructions and cpu_model take them as arguments), not by patching the machine."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from conftest import SAMPLES, run_cli, write_png
+from denoise.checkpoint import load_checkpoint
+from denoise.errors import DenoiseError
+from denoise.export.int8 import kernels_run, match_fake_quant, quantize_graph
+from denoise.export.onnx_export import export_onnx
+from denoise.export.precision_check import verification_images
+from denoise.model import build_model
+from denoise.runtime.denoiser import Denoiser
+from denoise.runtime.precision import cpu_model, int8_instructions, int8_sibling
+from denoise.train import qat
+from denoise.train.data import CropSampler, load_images, to_training_tensor
+from denoise.train.loop import TrainSettings, batch_loss, train
+from denoise.train.noise import add_noise
+from denoise.weights import DEFAULT_CHECKPOINT, DEFAULT_MODEL
+
+HASWELL = "processor : 0\nflags : fpu vme sse sse2 ssse3 sse4_1 sse4_2 avx avx2 fma bmi2\n"  # AVX2, no VNNI
+ICELAKE = "processor : 0\nflags : fpu sse2 avx avx2 avx512f avx512bw avx512_vnni\n"
+NEOVERSE_N1 = "processor : 0\nFeatures : fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp asimdrdm lrcp dcpop asimddp\n"
+CORTEX_A72 = "processor : 0\nFeatures : fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid\n"  # Raspberry Pi 4: no dot product
+BUNDLED_INT8 = int8_sibling(DEFAULT_MODEL)
+
+
+def photo_batch(seed: int, sigma: float = 0.1, size: int = 16):
+    images = load_images(SAMPLES / "clean", "train")
+    clean = to_training_tensor(CropSampler(images, 32, seed=seed).batch(size), "cpu")
+    level = torch.full((size,), sigma)
+    return add_noise(clean, level, "clip", torch.Generator().manual_seed(seed)), level, clean
+
+
+def test_qat_fine_tuning_lowers_the_quantized_models_loss():
+    """Fake-quantized, the bundled model loses accuracy; 40 QAT steps on fresh batches win part of it back
+    (measured on a batch it never trains on)."""
+    torch.manual_seed(0)
+    state = load_checkpoint(DEFAULT_CHECKPOINT)
+    model = build_model("fast")
+    model.load_state_dict(state["model"])
+    qat.prepare_qat(model)
+    held_noisy, held_level, held_clean = photo_batch(seed=1000, sigma=0.3)
+    model.train()
+    for seed in range(5):  # observe ranges
+        with torch.no_grad():
+            model(*photo_batch(seed, sigma=0.3)[:2])
+    qat.freeze_ranges(model)
+
+    def held_out_loss():
+        model.eval()
+        with torch.no_grad():
+            loss = batch_loss(model(held_noisy, held_level), held_clean, "log-mse").item()
+        model.train()
+        return loss
+
+    before = held_out_loss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    for seed in range(40):
+        noisy, level, clean = photo_batch(10 + seed, sigma=0.3, size=8)
+        loss = batch_loss(model(noisy, level), clean, "log-mse")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert held_out_loss() < before - 0.02  # log-MSE: 0.02 is 0.09 dB
+
+
+def test_prepare_qat_quantizes_all_but_the_ends_and_keeps_parameter_names():
+    model = build_model("fast")
+    names = [name for name, _ in model.named_parameters()]
+    qat.prepare_qat(model)
+    assert [name for name, _ in model.named_parameters()] == names
+    assert sorted(qat.quantized_layers(model)) == [i for i in range(20) if i not in (0, 1, 17, 18, 19)]
+    assert set(qat.float_state(model)) == set(build_model("fast").state_dict())
+
+
+def test_train_qat_writes_ranges_and_resumes(tmp_path):
+    out = tmp_path / "qat"
+    settings = TrainSettings(data=str(SAMPLES / "clean"), out=str(out), steps=6, batch_size=4, lr=1e-5, val_every=3,
+                             val_images=1, init=str(DEFAULT_CHECKPOINT), qat=True, protocol="mixed", loss="log-mse")
+    train(settings, log=lambda line: None)
+    state = load_checkpoint(out / "last.pt")
+    assert set(state["quantization"]["layers"]) == {str(i) for i in range(2, 17)}
+    assert state["quantization"]["float_layers"] == [0, 1, 17, 18, 19]
+    low, high = state["quantization"]["layers"]["5"]["output"]
+    assert low < 0 < high  # pre-ReLU outputs: both signs observed
+    build_model("fast").load_state_dict(state["model"])  # a plain model loads the weights
+    settings.steps = 8
+    train(settings, resume=True, log=lambda line: None)
+    assert load_checkpoint(out / "last.pt")["step"] == 8
+
+
+def test_qat_needs_a_trained_model_and_a_denoiser(tmp_path):
+    result = run_cli("train", "--data", SAMPLES / "clean", "--qat", "--steps", "2", "--out", tmp_path / "a")
+    assert result.returncode == 1 and "--init" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = run_cli("train", "--data", SAMPLES / "clean", "--qat", "--model", "estimator", "--init", DEFAULT_CHECKPOINT,
+                     "--steps", "2", "--out", tmp_path / "b")
+    assert result.returncode == 1 and "estimator" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def qat_checkpoint():
+    if "quantization" not in load_checkpoint(DEFAULT_CHECKPOINT):
+        pytest.fail(f"{DEFAULT_CHECKPOINT} has no quantization ranges: the bundled model should be the QAT one")
+    return DEFAULT_CHECKPOINT
+
+
+def test_int8_onnx_matches_the_fake_quantized_model_and_runs_integer_kernels(qat_checkpoint, tmp_path):
+    fp32 = tmp_path / "m.onnx"
+    export_onnx(qat_checkpoint, fp32)
+    state = load_checkpoint(qat_checkpoint)
+    quantize_graph(fp32, tmp_path / "m.int8.onnx", state["quantization"])
+    for match in match_fake_quant(tmp_path / "m.int8.onnx", state, verification_images()):
+        assert match.ok, match.line()
+    ran = kernels_run(tmp_path / "m.int8.onnx")
+    assert ran["QLinearConv"] == 15  # every quantized Conv ran as an integer kernel
+    convs = sum(count for op, count in ran.items() if "Conv" in op and op != "QLinearConv")
+    assert convs == 5, ran  # the five FP32 ones (ONNX Runtime may fuse their ReLU: FusedConv)
+
+
+def test_export_int8_cli_writes_a_verified_sibling_and_the_card_says_so(qat_checkpoint, tmp_path):
+    result = run_cli("export", qat_checkpoint, "--int8", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "model.int8.onnx").is_file() and "QLinearConv" in result.stdout
+    card = json.loads((tmp_path / "model.json").read_text())
+    assert card["int8"]["quantized_convs"] == 15 and card["int8"]["qlinearconv_kernels"] == 15
+    assert all(drop <= 0.1 for drop in card["int8"]["psnr_drop_db"].values())
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "model.int8.onnx")).metadata_props}
+    assert meta["precision"] == "int8" and "denoise_card" in meta
+
+
+def test_export_int8_fails_and_removes_the_file_when_the_ranges_are_wrong(qat_checkpoint, tmp_path):
+    """Ranges a tenth of the trained ones clip most activations: the PSNR check must catch it."""
+    state = load_checkpoint(qat_checkpoint)
+    for entry in state["quantization"]["layers"].values():
+        entry["input"] = [v / 10 for v in entry["input"]]
+    broken = tmp_path / "broken.pt"
+    torch.save(state, broken)
+    result = run_cli("export", broken, "--int8", "--out", tmp_path / "out")
+    assert result.returncode == 1 and "INT8 model failed verification (file removed)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "model.int8.onnx").exists() and (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_export_int8_of_a_plain_checkpoint_says_what_to_do(tmp_path):
+    state = load_checkpoint(DEFAULT_CHECKPOINT)
+    state.pop("quantization", None)
+    plain = tmp_path / "plain.pt"
+    torch.save(state, plain)
+    result = run_cli("export", plain, "--int8", "--out", tmp_path / "out")
+    assert result.returncode == 1 and "--qat" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_int8_instructions_from_real_cpuinfo_texts():
+    assert int8_instructions(HASWELL) is None
+    assert int8_instructions(ICELAKE) == "avx512_vnni"
+    assert int8_instructions(NEOVERSE_N1) == "asimddp"
+    assert int8_instructions(CORTEX_A72) is None
+
+
+def test_cpu_model_choice(tmp_path):
+    fp32 = tmp_path / "model.onnx"
+    fp32.write_bytes(b"")
+    card = {"int8": {"sigma_max": 0.3}}
+    assert cpu_model(fp32, "auto", "avx512_vnni", card) == (fp32, "fp32")  # no INT8 sibling
+    with pytest.raises(DenoiseError, match="no INT8 model"):
+        cpu_model(fp32, "int8", "avx512_vnni", card)
+    int8_sibling(fp32).write_bytes(b"")
+    assert cpu_model(fp32, "auto", "avx512_vnni", card) == (int8_sibling(fp32), "int8")
+    assert cpu_model(fp32, "auto", None, card) == (fp32, "fp32")  # a CPU without VNNI: FP32
+    assert cpu_model(fp32, "fp32", "avx512_vnni", card) == (fp32, "fp32")
+    with pytest.raises(DenoiseError, match="no VNNI"):
+        cpu_model(fp32, "int8", None, card)
+    assert cpu_model(fp32, "auto", "avx512_vnni", {}) == (fp32, "fp32")  # a card that does not say its INT8 range
+
+
+def need_int8_cpu():
+    if int8_instructions() is None:
+        pytest.skip("this CPU has no VNNI/AMX/dot-product instructions: auto runs FP32 here (tested above)")
+
+
+def test_auto_runs_the_bundled_int8_model_here_and_it_tiles_exactly(rng):
+    need_int8_cpu()
+    assert BUNDLED_INT8.is_file()
+    image = rng.integers(0, 256, (150, 170, 3), dtype=np.uint8)
+    with Denoiser(tile=64) as tiled, Denoiser(tile=512) as whole, Denoiser(precision="fp32") as fp32:
+        assert tiled.backend_name == "onnxruntime-cpu-int8" and fp32.backend_name == "onnxruntime-cpu"
+        a, b = tiled.denoise(image, sigma=0.1), whole.denoise(image, sigma=0.1)
+        assert np.array_equal(a, b)  # integer kernels: tiles equal the whole image exactly
+        c = fp32.denoise(image, sigma=0.1)
+        assert np.abs(a.astype(int) - c).mean() < 1.0  # INT8 is close to FP32, not another model
+
+
+def test_precision_int8_where_it_cannot_run_is_one_line(tmp_path, rng):
+    write_png(tmp_path / "in" / "a.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    export_onnx(DEFAULT_CHECKPOINT, tmp_path / "m" / "model.onnx")  # no INT8 sibling beside it
+    result = run_cli("batch", tmp_path / "in", tmp_path / "out", "--sigma", "0.1", "--precision", "int8",
+                     "--model", tmp_path / "m" / "model.onnx")
+    assert result.returncode == 1 and "no INT8 model" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = run_cli("batch", tmp_path / "in", tmp_path / "out", "--sigma", "0.1", "--precision", "int8",
+                     "--backend", "tensorrt")
+    assert result.returncode == 1 and "runs on the CPU" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_manifest_and_info_say_int8_ran(tmp_path, rng):
+    need_int8_cpu()
+    write_png(tmp_path / "in" / "a.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    result = run_cli("batch", tmp_path / "in", tmp_path / "out", "--sigma", "0.1", "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()[0])
+    assert record["backend"] == "onnxruntime-cpu-int8"
+    info = run_cli("info", "--json")
+    report = json.loads(info.stdout)
+    assert report["cpu_int8"]["instructions"] and report["cpu_int8"]["auto_runs"] == "int8"
+
+
+def test_skip_outputs_are_the_convs_whose_output_reaches_more_than_a_relu(tmp_path):
+    """qat.skip_outputs restates CAE.forward's skip rule; the exported graph says where the outputs go."""
+    export_onnx(DEFAULT_CHECKPOINT, tmp_path / "m.onnx")
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.op_type)
+    beyond_relu = {k for k, conv in enumerate(convs) if set(consumers[conv.output[0]]) != {"Relu"}}
+    assert beyond_relu - {len(convs) - 1} == qat.skip_outputs(build_model("fast"))  # the last: FP32, no ReLU
+
+
+def test_noise_above_int8s_verified_range_runs_in_fp32(tmp_path, rng):
+    need_int8_cpu()
+    limit = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["int8"]["sigma_max"]
+    image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    high = min(1.0, limit + 0.1)
+    with Denoiser(precision="int8") as int8, Denoiser(precision="fp32") as fp32:
+        assert np.array_equal(int8.denoise(image, sigma=high), fp32.denoise(image, sigma=high))
+        assert not np.array_equal(int8.denoise(image, sigma=limit), fp32.denoise(image, sigma=limit))
+        assert int8.backend_for([high]) == "onnxruntime-cpu" and int8.backend_for([limit]) == "onnxruntime-cpu-int8"
+    write_png(tmp_path / "in" / "a.png", image)
+    result = run_cli("batch", tmp_path / "in", tmp_path / "out", "--sigma", str(high))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()[0])
+    assert record["backend"] == "onnxruntime-cpu"  # the manifest says what ran on this file
