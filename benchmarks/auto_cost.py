@@ -38,12 +38,12 @@ def main() -> None:
     args = parser.parse_args()
     photos = [read_image(p).pixels for p in eval_image_paths(args.photos, args.count)]
     megapixels = sum(p.shape[0] * p.shape[1] for p in photos) / 1e6
-    denoiser = Denoiser(backend="cpu")
+    denoiser = Denoiser(backend="cpu", precision="fp32")
     runs = {"fixed sigma": lambda im: denoiser.denoise(im, args.sigma),
             "--sigma auto": lambda im: denoiser.denoise(im, "auto"),
             "estimator alone": lambda im: denoiser.estimate_map(im)}
     if args.baseline:
-        baseline = Denoiser(args.baseline, backend="cpu")
+        baseline = Denoiser(args.baseline, backend="cpu", precision="fp32")
         runs[f"fixed sigma, {args.baseline.name}"] = lambda im: baseline.denoise(im, args.sigma)
     for run in runs.values():  # warm-up: sessions, allocations
         run(photos[0])

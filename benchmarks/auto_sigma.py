@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     photos = load_eval_images(args.photos, None, args.held_out)
-    denoiser = Denoiser(backend="cpu")
+    denoiser = Denoiser(backend="cpu", precision="fp32")
     if denoiser.estimator is None:
         raise SystemExit("this model has no noise estimator (it takes one level per image)")
     print("| noise | images | true level (x255, mean) | estimate (x255, mean) | level error, per pixel (dB) | "

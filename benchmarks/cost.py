@@ -76,8 +76,8 @@ def quality_and_speed(photos, sigma: float, repeats: int) -> list[dict]:
     from denoise.metrics import psnr_uint8, to_uint8
     from denoise.noise import add_noise
 
-    denoiser = Denoiser(backend="cpu")
-    ensemble = Denoiser(backend="cpu", ensemble=True)
+    denoiser = Denoiser(backend="cpu", precision="fp32")
+    ensemble = Denoiser(backend="cpu", ensemble=True, precision="fp32")
     noisy = [to_uint8(add_noise(p / 255.0, sigma, "uint8", np.random.default_rng([0, i])))
              for i, p in enumerate(photos)]
 

@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     names = [path.stem for path in eval_image_paths(args.photos, held_out=args.held_out)]
     photos = load_eval_images(args.photos, held_out=args.held_out)
-    denoiser = Denoiser(args.model, backend="cpu")
+    denoiser = Denoiser(args.model, backend="cpu", precision="fp32")
     print("| sigma (x255) | photo | model PSNR | CBM3D PSNR | model - CBM3D |\n|---|---|---|---|---|")
     for sigma in [parse_sigma(s) for s in args.sigma or ["25/255"]]:
         for name, clean, noisy in zip(names, photos, noisy_images(photos, sigma, args.protocol, args.seed)[0]):

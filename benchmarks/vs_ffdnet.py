@@ -117,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    ffdnet, denoiser = load_ffdnet(args.weights), Denoiser(args.model, backend="cpu", threads=args.threads)
+    ffdnet, denoiser = load_ffdnet(args.weights), Denoiser(args.model, backend="cpu", threads=args.threads, precision="fp32")
     if args.photos:
         white_noise(args, ffdnet, denoiser)
     if args.real:

@@ -46,7 +46,7 @@ def maps(rng, n, h, w):
 
 
 def main() -> int:
-    reference = Denoiser(backend="cpu")
+    reference = Denoiser(backend="cpu", precision="fp32")
     fp16_ort = OnnxRuntimeBackend(fp16_sibling(DEFAULT_MODEL), backend="cpu")
     started = time.perf_counter()
     try:

@@ -42,7 +42,7 @@ no_gpu_software = pytest.mark.skipif(bool(gpu_software_here()), reason=gpu_softw
 def test_torch_backend_matches_onnxruntime():
     from denoise.runtime.torch_backend import TorchBackend
 
-    reference = Denoiser(backend="cpu")
+    reference = Denoiser(backend="cpu", precision="fp32")  # the FP32 model: what the checkpoint is
     denoiser = TorchBackend(DEFAULT_CHECKPOINT, device="cpu")
     estimator = TorchBackend(DEFAULT_ESTIMATOR_CHECKPOINT, device="cpu")
     rng = np.random.default_rng(0)

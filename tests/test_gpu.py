@@ -61,7 +61,7 @@ def test_torch_backend_matches_onnxruntime(precision):
 
     rng = np.random.default_rng(0)
     image = rng.random((300, 400, 3), dtype=np.float32)
-    with Denoiser(backend="cpu") as reference:
+    with Denoiser(backend="cpu", precision="fp32") as reference:
         want = reference.denoise(image, 0.2)
         batch = rng.random((4, 3, 148, 148), dtype=np.float32)
         sigma = np.full((4, 1, 148, 148), 0.1, np.float32)
@@ -87,6 +87,6 @@ def test_tensorrt_matches_onnxruntime():
     except DenoiseError as exc:
         pytest.skip(str(exc))
     image = np.random.default_rng(0).random((300, 400, 3), dtype=np.float32)
-    with Denoiser(backend="cpu") as reference, Denoiser(backend="tensorrt") as engine:
+    with Denoiser(backend="cpu", precision="fp32") as reference, Denoiser(backend="tensorrt") as engine:
         want, got = reference.denoise(image, 0.2), engine.denoise(image, 0.2)
     assert np.isfinite(got).all() and np.abs(got - want).max() < 0.02

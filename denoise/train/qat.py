@@ -17,9 +17,10 @@ survive it (its pre-ReLU outputs reach -6 where the positive side reaches 2).
 Five convolutions stay FP32 (``float_layers``): the first two and the last three. The first sees the pixels
 and the noise level, and the last writes the predicted noise. The outputs of the second and of the third from
 last meet, through a skip connection, in the input of the one before the last, which builds the noise
-estimate: fake-quantized on the bundled model, those two outputs cost 0.25 and 0.19 dB at sigma 15/255 and
-every other quantized tensor 0.06 dB together (benchmarks/qat_sensitivity.py); and the one before the last's
-input grows 26-fold from sigma 0.02 to 1.0, more than one UINT8 grid spans. The five hold 18% of the
+estimate. With every hidden convolution fake-quantized (benchmarks/qat_sensitivity.py, sigma 15/255), those
+two outputs cost 0.09 and 0.05 dB and that input 0.07, and no other quantized tensor more than 0.01 (with
+ranges observed over all noise levels, as training does, the two outputs cost 0.25 and 0.19 dB); that input
+also grows 26-fold from sigma 0.02 to 1.0, more than one UINT8 grid spans. The five hold 18% of the
 multiply-adds; INT8 on the other fifteen ran 2.6x FP32's speed (PTQ, one thread).
 """
 
@@ -85,14 +86,14 @@ class RangeObserver(nn.Module):
 
 
 class QuantConv2d(nn.Conv2d):
-    weight_axis = 0  # [out, in, k, k]
+    weight_axis = 0  # [out, in, k, k]; None: weights unquantized (benchmarks/qat_sensitivity.py)
 
     def add_observers(self, relu_only: bool):
         self.input_range, self.output_range = RangeObserver(), RangeObserver(nonnegative=relu_only)
         return self
 
     def forward(self, x):
-        weight = fake_quant_weight(self.weight, self.weight_axis)
+        weight = self.weight if self.weight_axis is None else fake_quant_weight(self.weight, self.weight_axis)
         return self.output_range(self._conv_forward(self.input_range(x), weight, self.bias))
 
 
@@ -102,7 +103,7 @@ class QuantConvTranspose2d(nn.ConvTranspose2d):
     add_observers = QuantConv2d.add_observers
 
     def forward(self, x):
-        weight = fake_quant_weight(self.weight, self.weight_axis)
+        weight = self.weight if self.weight_axis is None else fake_quant_weight(self.weight, self.weight_axis)
         out = F.conv_transpose2d(self.input_range(x), weight, self.bias, self.stride, self.padding,
                                  self.output_padding, self.groups, self.dilation)
         return self.output_range(out)
@@ -129,10 +130,10 @@ def skip_outputs(model: CAE) -> set[int]:
     return encoder | decoder
 
 
-def prepare_qat(model: CAE) -> CAE:
-    """Turn every convolution but the first two and the last three into its fake-quantized version, in place (same
-    parameter names, plus the observers' buffers)."""
-    keep, skips = float_layers(model), skip_outputs(model)
+def prepare_qat(model: CAE, keep: tuple[int, ...] | None = None) -> CAE:
+    """Turn every convolution but the first two and the last three (or those ``keep`` names) into its
+    fake-quantized version, in place (same parameter names, plus the observers' buffers)."""
+    keep, skips = float_layers(model) if keep is None else keep, skip_outputs(model)
     for position, (container, index) in enumerate(conv_layers(model)):
         if position in keep:
             continue
