@@ -351,7 +351,8 @@ def manifest_merge(input_dir, output_dir, as_json):
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Start from this checkpoint's weights (fine-tune: new optimizer and LR schedule).")
 @click.option("--qat", is_flag=True,
-              help="Quantization-aware fine-tune of the --init model for the INT8 CPU model (then: denoise export --int8).")
+              help="Quantization-aware fine-tune of the --init model for the INT8 CPU model, taught by the --init model's "
+                   "own outputs (--loss does not apply); then: denoise export --int8.")
 @click.option("--resume", is_flag=True,
               help="Continue the run in OUT from its last.pt, with its settings: --steps and --minutes (and --threads, "
                    "--device) may change; any other option given must match the run's.")

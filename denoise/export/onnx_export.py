@@ -73,7 +73,8 @@ def build_card(state: dict, checkpoint: Path) -> dict:
                      "folder_sigma_max": settings.get("folder_sigma_max") or None, **fine_tuning(meta)},
         "validation_psnr_db": {} if estimator else meta.get("val_psnr", {}),
         **({"validation_level_error_db": {k: -v for k, v in meta.get("val_psnr", {}).items()}} if estimator else {}),
-        "validation_note": ("mean |20 log10(estimated / true level)| in dB" if estimator else "mean uint8 PSNR")
+        "validation_note": ("mean |20 log10(estimated / true level)| in dB" if estimator else "mean uint8 PSNR"
+                            + (" of the INT8 (fake-quantized) model, a quantization-aware run" if "quantization" in state else ""))
                            + " on the fixed validation split (every 10th image), per sigma, "
                            f"{settings.get('protocol', 'clip')} protocol",
         "checkpoint_sha256": sha256_file(checkpoint),

@@ -188,6 +188,16 @@ def batch_loss(denoised: torch.Tensor, clean: torch.Tensor, kind: str) -> torch.
     return F.mse_loss(denoised, clean)
 
 
+def fp32_teacher(settings: TrainSettings, device: torch.device):
+    """The FP32 model a QAT run starts from (--init; the same on --resume), frozen: what it learns to match.
+    Kept in training mode only so that its output is not clipped to [0,1], like the student's."""
+    teacher = build_model(settings.model)
+    teacher.load_state_dict(load_checkpoint(Path(settings.init))["model"])
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher.to(device).train()
+
+
 def load_weights(model, state: dict) -> None:
     """A checkpoint's weights into ``model``; into a QAT model, also its quantization ranges when it has them
     (from a plain checkpoint, the observers start from the first batch)."""
@@ -199,6 +209,16 @@ def load_weights(model, state: dict) -> None:
         raise DenoiseError(f"the checkpoint's weights do not fit this model (missing {missing}, unexpected {unexpected})")
     if "quantization" in state:
         qat.load_ranges(model, state["quantization"])
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """The QAT loss: each image's squared distance from the FP32 model's output, relative to the FP32 model's
+    own squared error. For a student error independent of the teacher's, this is the relative growth of the
+    image's MSE: its PSNR loss against FP32 is 10 log10(1 + this), so the INT8 model learns to keep the FP32
+    model's quality on every image and noise level alike, instead of drifting from it (fine-tuned on the clean
+    targets alone, a QAT run lost 0.06-0.11 dB against FP32 in its float weights; BENCHMARKS.md)."""
+    dims = (1, 2, 3)
+    return ((student - teacher).pow(2).mean(dim=dims) / ((teacher - clean).pow(2).mean(dim=dims) + 1e-8)).mean()
 
 
 def pick_device(name: str) -> torch.device:
@@ -284,6 +304,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
             raise DenoiseError(f"--init {settings.init} holds a different model configuration than --model {settings.model}")
         load_weights(model, state)
         log(f"starting from the weights of {settings.init} (step {state['step']})")
+    teacher = fp32_teacher(settings, device) if settings.qat else None
     model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # few input shapes (one per source's crop): tune each once
@@ -364,6 +385,10 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and not settings.qat):
                     if is_estimator(model):
                         loss = estimator_loss(model(noisy).float(), as_map(level, noisy))
+                    elif teacher is not None:
+                        with torch.no_grad():
+                            target = teacher(noisy, level)
+                        loss = distillation_loss(model(noisy, level), target, clean)
                     else:
                         loss = batch_loss(model(noisy, level).float(), clean, settings.loss)
                 optimizer.zero_grad(set_to_none=True)
