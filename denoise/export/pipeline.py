@@ -17,7 +17,7 @@ from denoise.model import EstimatorConfig, config_from_dict
 from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE, engine_profile, overlap_for
 
 
-def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bool = False, int8: bool = False,
+def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bool = False, int8_from: Path | None = None,
                  opset: int = DEFAULT_OPSET, tile: tuple[int, int] = (DEFAULT_TILE, DEFAULT_TILE),
                  max_batch: int = DEFAULT_MAX_BATCH, version_compatible: bool = False,
                  hardware_compatible: bool = False, verify_images: Path | None = None,
@@ -35,11 +35,11 @@ def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bo
     build_from, precision = fp32_path, "fp32"
     config = config_from_dict(card["config"])
     if isinstance(config, EstimatorConfig):
-        if fp16 or engine or int8:  # it is a few % of the denoiser's work: ONNX Runtime runs it beside every backend
+        if fp16 or engine or int8_from:  # it is a few % of the denoiser's work: ONNX Runtime runs it beside every backend
             say("the noise estimator stays FP32 (no FP16 or INT8 ONNX or engine: it runs in ONNX Runtime beside every backend)")
         return written
-    if int8:
-        written["onnx_int8"] = str(write_int8(Path(checkpoint), fp32_path, card, verify_images, say))
+    if int8_from is not None:
+        written["onnx_int8"] = str(write_int8(Path(int8_from), fp32_path, card, verify_images, say))
     if fp16 or engine:
         from denoise.export.fp16 import export_fp16
 
@@ -68,8 +68,9 @@ def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bo
     return written
 
 
-def write_int8(checkpoint: Path, fp32_path: Path, card: dict, verify_images: Path | None, say: Callable[[str], None]) -> Path:
-    """The verified INT8 sibling of ``fp32_path``; the card beside it gains an "int8" entry saying what was checked."""
+def write_int8(qat_checkpoint: Path, fp32_path: Path, card: dict, verify_images: Path | None, say: Callable[[str], None]) -> Path:
+    """The verified INT8 sibling of ``fp32_path``, from a QAT checkpoint (that of ``fp32_path`` or a QAT fine-tune of
+    it), checked against ``fp32_path``; the card beside it gains an "int8" entry saying what was checked."""
     import json
 
     from denoise.checkpoint import load_checkpoint
@@ -77,7 +78,7 @@ def write_int8(checkpoint: Path, fp32_path: Path, card: dict, verify_images: Pat
     from denoise.runtime.precision import int8_sibling
 
     int8_path = int8_sibling(fp32_path)
-    checked = export_int8(checkpoint, fp32_path, int8_path, verify_images)
+    checked = export_int8(qat_checkpoint, fp32_path, int8_path, verify_images)
     say(f"wrote {int8_path}")
     say(f"INT8 check, PSNR on {'images in ' + str(verify_images) if verify_images else 'procedural test images'} "
         "(ONNX Runtime CPU), the fake-quantized PyTorch model, and the kernels ONNX Runtime ran:")
@@ -88,6 +89,6 @@ def write_int8(checkpoint: Path, fp32_path: Path, card: dict, verify_images: Pat
         say(match.line())
     say(f"  kernels run: {checked['kernels'].get('QLinearConv', 0)} QLinearConv (INT8), {checked['kernels'].get('Conv', 0)} "
         "Conv (FP32) -> ok")
-    card["int8"] = int8_card_entry(int8_path, load_checkpoint(checkpoint), checked)
+    card["int8"] = int8_card_entry(int8_path, qat_checkpoint, load_checkpoint(qat_checkpoint), checked)
     fp32_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return int8_path

@@ -8,6 +8,7 @@ from pathlib import Path
 WEIGHTS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = WEIGHTS_DIR / "default.onnx"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "default.pt"  # weights + config, no optimizer: `denoise export` re-exports it
+DEFAULT_INT8_CHECKPOINT = WEIGHTS_DIR / "default.int8.pt"  # the QAT fine-tune default.int8.onnx comes from
 DEFAULT_ESTIMATOR = WEIGHTS_DIR / "estimator.onnx"
 DEFAULT_ESTIMATOR_CHECKPOINT = WEIGHTS_DIR / "estimator.pt"
 
