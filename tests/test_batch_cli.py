@@ -29,9 +29,9 @@ def test_batch_improves_every_sample(tmp_path):
         assert psnr_uint8(clean, denoised) > psnr_uint8(clean, noisy) + 1.0, name
     records = [json.loads(line) for line in (out / "denoise-manifest.jsonl").read_text().splitlines()]
     assert [r["status"] for r in records] == ["ok"] * len(names)
-    # the backend auto chose on this machine (onnxruntime-cpu here; a GPU machine's may differ), one for all
+    # the backend auto chose on this machine (onnxruntime-cpu-int8 here: VNNI; a GPU machine's may differ), one for all
     assert len({r["backend"] for r in records}) == 1 and all(r["sigma"] == 0.1 for r in records)
-    assert records[0]["backend"] in ("onnxruntime-cpu", "onnxruntime-cuda", "tensorrt", "torch-cuda-fp16")
+    assert records[0]["backend"] in ("onnxruntime-cpu-int8", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt", "torch-cuda-fp16")
 
 
 def test_rerun_skips_done_and_json_summary(tmp_path):

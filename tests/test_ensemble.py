@@ -52,5 +52,5 @@ def test_batch_ensemble_beats_plain_on_the_samples(tmp_path):
     assert plain.returncode == 0 and ensemble.returncode == 0, ensemble.stderr
     assert json.loads(ensemble.stdout)["ok"] == 8
     records = [json.loads(line) for line in (tmp_path / "ens" / "denoise-manifest.jsonl").read_text().splitlines()]
-    assert {r["backend"] for r in records} == {"onnxruntime-cpu x8 ensemble"}
+    assert {r["backend"] for r in records} == {ENSEMBLE.backend_name}  # "onnxruntime-cpu-int8 x8 ensemble" here
     assert mean_psnr(tmp_path / "ens") > mean_psnr(tmp_path / "plain") + 0.05

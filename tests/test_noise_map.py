@@ -15,7 +15,7 @@ from denoise.metrics import to_float
 from denoise.runtime.images import read_image
 from denoise.runtime.tiling import TileBatcher, estimate_map, run_tiled
 
-DENOISER = Denoiser(backend="cpu")
+DENOISER = Denoiser(backend="cpu", precision="fp32")  # FP32 on both sides: these tests are about tiling the estimator
 
 
 def whole_auto(image):
@@ -33,7 +33,7 @@ def test_bundled_model_takes_a_map_and_has_an_estimator():
 @pytest.mark.parametrize("h, w, tile", [(150, 97, 32), (64, 64, 16), (33, 200, 48), (9, 7, 8)])
 def test_auto_tiled_equals_whole(h, w, tile):
     image = np.random.default_rng(h * w).random((h, w, 3), dtype=np.float32) * 0.6 + 0.2
-    tiled = Denoiser(backend="cpu", tile=tile, max_batch=3)
+    tiled = Denoiser(backend="cpu", tile=tile, max_batch=3, precision="fp32")
     result, seen = tiled.denoise_with_level(image, "auto")
     want, level = whole_auto(image)
     assert np.abs(result - want).max() <= 1e-5

@@ -48,7 +48,7 @@ def test_killed_ray_run_restarts_without_loss(tmp_path):
         write_png(folder / f"sub{i % 2}" / f"im{i}.png", rng.integers(0, 256, (160, 224, 3), dtype=np.uint8))
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "denoise", "batch", folder, out, "--sigma", "0.1", "--ray",
-                             "--workers", "2", "-q", "--backend", "cpu"],
+                             "--workers", "2", "-q", "--backend", "cpu", "--precision", "fp32"],  # FP32: slow enough to kill mid-run
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     manifest = out / "denoise-manifest.jsonl"
     deadline = time.time() + 300
@@ -63,7 +63,7 @@ def test_killed_ray_run_restarts_without_loss(tmp_path):
     proc.wait()
     assert manifest.read_text().count("\n") < 24
     rerun = run_cli("batch", folder, out, "--sigma", "0.1", "--ray", "--workers", "2", "--json", "-q",
-                    "--backend", "cpu", timeout=600)
+                    "--backend", "cpu", "--precision", "fp32", timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     outputs = pngs(out)
     assert len(outputs) == 24 and all(v.shape == (160, 224, 3) for v in outputs.values())
