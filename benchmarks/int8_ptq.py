@@ -41,9 +41,10 @@ class Calibration(CalibrationDataReader):
         return next(self.feeds, None)
 
 
-def session(path: Path) -> ort.InferenceSession:
+def session(path: Path, threads: int = 2) -> ort.InferenceSession:
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
+from int8_ptq import run, session
 from denoise.evaluate import load_eval_images, noisy_images
 from denoise.metrics import psnr_uint8, to_uint8
 from denoise.runtime.precision import int8_sibling
@@ -34,19 +34,6 @@ from denoise.train.data import load_images
 
 SIGMAS = (15, 25, 50)
 FLOAT_CONVS = [0, 1, 17, 18, 19]  # as denoise.train.qat.float_layers
-
-
-def session(path: Path, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def run(sess, noisy: np.ndarray, sigma: float) -> np.ndarray:
-    feed = {"noisy": noisy.transpose(2, 0, 1)[None].astype(np.float32),
-            "sigma": np.full((1, 1) + noisy.shape[:2], sigma, np.float32)}
-    return sess.run(None, feed)[0][0].transpose(1, 2, 0)
 
 
 class Calibration(CalibrationDataReader):
