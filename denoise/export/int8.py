@@ -187,7 +187,7 @@ def match_fake_quant(int8_path: Path, state: dict, images: list[np.ndarray]) -> 
 def export_int8(checkpoint: Path, fp32_path: Path, int8_path: Path, images_folder: Path | None = None) -> dict:
     """Write the INT8 model of a QAT checkpoint beside the FP32 ONNX ``fp32_path`` (that checkpoint's own, or the
     one it was fine-tuned from: the model the runtime falls back to) and verify it against that FP32 model.
-    Returns what was checked; raises DenoiseError, removing the file, when a check fails."""
+    Returns what was checked, with the card's "int8" entry; raises DenoiseError, removing the file, when a check fails."""
     from denoise.checkpoint import load_checkpoint
     from denoise.export.onnx_export import export_onnx
 
@@ -217,7 +217,8 @@ def export_int8(checkpoint: Path, fp32_path: Path, int8_path: Path, images_folde
     except BaseException:
         int8_path.unlink(missing_ok=True)  # never leave an untrustworthy model where the runtime looks
         raise
-    return {"matches": matches, "reports": reports, "kernels": dict(ran), "sigma_max": sigma_max}
+    checked = {"matches": matches, "reports": reports, "kernels": dict(ran), "sigma_max": sigma_max}
+    return {**checked, "card_entry": int8_card_entry(int8_path, checkpoint, state, checked)}
 
 
 def verified_up_to(reports: list[PrecisionReport]) -> float:

@@ -73,8 +73,7 @@ def write_int8(qat_checkpoint: Path, fp32_path: Path, card: dict, verify_images:
     it), checked against ``fp32_path``; the card beside it gains an "int8" entry saying what was checked."""
     import json
 
-    from denoise.checkpoint import load_checkpoint
-    from denoise.export.int8 import export_int8, int8_card_entry
+    from denoise.export.int8 import export_int8
     from denoise.runtime.precision import int8_sibling
 
     int8_path = int8_sibling(fp32_path)
@@ -89,6 +88,6 @@ def write_int8(qat_checkpoint: Path, fp32_path: Path, card: dict, verify_images:
         say(match.line())
     say(f"  kernels run: {checked['kernels'].get('QLinearConv', 0)} QLinearConv (INT8), {checked['kernels'].get('Conv', 0)} "
         "Conv (FP32) -> ok")
-    card["int8"] = int8_card_entry(int8_path, qat_checkpoint, load_checkpoint(qat_checkpoint), checked)
+    card["int8"] = checked["card_entry"]
     fp32_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return int8_path

@@ -15,7 +15,7 @@ from denoise.runtime.levels import check_level_map, check_strength, level_summar
 from denoise.runtime.backends import BACKENDS, Backend, BackendRequest, open_backend
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, estimate_map,
-                                    host_threads, overlap_for, run_tiled, tile_input_pixels)
+                                    host_threads, overlap_for, run_tiled, runs_above, tile_input_pixels)
 from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL, read_card
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class Denoiser:
     def backend_for(self, levels: list, strength: float = 1.0) -> str:
         """The backend an image with these levels (one per frame) runs on: the FP32 one beside INT8 when a
         level goes above INT8's range."""
-        if self.above and any(np.max(level) * strength > self.above[0] for level in levels):
+        if any(runs_above(level, strength, self.above) for level in levels):
             return self.fp32_backend.name + (" x8 ensemble" if self.ensemble else "")
         return self.backend_name
 
@@ -231,7 +231,7 @@ class Denoiser:
         """float32 NxHxWx3 in [0,1], one sigma for all -> float32 NxHxWx3 in [0,1]; whole images, no
         tiling (for many small images, such as CIFAR's, at once)."""
         batch = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), dtype=np.float32)
-        infer = self.above[1] if self.above and sigma > self.above[0] else self.infer
+        infer = self.above[1] if runs_above(sigma, 1.0, self.above) else self.infer
         out = infer(batch, np.full((len(batch), 1) + batch.shape[2:], sigma, dtype=np.float32))
         return out.transpose(0, 2, 3, 1)
 

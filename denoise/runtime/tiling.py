@@ -168,6 +168,12 @@ class _InFlight:
     error: BaseException | None = None
 
 
+def runs_above(level: Level, strength: float, above: tuple | None) -> bool:
+    """Whether an image with this level (a number or a map, times ``strength``) anywhere exceeds ``above[0]``,
+    so that it runs on ``above[1]`` (see TileBatcher)."""
+    return above is not None and float(np.max(level)) * strength > above[0]
+
+
 class TileBatcher:
     """Runs the tiles of many images in batches of one shape, across image boundaries.
 
@@ -207,14 +213,10 @@ class TileBatcher:
         plan = plan_tiles(height, width, self.tile, self.overlap, self.align)
         dtype = pixels.dtype if pixels.dtype in (np.uint8, np.uint16) else np.float32
         image = _InFlight(key, pixels, level, float(strength), np.empty(pixels.shape, dtype), len(plan),
-                          above=self.runs_above(level, strength))
+                          above=runs_above(level, strength, self.above))
         self.images.append(image)
         for core, box in plan:  # queues by shape, and apart for the images that run on ``above``'s call
             self.queues.setdefault((box[1] - box[0], box[3] - box[2], image.above), deque()).append((image, core, box))
-
-    def runs_above(self, level: Level, strength: float = 1.0) -> bool:
-        """Whether an image with this level runs on ``above``'s inference call."""
-        return self.above is not None and float(np.max(level)) * strength > self.above[0]
 
     def batch_size(self, shape: tuple) -> int:
         """Tiles of ``shape`` per batch: ``max_batch``, or fewer where ``max_batch_pixels`` says so (on the
