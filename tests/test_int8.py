@@ -83,6 +83,19 @@ def test_prepare_qat_quantizes_all_but_the_ends_and_keeps_parameter_names():
     assert set(qat.float_state(model)) == set(build_model("fast").state_dict())
 
 
+def test_a_relu_only_output_is_the_next_quantized_convs_input_grid():
+    """Tied grids: where a quantized conv's output goes only through a ReLU into the next quantized conv, that conv
+    has no grid of its own. A checkpoint from before (two grids there) loads with the next conv's input grid."""
+    model = qat.prepare_qat(build_model("fast"))
+    assert qat.tied_inputs(model) == {3, 5, 7, 9, 10, 11, 13, 15}  # not 2 (FP32 conv 1 before) nor 4, 6, 8 (skips)
+    stored = qat.ranges(qat.quantized_from_checkpoint(load_checkpoint(DEFAULT_INT8_CHECKPOINT)))
+    assert stored["tied_inputs"] == [3, 5, 7, 9, 10, 11, 13, 15]
+    untied = load_checkpoint(DEFAULT_INT8_CHECKPOINT)["quantization"]["layers"]  # trained with two grids
+    for position in stored["tied_inputs"]:
+        assert stored["layers"][str(position)]["input"] == stored["layers"][str(position - 1)]["output"]
+        assert stored["layers"][str(position)]["input"] == untied[str(position)]["input"]
+
+
 def test_train_qat_writes_ranges_and_resumes(tmp_path):
     out = tmp_path / "qat"
     settings = TrainSettings(data=str(SAMPLES / "clean"), out=str(out), steps=6, batch_size=4, lr=1e-5, val_every=3,
@@ -93,6 +106,7 @@ def test_train_qat_writes_ranges_and_resumes(tmp_path):
     assert state["quantization"]["float_layers"] == [0, 1, 17, 18, 19]
     low, high = state["quantization"]["layers"]["5"]["output"]
     assert low < 0 < high  # pre-ReLU outputs: both signs observed
+    assert state["quantization"]["layers"]["9"]["input"] == state["quantization"]["layers"]["8"]["output"]  # tied
     build_model("fast").load_state_dict(state["model"])  # a plain model loads the weights
     settings.steps = 8
     train(settings, resume=True, log=lambda line: None)
@@ -118,13 +132,37 @@ def test_int8_onnx_matches_the_fake_quantized_model_and_runs_integer_kernels(qat
     fp32 = tmp_path / "m.onnx"
     export_onnx(qat_checkpoint, fp32)
     state = load_checkpoint(qat_checkpoint)
-    quantize_graph(fp32, tmp_path / "m.int8.onnx", state["quantization"])
+    quantization = qat.ranges(qat.quantized_from_checkpoint(state))
+    quantize_graph(fp32, tmp_path / "m.int8.onnx", quantization)
     for match in match_fake_quant(tmp_path / "m.int8.onnx", state, verification_images()):
         assert match.ok, match.line()
     ran = kernels_run(tmp_path / "m.int8.onnx")
     assert ran["QLinearConv"] == 15  # every quantized Conv ran as an integer kernel
     convs = sum(count for op, count in ran.items() if "Conv" in op and op != "QLinearConv")
     assert convs == 5, ran  # the five FP32 ones (ONNX Runtime may fuse their ReLU: FusedConv)
+    # tied grids: a tied conv reads the previous conv's quantized output itself, with no ReLU or Q between
+    nodes = {out: node for node in onnx.load(str(tmp_path / "m.int8.onnx")).graph.node for out in node.output}
+    for position in quantization["tied_inputs"]:
+        dq = nodes[nodes[f"conv{position}_raw"].input[0]]
+        assert dq.op_type == "DequantizeLinear" and nodes[dq.input[0]].name == f"conv{position - 1}_output_Q"
+    # ... and ONNX Runtime hands UINT8 from QLinearConv to QLinearConv there: the only DequantizeLinear ->
+    # QuantizeLinear pairs left after its optimizations are the 3 re-gridding a skip output for the next conv
+    # (convs 3, 5, 7: signed range in, ReLU range out); with a grid per conv there were 11.
+    assert requantizations(tmp_path / "m.int8.onnx", tmp_path / "optimized.onnx") == 3
+
+
+def requantizations(model_path, optimized_path) -> int:
+    """DequantizeLinear nodes feeding a QuantizeLinear in ONNX Runtime's optimized graph of ``model_path``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(optimized_path)
+    options.log_severity_level = 3
+    ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    graph = onnx.load(str(optimized_path)).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    return sum(1 for node in graph.node if node.op_type == "QuantizeLinear"
+               and producer.get(node.input[0]) is not None and producer[node.input[0]].op_type == "DequantizeLinear")
 
 
 def test_export_int8_cli_makes_the_bundle_as_it_was_made(qat_checkpoint, tmp_path):

@@ -3,7 +3,10 @@
 The QDQ graph is written here from the checkpoint's own quantization (``denoise.train.qat``), not by
 calibrating again: the FP32 ONNX of the QAT weights gets, around every quantized Conv,
 
-* QuantizeLinear -> DequantizeLinear on its input and on its output (UINT8, the trained ranges),
+* QuantizeLinear -> DequantizeLinear on its input and on its output (UINT8, the trained ranges) -- but where
+  its input is the previous quantized Conv's output through a ReLU on the same grid (``qat.tied_inputs``), it
+  takes that output's DequantizeLinear directly and the ReLU goes (a no-op on a grid from 0), so ONNX Runtime
+  passes the UINT8 tensor from QLinearConv to QLinearConv without requantizing,
 * its weight as an INT8 initializer (per output channel, symmetric) -> DequantizeLinear,
 * its bias as an INT32 initializer at scale input_scale * weight_scale -> DequantizeLinear,
 
@@ -90,6 +93,9 @@ def quantize_graph(fp32_path: Path, int8_path: Path, quantization: dict) -> None
                                   name=f"{tag}_DQ")], f"{tag}_dq")
 
     position = {id(node): index for index, node in enumerate(convs)}
+    producer = {output: node for node in graph.node for output in node.output}
+    conv_outputs = [node.output[0] for node in convs]  # before the loop renames them
+    tied = set(quantization.get("tied_inputs", ()))
     for node in graph.node:
         index = position.get(id(node))
         if index is None or index not in layers:
@@ -98,7 +104,15 @@ def quantize_graph(fp32_path: Path, int8_path: Path, quantization: dict) -> None
         tag = f"conv{index}"
         in_scale, in_zero = activation_qparams(*layers[index]["input"])
         out_scale, out_zero = activation_qparams(*layers[index]["output"])
-        before, node.input[0] = qdq(node.input[0], in_scale, in_zero, f"{tag}_input")
+        if index in tied:  # the previous QLinearConv's UINT8 output is this one's input: no ReLU, no requantizing
+            relu = producer.get(node.input[0])
+            if relu is None or relu.op_type != "Relu" or relu.input[0] != conv_outputs[index - 1] \
+                    or layers[index]["input"] != layers[index - 1]["output"]:
+                raise DenoiseError(f"conv {index} of {fp32_path} is not fed by conv {index - 1} through a ReLU on one "
+                                   f"grid, as the checkpoint's quantization says")
+            before, node.input[0] = [], f"conv{index - 1}_output_dq"
+        else:
+            before, node.input[0] = qdq(node.input[0], in_scale, in_zero, f"{tag}_input")
         weight = torch.from_numpy(numpy_helper.to_array(weights[node.input[1]]).copy())
         scales = weight_scales(weight, 0)
         shape = (-1,) + (1,) * (weight.dim() - 1)
@@ -122,6 +136,7 @@ def quantize_graph(fp32_path: Path, int8_path: Path, quantization: dict) -> None
         after, dequantized = qdq(f"{tag}_raw", out_scale, out_zero, f"{tag}_output")
         after.append(helper.make_node("Identity", [dequantized], [output], name=f"{tag}_out"))  # consumers unchanged
         nodes.extend(before + [node] + after)
+    nodes = without_unused(nodes, {output.name for output in graph.output})
     used = {name for node in nodes for name in node.input}
     kept = [init for init in graph.initializer if init.name in used]
     del graph.node[:], graph.initializer[:]
@@ -134,6 +149,16 @@ def quantize_graph(fp32_path: Path, int8_path: Path, quantization: dict) -> None
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(int8_path))
+
+
+def without_unused(nodes: list, graph_outputs: set[str]) -> list:
+    """``nodes`` (in graph order) less those whose outputs nothing uses: the ReLUs that tied grids bypass."""
+    needed, kept = set(graph_outputs), []
+    for node in reversed(nodes):
+        if any(output in needed for output in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    return kept[::-1]
 
 
 def kernels_run(model_path: Path, height: int = 64, width: int = 64) -> Counter:
@@ -191,6 +216,8 @@ def export_int8(checkpoint: Path, fp32_path: Path, int8_path: Path, images_folde
     from denoise.checkpoint import load_checkpoint
     from denoise.export.onnx_export import export_onnx
 
+    from denoise.train.qat import quantized_from_checkpoint, ranges
+
     state = load_checkpoint(checkpoint)
     if "quantization" not in state:
         raise DenoiseError(f"{checkpoint} has no quantization ranges: an INT8 model comes from a quantization-aware "
@@ -198,7 +225,9 @@ def export_int8(checkpoint: Path, fp32_path: Path, int8_path: Path, images_folde
     with tempfile.TemporaryDirectory() as tmp:  # the QAT weights' own FP32 graph is what gets quantized
         own_fp32 = Path(tmp) / "qat.onnx"
         export_onnx(checkpoint, own_fp32)
-        quantize_graph(own_fp32, int8_path, state["quantization"])
+        # the grids of the fake-quantized model the file is matched against (a checkpoint from before tied
+        # grids gets them as load_ranges makes them)
+        quantize_graph(own_fp32, int8_path, ranges(quantized_from_checkpoint(state)))
     try:
         images = verification_images(images_folder)
         matches = match_fake_quant(int8_path, state, images)
