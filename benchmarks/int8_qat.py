@@ -9,6 +9,9 @@ PTQ row quantizes --fp32 with ONNX Runtime's static quantizer on the same layers
 sigma 0.02-0.4). Speed: one whole photo per call (481x321), --threads, median of --repeats, the models timed
 in turn within each repeat so that the machine's drift falls on all of them alike.
 
+--time-also MODEL.onnx ... adds the speed of other models to the same run (e.g. the INT8 model bundled before
+tied grids: `git show 4578918:denoise/weights/default.int8.onnx > /tmp/int8-before-tied.onnx`).
+
 --wide C adds the speed of a wider member of the family (C channels instead of 64; 90 is 1.97x the
 multiply-adds) in FP32 and INT8 (convs 2-16, PTQ): untrained weights (its quality needs a training run a CPU
 cannot give it), but speed does not depend on the weights.
@@ -82,6 +85,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--wide", type=int, default=0, help="channels of a wider model to time (0: none)")
+    parser.add_argument("--time-also", type=Path, nargs="*", default=[], help="other models to time in the same run")
     args = parser.parse_args()
     held_out = load_eval_images(args.photos, None, held_out=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,6 +95,8 @@ def main() -> None:
                                                           load_images(args.photos, "train")[:4], FLOAT_CONVS)}
         sessions = {label: session(path, args.threads) for label, path in models.items()}
         scores = {label: quality(sess, held_out) for label, sess in sessions.items()}
+        for path in args.time_also:
+            sessions[f"{path.name} (speed only)"] = session(path, args.threads)
         if args.wide:
             wide = wide_model(args.wide, Path(tmp) / "wide.onnx")
             for label, path in ((f"FP32, {args.wide} channels (untrained)", wide),

@@ -1,7 +1,9 @@
 """Which quantized tensors cost the INT8 model its quality? The bundled FP32 model with every hidden convolution
 fake-quantized (denoise.train.qat, as INT8 runs it; only the first and last Conv FP32), ranges observed on
 training photos; then each quantized tensor -- a conv's input, output or weights -- put back to FP32 alone:
-what it recovers is what it costs. Torch, on the CPU; PSNR on 192x192 crops of held-out photos.
+what it recovers is what it costs. Torch, on the CPU; PSNR on 192x192 crops of held-out photos. With tied grids
+(qat.tied_inputs) a tied conv's input is the previous conv's output: its input column reads 0, and that grid's
+cost is the previous conv's output column.
 
     python benchmarks/qat_sensitivity.py --photos ../shared/data/cbsd68 --sigma 15/255
 """

@@ -14,7 +14,7 @@ import torch
 from conftest import SAMPLES, run_cli, write_png
 from denoise.checkpoint import load_checkpoint
 from denoise.errors import DenoiseError
-from denoise.export.int8 import kernels_run, match_fake_quant, quantize_graph
+from denoise.export.int8 import kernels_run, match_fake_quant, quantize_graph, requantizations
 from denoise.export.onnx_export import export_onnx
 from denoise.export.precision_check import verification_images
 from denoise.model import build_model
@@ -148,21 +148,7 @@ def test_int8_onnx_matches_the_fake_quantized_model_and_runs_integer_kernels(qat
     # ... and ONNX Runtime hands UINT8 from QLinearConv to QLinearConv there: the only DequantizeLinear ->
     # QuantizeLinear pairs left after its optimizations are the 3 re-gridding a skip output for the next conv
     # (convs 3, 5, 7: signed range in, ReLU range out); with a grid per conv there were 11.
-    assert requantizations(tmp_path / "m.int8.onnx", tmp_path / "optimized.onnx") == 3
-
-
-def requantizations(model_path, optimized_path) -> int:
-    """DequantizeLinear nodes feeding a QuantizeLinear in ONNX Runtime's optimized graph of ``model_path``."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.optimized_model_filepath = str(optimized_path)
-    options.log_severity_level = 3
-    ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    graph = onnx.load(str(optimized_path)).graph
-    producer = {out: node for node in graph.node for out in node.output}
-    return sum(1 for node in graph.node if node.op_type == "QuantizeLinear"
-               and producer.get(node.input[0]) is not None and producer[node.input[0]].op_type == "DequantizeLinear")
+    assert requantizations(tmp_path / "m.int8.onnx") == 3
 
 
 def test_export_int8_cli_makes_the_bundle_as_it_was_made(qat_checkpoint, tmp_path):

@@ -181,6 +181,23 @@ def kernels_run(model_path: Path, height: int = 64, width: int = 64) -> Counter:
                    if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"))
 
 
+def requantizations(model_path: Path) -> int:
+    """DequantizeLinear -> QuantizeLinear hand-overs (a UINT8 tensor re-gridded through float) left in ONNX Runtime's
+    optimized CPU graph of ``model_path``: with tied grids, only where a skip output's signed grid meets a ReLU."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        options.log_severity_level = 3
+        ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(options.optimized_model_filepath).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    return sum(1 for node in graph.node if node.op_type == "QuantizeLinear" and node.input[0] in producer
+               and producer[node.input[0]].op_type == "DequantizeLinear")
+
+
 def match_fake_quant(int8_path: Path, state: dict, images: list[np.ndarray]) -> list[MatchReport]:
     """The INT8 ONNX model and the fake-quantized PyTorch model of a QAT checkpoint on the same noisy images."""
     import torch
