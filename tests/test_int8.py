@@ -96,6 +96,24 @@ def test_a_relu_only_output_is_the_next_quantized_convs_input_grid():
         assert stored["layers"][str(position)]["input"] == untied[str(position)]["input"]
 
 
+def test_a_checkpoint_says_which_convs_it_quantized(tmp_path):
+    """Another split of FP32 and INT8 convs (conv 17 INT8 too) round-trips: the checkpoint's ranges name the FP32
+    convs, the fake-quantized model and the INT8 file are rebuilt from them, and conv 17 then reads conv 16's grid."""
+    model = build_model("fast")
+    model.load_state_dict(load_checkpoint(DEFAULT_CHECKPOINT)["model"])
+    qat.prepare_qat(model, keep=(0, 1, 18, 19)).train()
+    with torch.no_grad():
+        model(*photo_batch(0)[:2])
+    state = {"config": model.config.to_dict(), "model": qat.float_state(model), "quantization": qat.ranges(model)}
+    assert state["quantization"]["float_layers"] == [0, 1, 18, 19] and 17 in state["quantization"]["tied_inputs"]
+    rebuilt = qat.quantized_from_checkpoint(state)
+    assert sorted(qat.quantized_layers(rebuilt)) == list(range(2, 18))
+    torch.save(state, tmp_path / "c17.pt")
+    export_onnx(tmp_path / "c17.pt", tmp_path / "m.onnx")
+    quantize_graph(tmp_path / "m.onnx", tmp_path / "m.int8.onnx", qat.ranges(rebuilt))
+    assert kernels_run(tmp_path / "m.int8.onnx")["QLinearConv"] == 16
+
+
 def test_train_qat_writes_ranges_and_resumes(tmp_path):
     out = tmp_path / "qat"
     settings = TrainSettings(data=str(SAMPLES / "clean"), out=str(out), steps=6, batch_size=4, lr=1e-5, val_every=3,

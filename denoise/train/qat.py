@@ -193,7 +193,7 @@ def ranges(model: CAE) -> dict:
 
     return {"layers": {str(position): {"input": span(input_observer(layers, position)), "output": span(layer.output_range)}
                        for position, layer in layers.items()},
-            "float_layers": list(float_layers(model)),
+            "float_layers": [p for p in range(len(conv_layers(model))) if p not in layers],
             "tied_inputs": sorted(p for p, layer in layers.items() if isinstance(layer.input_range, OnPreviousGrid))}
 
 
@@ -224,7 +224,7 @@ def quantized_from_checkpoint(state: dict) -> CAE:
 
     model = build_model(config_from_dict(state["config"]))
     model.load_state_dict(state["model"])
-    prepare_qat(model)
+    prepare_qat(model, keep=tuple(state["quantization"]["float_layers"]))
     load_ranges(model, state["quantization"])
     freeze_ranges(model)
     return model.eval()
