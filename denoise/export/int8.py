@@ -232,7 +232,6 @@ def export_int8(checkpoint: Path, fp32_path: Path, int8_path: Path, images_folde
     Returns what was checked, with the card's "int8" entry; raises DenoiseError, removing the file, when a check fails."""
     from denoise.checkpoint import load_checkpoint
     from denoise.export.onnx_export import export_onnx
-
     from denoise.train.qat import quantized_from_checkpoint, ranges
 
     state = load_checkpoint(checkpoint)
