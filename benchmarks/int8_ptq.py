@@ -41,10 +41,14 @@ class Calibration(CalibrationDataReader):
         return next(self.feeds, None)
 
 
-def session(path: Path, threads: int = 2) -> ort.InferenceSession:
+def session(path: Path, threads: int = 2, spinning: bool = True) -> ort.InferenceSession:
+    """spinning=False: as the runtime opens its CPU sessions (runtime.backends). Sessions timed in turn should not
+    spin: one's idle threads busy-wait for a while after its run and slow the next one's (the faster model most)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -7,7 +7,9 @@ photos at sigma 15/25/50 (gaussian and uint8 noise) and CPU speed, every model i
 (model.int8.onnx, `denoise export --int8`) is measured, with its own FP32 (the QAT weights unquantized). The
 PTQ row quantizes --fp32 with ONNX Runtime's static quantizer on the same layers (calibrated on 4 training photos at
 sigma 0.02-0.4). Speed: one whole photo per call (481x321), --threads, median of --repeats, the models timed
-in turn within each repeat so that the machine's drift falls on all of them alike.
+in turn within each repeat so that the machine's drift falls on all of them alike, each session without spinning
+threads as the runtime opens them (with spinning, a session's idle threads busy-wait after its run and slow the
+next session's, the faster model's most; --spinning times them so).
 
 --time-also MODEL.onnx ... adds the speed of other models to the same run (e.g. the INT8 model bundled before
 tied grids: `git show 4578918:denoise/weights/default.int8.onnx > /tmp/int8-before-tied.onnx`).
@@ -85,6 +87,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--wide", type=int, default=0, help="channels of a wider model to time (0: none)")
+    parser.add_argument("--spinning", action="store_true",
+                        help="sessions with spinning threads (ONNX Runtime's default; how this was timed before 2026-12-01's fourth session)")
     parser.add_argument("--time-also", type=Path, nargs="*", default=[], help="other models to time in the same run")
     args = parser.parse_args()
     held_out = load_eval_images(args.photos, None, held_out=True)
@@ -93,16 +97,16 @@ def main() -> None:
                   "INT8, QAT (convs 2-16)": int8_sibling(args.qat),
                   "INT8, PTQ of --fp32 (convs 2-16)": ptq(args.fp32, Path(tmp) / "ptq.onnx",
                                                           load_images(args.photos, "train")[:4], FLOAT_CONVS)}
-        sessions = {label: session(path, args.threads) for label, path in models.items()}
+        sessions = {label: session(path, args.threads, args.spinning) for label, path in models.items()}
         scores = {label: quality(sess, held_out) for label, sess in sessions.items()}
         for path in args.time_also:
-            sessions[f"{path.name} (speed only)"] = session(path, args.threads)
+            sessions[f"{path.name} (speed only)"] = session(path, args.threads, args.spinning)
         if args.wide:
             wide = wide_model(args.wide, Path(tmp) / "wide.onnx")
             for label, path in ((f"FP32, {args.wide} channels (untrained)", wide),
                                 (f"INT8, {args.wide} channels (untrained, PTQ)",
                                  ptq(wide, Path(tmp) / "wide.int8.onnx", load_images(args.photos, "train")[:4], FLOAT_CONVS))):
-                sessions[label] = session(path, args.threads)
+                sessions[label] = session(path, args.threads, args.spinning)
         photo = noisy_images(held_out[:1], 0.1, "gaussian", 0)[0][0]
         times = {label: [] for label in sessions}
         for _ in range(args.repeats):

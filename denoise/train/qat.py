@@ -24,7 +24,7 @@ estimate. With every hidden convolution fake-quantized (benchmarks/qat_sensitivi
 two outputs cost 0.09 and 0.05 dB and that input 0.07, and no other quantized tensor more than 0.01 (with
 ranges observed over all noise levels, as training does, the two outputs cost 0.25 and 0.19 dB); that input
 also grows 26-fold from sigma 0.02 to 1.0, more than one UINT8 grid spans. The five hold 18% of the
-multiply-adds; with the other fifteen in INT8 the model runs 2.0-2.1x FP32's speed on 2 threads (BENCHMARKS.md).
+multiply-adds; with the other fifteen in INT8 the model runs 2.3-2.4x FP32's speed on 2 threads (BENCHMARKS.md).
 """
 
 from __future__ import annotations
