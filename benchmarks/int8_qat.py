@@ -34,11 +34,13 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from int8_ptq import run, session
 from denoise.evaluate import load_eval_images, noisy_images
 from denoise.metrics import psnr_uint8, to_uint8
+from denoise.model import build_model
 from denoise.runtime.precision import int8_sibling
 from denoise.train.data import load_images
+from denoise.train.qat import float_layers
 
 SIGMAS = (15, 25, 50)
-FLOAT_CONVS = [0, 1, 17, 18, 19]  # as denoise.train.qat.float_layers
+FLOAT_CONVS = list(float_layers(build_model("fast")))  # the convs the QAT model keeps FP32: PTQ keeps the same
 
 
 class Calibration(CalibrationDataReader):
@@ -70,7 +72,7 @@ def wide_model(channels: int, path: Path) -> Path:
     from dataclasses import replace
 
     from denoise.export.onnx_export import write_onnx
-    from denoise.model import CONFIGS, build_model, with_plain_convolutions
+    from denoise.model import CONFIGS, with_plain_convolutions
 
     config = replace(CONFIGS["fast"], channels=channels)
     print(f"wide model: {channels} channels, {config.macs_per_pixel() / CONFIGS['fast'].macs_per_pixel():.2f}x the "

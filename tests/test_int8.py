@@ -149,10 +149,10 @@ def qat_checkpoint():
 def test_int8_onnx_matches_the_fake_quantized_model_and_runs_integer_kernels(qat_checkpoint, tmp_path):
     fp32 = tmp_path / "m.onnx"
     export_onnx(qat_checkpoint, fp32)
-    state = load_checkpoint(qat_checkpoint)
-    quantization = qat.ranges(qat.quantized_from_checkpoint(state))
+    fake_quant = qat.quantized_from_checkpoint(load_checkpoint(qat_checkpoint))
+    quantization = qat.ranges(fake_quant)
     quantize_graph(fp32, tmp_path / "m.int8.onnx", quantization)
-    for match in match_fake_quant(tmp_path / "m.int8.onnx", state, verification_images()):
+    for match in match_fake_quant(tmp_path / "m.int8.onnx", fake_quant, verification_images()):
         assert match.ok, match.line()
     ran = kernels_run(tmp_path / "m.int8.onnx")
     assert ran["QLinearConv"] == 15  # every quantized Conv ran as an integer kernel

@@ -198,16 +198,15 @@ def requantizations(model_path: Path) -> int:
                and producer[node.input[0]].op_type == "DequantizeLinear")
 
 
-def match_fake_quant(int8_path: Path, state: dict, images: list[np.ndarray]) -> list[MatchReport]:
-    """The INT8 ONNX model and the fake-quantized PyTorch model of a QAT checkpoint on the same noisy images."""
+def match_fake_quant(int8_path: Path, model, images: list[np.ndarray]) -> list[MatchReport]:
+    """The INT8 ONNX model and the fake-quantized PyTorch ``model`` it was written from (``qat.quantized_from_checkpoint``)
+    on the same noisy images."""
     import torch
 
     from denoise.metrics import psnr_uint8, to_uint8
     from denoise.noise import add_noise
     from denoise.runtime.onnx_backend import OnnxRuntimeBackend
-    from denoise.train.qat import quantized_from_checkpoint
 
-    model = quantized_from_checkpoint(state)
     backend = OnnxRuntimeBackend(int8_path, backend="cpu")
     reports = []
     for sigma in MATCH_SIGMAS:
@@ -243,10 +242,11 @@ def export_int8(checkpoint: Path, fp32_path: Path, int8_path: Path, images_folde
         export_onnx(checkpoint, own_fp32)
         # the grids of the fake-quantized model the file is matched against (a checkpoint from before tied
         # grids gets them as load_ranges makes them)
-        quantize_graph(own_fp32, int8_path, ranges(quantized_from_checkpoint(state)))
+        fake_quant = quantized_from_checkpoint(state)
+        quantize_graph(own_fp32, int8_path, ranges(fake_quant))
     try:
         images = verification_images(images_folder)
-        matches = match_fake_quant(int8_path, state, images)
+        matches = match_fake_quant(int8_path, fake_quant, images)
         reports = compare_precision(fp32_path, int8_path, "int8", images, MAX_PSNR_DROP_DB, INT8_VERIFY_SIGMAS)
         ran = kernels_run(int8_path)
         expected = len(state["quantization"]["layers"])

@@ -82,7 +82,7 @@ def write_int8(qat_checkpoint: Path, fp32_path: Path, card: dict, verify_images:
     say(f"INT8 check, PSNR on {'images in ' + str(verify_images) if verify_images else 'procedural test images'} "
         "(ONNX Runtime CPU), the fake-quantized PyTorch model, and the kernels ONNX Runtime ran:")
     for report in checked["reports"]:  # above sigma_max a drop is not a failure: those images run in FP32
-        say(report.line() if report.sigma <= checked["sigma_max"] else report.line().replace("-> FAILED", "-> FP32 runs these"))
+        say(report.line(failed="FAILED" if report.sigma <= checked["sigma_max"] else "FP32 runs these"))
     say(f"  -> INT8 runs images with noise up to sigma {checked['sigma_max']:g}; the runtime runs noisier ones in FP32")
     for match in checked["matches"]:
         say(match.line())

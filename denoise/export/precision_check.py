@@ -29,11 +29,13 @@ class PrecisionReport:
     def ok(self) -> bool:
         return self.finite and self.psnr_fp32 - self.psnr_other <= self.max_drop_db
 
-    def line(self) -> str:
+    def line(self, failed: str = "FAILED") -> str:
+        """One line of the export's output; ``failed``: what a failed check is called (INT8 above its verified range:
+        not a failure, FP32 runs those images)."""
         return (f"  sigma {self.sigma:g}: PSNR fp32 {self.psnr_fp32:.3f} dB, {self.precision} {self.psnr_other:.3f} dB "
                 f"(drop {self.psnr_fp32 - self.psnr_other:+.3f}, at most {self.max_drop_db:g}), "
                 f"max |{self.precision} - fp32| {self.max_abs:.2e}, "
-                f"{'finite' if self.finite else 'NaN/Inf!'} -> {'ok' if self.ok else 'FAILED'}")
+                f"{'finite' if self.finite else 'NaN/Inf!'} -> {'ok' if self.ok else failed}")
 
 
 def verification_images(folder: Path | None = None, size: int = 96) -> list[np.ndarray]:
