@@ -11,15 +11,25 @@ compressed. The synthesis follows the published recipes:
 * Foi et al. 2008 / Guo et al. 2019 (CBDNet, CVPR): Poisson-Gaussian noise, variance = shot * x + read,
   added to the mosaic; demosaicing and JPEG compression are part of the noise model.
 * Zhang et al. 2023 (SCUNet): random degradations (here: JPEG or not, at a random quality).
+* Malvar, He & Cutler 2004, "High-quality linear interpolation for demosaicing of Bayer-patterned color
+  images" (ICASSP): the gradient-corrected 5x5 demosaicing many camera and raw-converter pipelines use
+  beside bilinear; it correlates the noise differently (its kernels have negative taps).
+* In-camera processing that Brooks et al. leave out and real JPEGs carry (Karaimer & Brown 2016, "A Software
+  Platform for Manipulating the Camera Imaging Pipeline", ECCV, list both stages; Wang et al. 2021,
+  Real-ESRGAN, draws unsharp-mask sharpening at random for the same reason): **noise reduction** in YCbCr --
+  chroma smoothed strongly (colour noise is what cameras remove first), luma lightly -- and **unsharp-mask
+  sharpening** of random amount, which amplifies the high frequencies of what noise is left.
 
 Steps, per image: sRGB -> inverse tone -> inverse gamma -> camera RGB (inverse CCM) -> inverse white balance
 and brightness -> Bayer mosaic (random phase) -> + N(0, shot * x + read) -> bilinear demosaic -> white
-balance -> CCM -> clip -> gamma -> tone curve -> 8-bit rounding -> JPEG (4:2:0, quality 70-98) with
-probability 0.7. With probability 1 - MOSAIC_PROBABILITY the mosaic and demosaic steps are left out and the
+balance -> CCM -> clip -> gamma -> tone curve -> noise reduction (chroma, luma; each at random) -> sharpening
+(at random) -> 8-bit rounding -> JPEG (4:2:0, quality 70-98) with probability 0.7. The demosaicing is
+bilinear or Malvar-He-Cutler, half each. With probability 1 - MOSAIC_PROBABILITY the mosaic and demosaic steps are left out and the
 noise is drawn for all three channels: bilinear demosaicing is the most correlating one there is, and better
 demosaicing or a downscaled photo leaves noise closer to white (a random choice of degradation, as SCUNet).
 
-The clean target is the same pipeline without noise, rounding or JPEG: a noise-free photo from the same
+The clean target is the same pipeline without noise, rounding or JPEG (noise reduction and sharpening
+included: a camera smooths chroma and sharpens its noise-free pictures too): a noise-free photo from the same
 camera, demosaiced the same way (a camera's clean picture is demosaiced too; CC15's clean means are); for
 a JPEG shot, with the JPEG's 4:2:0 chroma subsampling too (quality 100: CC15's means are means of JPEGs). The
 noise level map is the local RMS of (noisy - target) over a 9x9 window, averaged over the channels, taken
@@ -44,6 +54,10 @@ SHOT_RANGE = (1e-4, 1.2e-2)  # Brooks et al. 2019, in raw [0,1] units
 JPEG_PROBABILITY = 0.7
 MOSAIC_PROBABILITY = 0.5  # else the noise is added to all three channels (see the module docstring)
 JPEG_QUALITY = (70, 98)
+MHC_PROBABILITY = 0.5  # of mosaicked images: Malvar-He-Cutler demosaicing, else bilinear
+SHARPEN_PROBABILITY, SHARPEN_AMOUNT = 0.5, (0.2, 1.0)  # unsharp mask x + amount * (x - blur(x)), blur sigma 1
+CHROMA_NR_PROBABILITY, CHROMA_NR_SIGMA = 0.5, (0.7, 2.0)  # Gaussian blur of Cb and Cr, in pixels
+LUMA_NR_PROBABILITY, LUMA_NR_MIX = 0.3, (0.2, 0.6)  # Y blended with its blur (sigma 0.8) by this weight
 
 # Camera RGB -> XYZ matrices of four cameras (Brooks et al. 2019, from Adobe DNG data), and XYZ -> linear sRGB.
 _XYZ_TO_CAM = np.array([
@@ -69,6 +83,10 @@ class CameraParams:
     read: float
     bayer_phase: tuple[int, int] | None  # (row, column) offset of the RGGB pattern; None: no mosaic
     jpeg_quality: int | None  # None: no JPEG
+    demosaic: str = "bilinear"  # or "mhc" (Malvar-He-Cutler)
+    chroma_nr: float = 0.0  # sigma in pixels of the Cb/Cr blur; 0: none
+    luma_nr: float = 0.0  # weight of the blurred Y; 0: none
+    sharpen: float = 0.0  # unsharp-mask amount; 0: none
 
 
 def draw_params(rng: np.random.Generator, sigma: float | None = None) -> CameraParams:
@@ -93,6 +111,11 @@ def draw_params(rng: np.random.Generator, sigma: float | None = None) -> CameraP
         read=float(np.exp(log_read)),
         bayer_phase=(int(rng.integers(2)), int(rng.integers(2))) if rng.random() < MOSAIC_PROBABILITY else None,
         jpeg_quality=int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)) if rng.random() < JPEG_PROBABILITY else None,
+        # Drawn after the fields above, so those stay what the same seed gave before these steps existed.
+        demosaic="mhc" if rng.random() < MHC_PROBABILITY else "bilinear",
+        chroma_nr=float(rng.uniform(*CHROMA_NR_SIGMA)) if rng.random() < CHROMA_NR_PROBABILITY else 0.0,
+        luma_nr=float(rng.uniform(*LUMA_NR_MIX)) if rng.random() < LUMA_NR_PROBABILITY else 0.0,
+        sharpen=float(rng.uniform(*SHARPEN_AMOUNT)) if rng.random() < SHARPEN_PROBABILITY else 0.0,
     )
 
 
@@ -136,6 +159,71 @@ def demosaic_bilinear(mosaic: np.ndarray, masks: np.ndarray) -> np.ndarray:
     green = _conv3x3(sparse[..., 1:2], _GREEN_KERNEL)
     red_blue = _conv3x3(sparse[..., 0::2], _RED_BLUE_KERNEL)
     return np.concatenate([red_blue[..., :1], green, red_blue[..., 1:]], axis=-1)
+
+
+def _correlate(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """2-D correlation of [H,W] with an odd square kernel, reflect-padded."""
+    r = kernel.shape[0] // 2
+    padded = np.pad(x, r, mode="reflect")
+    out = np.zeros_like(x)
+    h, w = x.shape
+    for dy, dx in zip(*np.nonzero(kernel)):
+        out += kernel[dy, dx] * padded[dy:dy + h, dx:dx + w]
+    return out
+
+
+# Malvar-He-Cutler's kernels (their Fig. 2), /8: G at R or B sites; R (or B) at a G site whose row holds R
+# (or B); the same at a G site whose column holds it; R at B sites (and B at R).
+_MHC_G = np.array([[0, 0, -1, 0, 0], [0, 0, 2, 0, 0], [-1, 2, 4, 2, -1], [0, 0, 2, 0, 0], [0, 0, -1, 0, 0]]) / 8
+_MHC_ROW = np.array([[0, 0, .5, 0, 0], [0, -1, 0, -1, 0], [-1, 4, 5, 4, -1], [0, -1, 0, -1, 0], [0, 0, .5, 0, 0]]) / 8
+_MHC_COLUMN = _MHC_ROW.T
+_MHC_DIAGONAL = np.array([[0, 0, -1.5, 0, 0], [0, 2, 0, 2, 0], [-1.5, 0, 6, 0, -1.5], [0, 2, 0, 2, 0], [0, 0, -1.5, 0, 0]]) / 8
+
+
+def demosaic_mhc(mosaic: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """[H,W] Bayer samples -> [H,W,3] by Malvar-He-Cutler: bilinear corrected by the local Laplacian of the
+    sampled colour, which keeps edges sharper (and passes more of the noise's high frequencies) than bilinear."""
+    red, green, blue = (masks[..., i].astype(bool) for i in range(3))
+    rows_red = red.any(axis=1, keepdims=True)  # rows that hold red samples (RGGB: every other row)
+    cols_red = red.any(axis=0, keepdims=True)
+    g_site_red_row = green & rows_red  # G sites with red left and right
+    g_site_red_col = green & cols_red  # G sites with red above and below
+    at_g, by_row, by_column, by_diagonal = (_correlate(mosaic, k) for k in (_MHC_G, _MHC_ROW, _MHC_COLUMN, _MHC_DIAGONAL))
+    out = np.empty(mosaic.shape + (3,), mosaic.dtype)
+    out[..., 1] = np.where(green, mosaic, at_g)
+    out[..., 0] = np.select([red, blue, g_site_red_row, g_site_red_col], [mosaic, by_diagonal, by_row, by_column])
+    out[..., 2] = np.select([blue, red, g_site_red_row, g_site_red_col], [mosaic, by_diagonal, by_column, by_row])
+    return out
+
+
+def gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """[H,W] blurred by a separable Gaussian of ``sigma`` pixels (truncated at 3 sigma), reflect-padded."""
+    r = max(1, int(np.ceil(3 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    padded = np.pad(x, r, mode="reflect")
+    h, w = x.shape
+    rows = sum(t * padded[:, i:i + w] for i, t in enumerate(taps))
+    return sum(t * rows[i:i + h] for i, t in enumerate(taps))
+
+
+_RGB_TO_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])  # JPEG's
+
+
+def in_camera_processing(rgb: np.ndarray, p: CameraParams) -> np.ndarray:
+    """sRGB [H,W,3] -> the same after the camera's noise reduction and sharpening (each only if drawn)."""
+    if p.chroma_nr or p.luma_nr:
+        ycc = rgb @ _RGB_TO_YCBCR.T
+        if p.chroma_nr:
+            for c in (1, 2):
+                ycc[..., c] = gaussian_blur(ycc[..., c], p.chroma_nr)
+        if p.luma_nr:
+            ycc[..., 0] = (1 - p.luma_nr) * ycc[..., 0] + p.luma_nr * gaussian_blur(ycc[..., 0], 0.8)
+        rgb = ycc @ np.linalg.inv(_RGB_TO_YCBCR).T
+    if p.sharpen:
+        blurred = np.stack([gaussian_blur(rgb[..., c], 1.0) for c in range(3)], axis=-1)
+        rgb = rgb + p.sharpen * (rgb - blurred)
+    return np.clip(rgb, 0.0, 1.0)
 
 
 def _unprocess(rgb: np.ndarray, p: CameraParams) -> np.ndarray:
@@ -197,7 +285,9 @@ def camera_noise(clean: np.ndarray, rng: np.random.Generator, sigma: float | Non
         masks = _bayer_masks(height, width, p.bayer_phase)
         raw = (linear * masks).sum(axis=-1)  # one colour per pixel
         noisy_raw = raw + np.sqrt(np.maximum(p.shot * raw + p.read, 0.0)) * rng.standard_normal(raw.shape)
-        target, noisy = _process(demosaic_bilinear(raw, masks), p), _process(demosaic_bilinear(noisy_raw, masks), p)
+        demosaic = demosaic_mhc if p.demosaic == "mhc" else demosaic_bilinear
+        target, noisy = _process(demosaic(raw, masks), p), _process(demosaic(noisy_raw, masks), p)
+    target, noisy = in_camera_processing(target, p), in_camera_processing(noisy, p)
     noisy8 = np.round(noisy * 255.0).astype(np.uint8)
     level = local_noise_level(noisy8 / 255.0, target)  # before JPEG: see the module docstring
     if p.jpeg_quality is not None:

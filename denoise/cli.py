@@ -324,6 +324,14 @@ def manifest_merge(input_dir, output_dir, as_json):
 @click.option("--data", type=click.Path(path_type=Path), multiple=True,
               help="An image folder, the CIFAR-10 .tar.gz archive, or a cifar-10-batches-py folder; repeat to mix "
                    "(required, except with --resume).")
+@click.option("--pairs", type=click.Path(exists=True, file_okay=False, path_type=Path), multiple=True,
+              help="A folder of real camera pairs (noisy/ and clean/, same file names; e.g. SIDD, RENOIR); repeat to mix. "
+                   "Every 5th scene is held out for validation (denoise/train/pairs.py).")
+@click.option("--pairs-share", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="Share of the batches drawn from --pairs; the rest from --data with --protocol.")
+@click.option("--through", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="With --model estimator: train the estimator through this frozen denoiser checkpoint, for the level "
+                   "that minimizes the denoiser's error (CBDNet's reason), not only the true level.")
 @click.option("--model", "model_name", default="fast", show_default=True,
               help="Model configuration: a name in CONFIGS of denoise/model.py (fast, seed, ...; estimator: the "
                    "noise-map estimator of --sigma auto).")
@@ -357,7 +365,7 @@ def manifest_merge(input_dir, output_dir, as_json):
               help="Continue the run in OUT from its last.pt, with its settings: --steps and --minutes (and --threads, "
                    "--device) may change; any other option given must match the run's.")
 @user_errors
-def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, sigma_min, sigma_max, folder_sigma_max, protocol, val_every,
+def train(data, pairs, pairs_share, through, model_name, out, steps, minutes, device, batch_size, crop, lr, sigma_min, sigma_max, folder_sigma_max, protocol, val_every,
           val_images, seed, threads, loss, init, qat, resume):
     """Train a denoising model and write checkpoints (needs the `train` extra).
 
@@ -367,6 +375,8 @@ def train(data, model_name, out, steps, minutes, device, batch_size, crop, lr, s
       denoise train --out runs/first --resume --minutes 30
       denoise train --data cifar10-jpeg.tar.gz --init runs/first/best.pt --loss log-mse --out runs/tuned
       denoise train --data photos/ --init runs/tuned/best.pt --qat --lr 2e-5 --out runs/int8
+      denoise train --data photos/ --pairs sidd/ --protocol mixed --init runs/tuned/best.pt --out runs/real
+      denoise train --model estimator --data photos/ --pairs sidd/ --through runs/real/best.pt --out runs/est
     """
     if sigma_min > sigma_max:
         raise DenoiseError(f"--sigma-min {sigma_min} is above --sigma-max {sigma_max}")
@@ -398,8 +408,9 @@ def training_values(params: dict) -> dict:
     --model, and paths and an unset --folder-sigma-max in the types the settings keep)."""
     values = {field: params[OPTION_OF.get(field, field)] for field in
               ("model", "steps", "minutes", "device", "batch_size", "crop", "lr", "sigma_min", "sigma_max", "protocol",
-               "val_every", "val_images", "seed", "threads", "loss", "qat")}
+               "val_every", "val_images", "seed", "threads", "loss", "qat", "pairs_share")}
     return {**values, "data": [str(d) for d in params["data"]], "out": str(params["out"]),
+            "pairs": [str(d) for d in params["pairs"]], "through": str(params["through"]) if params["through"] else "",
             "folder_sigma_max": params["folder_sigma_max"] or 0.0, "init": str(params["init"]) if params["init"] else ""}
 
 

@@ -13,7 +13,7 @@ import platform
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -26,12 +26,13 @@ from denoise.errors import DenoiseError
 from denoise.metrics import psnr_uint8, to_uint8
 from denoise.checkpoint import load_checkpoint
 from denoise.camera_noise import camera_noise
-from denoise.model import CONFIGS, build_model, is_estimator
+from denoise.model import CONFIGS, build_model, config_from_dict, is_estimator
 from denoise.noise import TRAIN_PROTOCOLS
 from denoise.progress import ProgressBar
 from denoise.train import LOSSES, qat
 from denoise.train.data import VALIDATION_EVERY, MixedSampler, is_image_folder, load_images, to_training_tensor
 from denoise.train.noise import add_noise, camera_batch, uses_camera
+from denoise.train.pairs import PairSampler, load_pairs
 
 VAL_SIGMAS = (0.1, 0.3, 0.5, 1.0)  # validation noise levels, in the run's noise protocol
 WARMUP_STEPS = 100
@@ -59,18 +60,22 @@ class TrainSettings:
     loss: str = "mse"  # "mse", or "log-mse": the mean over images of log(MSE), i.e. mean PSNR (see batch_loss)
     init: str = ""  # start from this checkpoint's weights (a fine-tune: new optimizer and schedule)
     qat: bool = False  # quantization-aware fine-tune for the INT8 model (denoise.train.qat); needs init
+    pairs: list[str] = field(default_factory=list)  # real noisy/clean pair folders (denoise.train.pairs)
+    pairs_share: float = 0.25  # of the batches, drawn from the real pairs when there are any
+    through: str = ""  # the estimator only: train it through this frozen denoiser checkpoint (through_loss)
 
     def __post_init__(self):
         if isinstance(self.data, (str, Path)):
             self.data = [str(self.data)]
         self.data = [str(d) for d in self.data]
+        self.pairs = [str(d) for d in self.pairs]
 
 
 # What a run is: a resumed run must keep these (its checkpoint's optimizer state, schedule, validation and best
 # score belong to them). Only --steps and --minutes (how long it goes on) may change on --resume, and --threads
 # and --device, which say where it runs, not what it is.
 RUN_FIELDS = ("model", "data", "loss", "protocol", "crop", "batch_size", "lr", "sigma_min", "sigma_max",
-              "folder_sigma_max", "seed", "init", "val_every", "val_images", "qat")
+              "folder_sigma_max", "seed", "init", "val_every", "val_images", "qat", "pairs", "pairs_share", "through")
 
 
 def resume_settings(out: Path, changes: dict) -> TrainSettings:
@@ -92,6 +97,11 @@ def check_resumable(saved: dict, settings: TrainSettings, last_path: Path) -> No
                            + ": leave those options out, or start a new run with --out (or --init to fine-tune from it)")
 
 
+def is_quantized(model) -> bool:
+    """A QAT model (its observers are saved apart); the estimator never is (it stays FP32)."""
+    return not is_estimator(model) and bool(qat.quantized_layers(model))
+
+
 def save_checkpoint(path: Path, model, optimizer, step: int, best: float, settings: TrainSettings, meta: dict) -> None:
     state = {
         "model": qat.float_state(model),  # a QAT model's observers are stored apart, as "quantization"
@@ -102,7 +112,7 @@ def save_checkpoint(path: Path, model, optimizer, step: int, best: float, settin
         "best_val_psnr": best,
         "meta": meta,
     }
-    if qat.quantized_layers(model):
+    if is_quantized(model):
         state["quantization"] = qat.ranges(model)
     atomic_write(path, lambda f: torch.save(state, f))  # a killed run never leaves a half-written checkpoint
 
@@ -136,6 +146,12 @@ def validation_set(sources: list[list[np.ndarray]], photo: list[bool], count: in
     return pairs
 
 
+def pair_validation_set(pairs) -> list:
+    """The held-out real pairs as validation tuples (key "real"; the level is the pair's true local level)."""
+    return [("real", torch.from_numpy(p.noisy.transpose(2, 0, 1).astype(np.float32) / 255.0)[None],
+             torch.from_numpy(p.level)[None, None], p.clean) for p in pairs]
+
+
 def as_map(level: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
     """A batch's noise level as [N,1,H,W] maps: one level per image ([N], white noise) filled in, or the maps."""
     return level.reshape(-1, 1, 1, 1).expand_as(noisy[:, :1]) if level.dim() == 1 else level
@@ -149,18 +165,22 @@ def level_error_db(estimate: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validate(model, pairs, device: torch.device) -> dict:
-    """Mean uint8 PSNR per key for a denoiser; for the estimator, minus its mean level error in dB (higher
-    is better for both)."""
+def validate(model, pairs, device: torch.device, denoiser=None) -> dict:
+    """Mean uint8 PSNR per key for a denoiser, and for an estimator trained ``through`` a denoiser (the PSNR
+    of that denoiser given the estimate); for an estimator alone, minus its mean level error in dB (higher
+    is better for all)."""
     model.eval()
     scores: dict[str, list[float]] = {}
     for key, noisy, level, clean in pairs:
         noisy, level = noisy.to(device), level.to(device)
-        if is_estimator(model):
+        if is_estimator(model) and denoiser is None:
             scores.setdefault(key, []).append(-float(level_error_db(model(noisy), as_map(level, noisy)).mean()))
+            continue
+        if is_estimator(model):
+            out = denoiser(noisy, model(noisy))[0].float().clamp(0, 1).cpu().numpy()
         else:
             out = model(noisy, level)[0].float().cpu().numpy()
-            scores.setdefault(key, []).append(psnr_uint8(clean, to_uint8(out.transpose(1, 2, 0))))
+        scores.setdefault(key, []).append(psnr_uint8(clean, to_uint8(out.transpose(1, 2, 0))))
     model.train()
     return {k: float(np.mean(v)) for k, v in scores.items()}
 
@@ -173,6 +193,33 @@ def estimator_loss(estimate: torch.Tensor, level: torch.Tensor, under_weight: fl
     diff = torch.log(estimate + floor) - torch.log(level + floor)
     weight = torch.where(diff < 0, under_weight, 1.0 - under_weight)
     return (weight * diff.pow(2)).mean()
+
+
+# The weights of through_loss's two terms beside the denoiser's log-MSE (whose 0.1 dB is 0.023).
+UNDER_WEIGHT = 0.05  # an estimate half the true level costs 0.05 * log(2)^2 = 0.024: about 0.1 dB
+SMOOTH_WEIGHT = 0.02
+
+
+def through_loss(estimate: torch.Tensor, level: torch.Tensor, denoised: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """The estimator's loss through a frozen denoiser: the level the denoiser needs, not only the true level.
+
+    Real noise after a camera's processing acts on a denoiser like white noise of a higher level than its
+    RMS, so the true level is the wrong target there; the denoiser's own error against the clean image is the
+    right one (CBDNet trains its estimator jointly with the denoiser for this reason). Beside it:
+
+    * an asymmetric penalty on estimates *below* the true level only (log ratio squared): a denoiser given
+      too low a level leaves noise, which people mind more than a little more smoothing, and on white noise
+      it keeps the estimate near the level it is known to be;
+    * a smoothness term on the log map (squared differences of neighbours): the level of real noise varies
+      slowly, and a map that follows texture would smooth texture.
+    """
+    floor = 1.0 / 255.0
+    error = torch.log((denoised - clean).pow(2).mean(dim=(1, 2, 3)) + 1e-8).mean()  # log-MSE: each image in dB
+    log_estimate = torch.log(estimate + floor)
+    under = F.relu(torch.log(as_map(level, estimate) + floor) - log_estimate).pow(2).mean()
+    smooth = ((log_estimate[..., 1:, :] - log_estimate[..., :-1, :]).pow(2).mean()
+              + (log_estimate[..., :, 1:] - log_estimate[..., :, :-1]).pow(2).mean())
+    return error + UNDER_WEIGHT * under + SMOOTH_WEIGHT * smooth
 
 
 def batch_loss(denoised: torch.Tensor, clean: torch.Tensor, kind: str) -> torch.Tensor:
@@ -201,7 +248,7 @@ def fp32_teacher(settings: TrainSettings, device: torch.device):
 def load_weights(model, state: dict) -> None:
     """A checkpoint's weights into ``model``; into a QAT model, also its quantization ranges when it has them
     (from a plain checkpoint, the observers start from the first batch)."""
-    if not qat.quantized_layers(model):
+    if not is_quantized(model):
         model.load_state_dict(state["model"])
         return
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
@@ -219,6 +266,23 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, clean: torch
     targets alone, a QAT run lost 0.06-0.11 dB against FP32 in its float weights; BENCHMARKS.md)."""
     dims = (1, 2, 3)
     return ((student - teacher).pow(2).mean(dim=dims) / ((teacher - clean).pow(2).mean(dim=dims) + 1e-8)).mean()
+
+
+def frozen_denoiser(settings: TrainSettings, model, device: torch.device):
+    """The denoiser an estimator is trained through (``--through``), frozen; None when there is none.
+    In training mode, so its output is not clipped to [0,1] and every error reaches the estimator."""
+    if not settings.through:
+        return None
+    if not is_estimator(model):
+        raise DenoiseError("--through is for --model estimator: it trains the estimator through a frozen denoiser")
+    state = load_checkpoint(Path(settings.through))
+    denoiser = build_model(config_from_dict(state["config"]))
+    if is_estimator(denoiser) or not denoiser.config.sigma_map:
+        raise DenoiseError(f"--through {settings.through} is not a denoiser that takes a noise map")
+    denoiser.load_state_dict(state["model"])
+    for parameter in denoiser.parameters():
+        parameter.requires_grad_(False)
+    return denoiser.to(device).train()
 
 
 def pick_device(name: str) -> torch.device:
@@ -305,6 +369,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
         load_weights(model, state)
         log(f"starting from the weights of {settings.init} (step {state['step']})")
     teacher = fp32_teacher(settings, device) if settings.qat else None
+    denoiser = frozen_denoiser(settings, model, device)
     model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # few input shapes (one per source's crop): tune each once
@@ -328,6 +393,12 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
     # chosen by noise (seen with the estimator, trained up to 0.4: its sigma-1.0 score decided "best").
     val_sigmas = [s for s in VAL_SIGMAS if settings.sigma_min <= s <= settings.sigma_max] or [settings.sigma_max]
     pairs = validation_set(val_sources, photo, settings.val_images, val_sigmas, settings.protocol, settings.seed)
+    real_train = [pair for folder in settings.pairs for pair in load_pairs(Path(folder), "train")]
+    real_val = [pair for folder in settings.pairs for pair in load_pairs(Path(folder), "val")]
+    pairs += pair_validation_set(real_val)
+    if settings.pairs:
+        log(f"real pairs: {len(real_train)} to train on, {len(real_val)} held out, {settings.pairs_share:.0%} of the batches")
+    real_sampler = PairSampler(real_train, settings.crop, settings.seed + 3 + step) if settings.pairs else None
     gen = torch.Generator(device=device).manual_seed(settings.seed + 1 + step)
     rng = np.random.default_rng(settings.seed + 2 + step)  # camera noise is drawn in numpy
     meta = {"data": "; ".join(settings.data),
@@ -366,14 +437,17 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                 if ctrl_c.requested:  # a clean point: the last step is complete
                     raise KeyboardInterrupt
                 t_data = time.perf_counter()
-                source, batch = sampler.batch(settings.batch_size)
-                if uses_camera(settings.protocol, photo[source], rng):
-                    noisy, clean, level = (torch.from_numpy(a).to(device) for a in camera_batch(batch, rng))
+                if real_sampler is not None and rng.random() < settings.pairs_share:
+                    noisy, clean, level = (torch.from_numpy(a).to(device) for a in real_sampler.batch(settings.batch_size))
                 else:
-                    clean = to_training_tensor(batch, device)
-                    top = sigma_tops[source]
-                    level = settings.sigma_min + (top - settings.sigma_min) * torch.rand(len(clean), generator=gen, device=device)
-                    noisy = add_noise(clean, level, settings.protocol, gen)
+                    source, batch = sampler.batch(settings.batch_size)
+                    if uses_camera(settings.protocol, photo[source], rng):
+                        noisy, clean, level = (torch.from_numpy(a).to(device) for a in camera_batch(batch, rng))
+                    else:
+                        clean = to_training_tensor(batch, device)
+                        top = sigma_tops[source]
+                        level = settings.sigma_min + (top - settings.sigma_min) * torch.rand(len(clean), generator=gen, device=device)
+                        noisy = add_noise(clean, level, settings.protocol, gen)
                 data_seconds += time.perf_counter() - t_data
                 if device.type == "cuda":
                     noisy = noisy.contiguous(memory_format=torch.channels_last)
@@ -383,7 +457,10 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                     qat.freeze_ranges(model)  # the rest of the run trains against the ranges that ship
                 # QAT runs in float32 everywhere: its fake quantization rounds on the grid the INT8 model uses
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and not settings.qat):
-                    if is_estimator(model):
+                    if is_estimator(model) and denoiser is not None:
+                        estimate = model(noisy).float()
+                        loss = through_loss(estimate, level, denoiser(noisy, estimate), clean)
+                    elif is_estimator(model):
                         loss = estimator_loss(model(noisy).float(), as_map(level, noisy))
                     elif teacher is not None:
                         with torch.no_grad():
@@ -398,7 +475,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                 meta["train_seconds"] = seconds_before + time.time() - start
                 done = progress() >= 1.0
                 if step % settings.val_every == 0 or done:
-                    scores = validate(model, pairs, device)
+                    scores = validate(model, pairs, device, denoiser)
                     mean_val = float(np.mean(list(scores.values())))
                     rate = (time.time() - start) / max(1, step - first_step)
                     entry = {"step": step, "loss": loss.item(), "val_psnr": scores, "lr": lr_now(),

@@ -1,0 +1,168 @@
+"""Real noisy/clean pairs as a training source, and the estimator trained through a frozen denoiser: real
+files on disk, the real training loop, the bundled denoiser's checkpoint."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, SAMPLES, need_shared, run_cli, write_png
+from denoise.checkpoint import load_checkpoint, model_from_checkpoint
+from denoise.errors import DenoiseError
+from denoise.model import build_model
+from denoise.train.loop import TrainSettings, through_loss, train
+from denoise.train.pairs import PairSampler, held_out_pair_names, load_pairs, pair_names, scene_of
+
+BUNDLED = REPO / "denoise" / "weights" / "default.pt"
+
+
+def make_pairs(folder, names, size=(48, 40), seed=0):
+    rng = np.random.default_rng(seed)
+    for name in names:
+        clean = rng.integers(40, 200, size=(size[1], size[0], 3), dtype=np.uint8)
+        noisy = np.clip(clean + rng.normal(0, 10, clean.shape), 0, 255).astype(np.uint8)
+        write_png(folder / "clean" / name, clean)
+        write_png(folder / "noisy" / name, noisy)
+    return folder
+
+
+def test_names_that_do_not_match_are_named(tmp_path):
+    folder = make_pairs(tmp_path / "set", ["a.png", "b.png"])
+    write_png(folder / "noisy" / "c.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(DenoiseError, match=r"noisy/c\.png has no match in .*clean/"):
+        pair_names(folder)
+    (folder / "noisy" / "c.png").unlink()
+    (folder / "clean" / "a.png").unlink()
+    with pytest.raises(DenoiseError, match=r"noisy/a\.png has no match"):
+        pair_names(folder)
+
+
+def test_sizes_that_differ_and_corrupt_files_are_named(tmp_path):
+    folder = make_pairs(tmp_path / "set", ["a.png"])
+    write_png(folder / "noisy" / "b.png", np.zeros((16, 16, 3), np.uint8))
+    write_png(folder / "clean" / "b.png", np.zeros((16, 20, 3), np.uint8))
+    with pytest.raises(DenoiseError, match=r"noisy/b\.png is 16x16 but its clean version is 20x16"):
+        load_pairs(folder, "all")
+    write_png(folder / "clean" / "b.png", np.zeros((16, 16, 3), np.uint8))
+    (folder / "clean" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(DenoiseError, match=r"clean/b\.png: cannot read it as an image"):
+        load_pairs(folder, "all")
+
+
+def test_a_bad_pair_folder_is_one_line_from_the_cli(tmp_path):
+    folder = make_pairs(tmp_path / "set", ["a.png"])
+    write_png(folder / "noisy" / "extra.png", np.zeros((8, 8, 3), np.uint8))
+    result = run_cli("train", "--data", SAMPLES / "clean", "--pairs", folder, "--steps", "1", "--out", tmp_path / "run")
+    assert result.returncode == 1
+    assert "extra.png has no match" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 or "starting" not in result.stderr
+
+
+def test_held_out_scenes_never_straddle_the_split(tmp_path):
+    names = [f"{scene:04d}_{i}.png" for scene in range(12) for i in range(3)] + ["lone-a.png", "lone-b.png"]
+    folder = make_pairs(tmp_path / "set", names, size=(16, 16))
+    held = held_out_pair_names(folder)
+    held_scenes = {scene_of(n) for n in held}
+    assert held_scenes == {"0000", "0005", "0010"}  # sorted scenes 0, 5, 10, ... (the lone files are 12 and 13)
+    assert {n for n in names if scene_of(n) in held_scenes} == set(held)
+    train_names = {p.name for p in load_pairs(folder, "train")}
+    assert train_names.isdisjoint(held) and len(train_names) + len(held) == len(names)
+
+
+def test_crops_keep_noisy_clean_and_level_aligned(tmp_path):
+    """noisy = 255 - clean, so noisy + clean is exactly 1 in every pixel of every crop, whatever the flip or
+    rotation; the level is the pair's constant true level."""
+    folder = tmp_path / "set"
+    rng = np.random.default_rng(3)
+    clean = rng.integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
+    write_png(folder / "clean" / "x.png", clean)
+    write_png(folder / "noisy" / "x.png", 255 - clean)
+    sampler = PairSampler(load_pairs(folder, "all"), crop=24, seed=0)
+    noisy, target, level = sampler.batch(32)
+    assert noisy.shape == target.shape == (32, 3, 24, 24) and level.shape == (32, 1, 24, 24)
+    assert np.allclose(noisy + target, 1.0, atol=1e-6)
+    rms = np.sqrt(((clean / 255.0 - (255 - clean) / 255.0) ** 2).mean(axis=-1))
+    assert level.min() >= rms.min() - 1e-6 and level.max() <= rms.max() + 1e-6
+    firsts = {tuple(np.round(t[:, 0, 0], 4)) for t in target}  # the crops come from many places
+    assert len(firsts) > 20
+
+
+def test_training_with_pairs_validates_on_the_held_out_ones(tmp_path):
+    names = [f"{i:04d}_x.png" for i in range(10)]
+    folder = make_pairs(tmp_path / "set", names)
+    lines = []
+    train(TrainSettings(data=str(SAMPLES / "clean"), pairs=[str(folder)], pairs_share=0.5, out=str(tmp_path / "run"),
+                        steps=4, batch_size=4, crop=32, val_every=4, val_images=1, init=str(BUNDLED), protocol="mixed"),
+          log=lines.append)
+    assert any("8 to train on, 2 held out" in line for line in lines)
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert "real" in state["meta"]["val_psnr"] and state["settings"]["pairs"] == [str(folder)]
+
+
+def frozen_bundled():
+    denoiser, _ = model_from_checkpoint(BUNDLED)
+    for parameter in denoiser.parameters():
+        parameter.requires_grad_(False)
+    return denoiser.train()
+
+
+def photo_crop():
+    from PIL import Image
+
+    with Image.open(SAMPLES / "clean" / "cbsd68-101087.png") as im:
+        rgb = np.asarray(im.convert("RGB"), np.float32)[100:164, 200:264] / 255
+    return torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None]
+
+
+def test_through_loss_moves_a_level_to_the_one_that_minimizes_the_denoisers_error():
+    """One constant level, started far too low, trained by gradient descent on through_loss through the frozen
+    bundled denoiser, ends near the level a scan finds best for the denoiser's output error."""
+    denoiser = frozen_bundled()
+    clean = photo_crop()
+    true = 0.1
+    noisy = clean + true * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        levels = np.exp(np.linspace(np.log(0.03), np.log(0.3), 25))
+        errors = [float((denoiser(noisy, torch.full((1, 1, 64, 64), float(s))) - clean).pow(2).mean()) for s in levels]
+    best = levels[int(np.argmin(errors))]
+    log_level = torch.tensor(math.log(0.01), requires_grad=True)
+    optimizer = torch.optim.Adam([log_level], lr=0.05)
+    for _ in range(150):
+        estimate = log_level.exp().expand(1, 1, 64, 64)
+        loss = through_loss(estimate, torch.tensor([true]), denoiser(noisy, estimate), clean)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    found = float(log_level.exp())
+    assert abs(math.log(found / best)) < math.log(1.25), (found, best)
+
+
+def test_the_estimator_trained_through_the_denoiser_moves_towards_the_level_it_needs(tmp_path):
+    """A fresh estimator starts near 0.025; 40 steps through the frozen bundled denoiser on white noise of 0.15
+    bring its estimate much closer to 0.15."""
+    noisy = photo_crop() + 0.15 * torch.randn((1, 3, 64, 64), generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        before = float(build_model("estimator")(noisy).mean())
+    best = train(TrainSettings(data=str(SAMPLES / "clean"), model="estimator", through=str(BUNDLED), out=str(tmp_path / "run"),
+                               steps=40, batch_size=4, crop=32, lr=3e-3, sigma_min=0.15, sigma_max=0.15, protocol="clip",
+                               val_every=40, val_images=1), log=lambda line: None)
+    estimator, _ = model_from_checkpoint(best)
+    with torch.no_grad():
+        after = float(estimator.eval()(noisy).mean())
+    assert abs(math.log(after / 0.15)) < 0.5 * abs(math.log(before / 0.15)), (before, after)
+
+
+def test_through_refuses_a_denoiser_as_the_model_trained(tmp_path):
+    with pytest.raises(DenoiseError, match="--through is for --model estimator"):
+        train(TrainSettings(data=str(SAMPLES / "clean"), model="fast", through=str(BUNDLED), out=str(tmp_path / "run"),
+                            steps=1, batch_size=2), log=lambda line: None)
+
+
+def test_the_shared_real_pairs_hold_out_the_named_scenes():
+    sidd, renoir = need_shared("sidd"), need_shared("renoir-t3i")
+    assert held_out_pair_names(renoir) == [f"t3i-{i:02d}.png" for i in (1, 6, 11, 16, 22, 27, 32, 37)]
+    held = held_out_pair_names(sidd)
+    assert len(held) == 9 and "sidd-sample-01.png" in held
+    assert not any(name.startswith("0182_") for name in held)  # the eleven crops of scene 0182 all train
