@@ -71,21 +71,36 @@ def test_held_out_scenes_never_straddle_the_split(tmp_path):
 
 
 def test_crops_keep_noisy_clean_and_level_aligned(tmp_path):
-    """noisy = 255 - clean, so noisy + clean is exactly 1 in every pixel of every crop, whatever the flip or
-    rotation; the level is the pair's constant true level."""
+    """noisy = 255 - clean, so noisy + clean is one constant per channel (1 plus the brightness shift of
+    align_brightness) in every pixel of every crop, whatever the flip or rotation."""
     folder = tmp_path / "set"
     rng = np.random.default_rng(3)
-    clean = rng.integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
+    clean = rng.integers(10, 246, size=(40, 56, 3), dtype=np.uint8)  # away from 0 and 255: the shift never clips
     write_png(folder / "clean" / "x.png", clean)
     write_png(folder / "noisy" / "x.png", 255 - clean)
     sampler = PairSampler(load_pairs(folder, "all"), crop=24, seed=0)
     noisy, target, level = sampler.batch(32)
     assert noisy.shape == target.shape == (32, 3, 24, 24) and level.shape == (32, 1, 24, 24)
-    assert np.allclose(noisy + target, 1.0, atol=1e-6)
-    rms = np.sqrt(((clean / 255.0 - (255 - clean) / 255.0) ** 2).mean(axis=-1))
-    assert level.min() >= rms.min() - 1e-6 and level.max() <= rms.max() + 1e-6
+    total = noisy + target
+    assert np.all(total.std(axis=(0, 2, 3)) < 1e-5)
+    assert np.allclose(total.mean(axis=(0, 2, 3)), 1 + (255 - 2 * clean.mean(axis=(0, 1))) / 255, atol=1e-5)
     firsts = {tuple(np.round(t[:, 0, 0], 4)) for t in target}  # the crops come from many places
     assert len(firsts) > 20
+
+
+def test_the_clean_reference_takes_the_noisy_shots_brightness(tmp_path):
+    """SIDD's references are a few grey levels brighter than its shots; the noise itself has no mean."""
+    folder = tmp_path / "set"
+    rng = np.random.default_rng(4)
+    clean = rng.integers(60, 190, size=(32, 32, 3)).astype(np.uint8)
+    noise = rng.normal(0, 8, clean.shape)
+    noisy = np.clip(clean.astype(float) - [3, 2, 5] + noise, 0, 255).round().astype(np.uint8)
+    write_png(folder / "clean" / "x.png", clean)
+    write_png(folder / "noisy" / "x.png", noisy)
+    (pair,) = load_pairs(folder, "all")
+    assert np.allclose(pair.clean.mean(axis=(0, 1)) * 255, noisy.mean(axis=(0, 1)), atol=1e-3)
+    assert np.allclose(pair.clean * 255 - clean, (noisy.mean(axis=(0, 1)) - clean.mean(axis=(0, 1))), atol=1e-3)
+    assert pair.level.mean() == pytest.approx(8 / 255, rel=0.15)  # the noise's level, not the offset's
 
 
 def test_training_with_pairs_validates_on_the_held_out_ones(tmp_path):

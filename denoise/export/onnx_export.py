@@ -71,14 +71,27 @@ def build_card(state: dict, checkpoint: Path) -> dict:
                      "minutes": round(meta.get("train_seconds", 0.0) / 60, 1), "device": meta.get("device"),
                      "torch": meta.get("torch"), "loss": settings.get("loss", "mse"),
                      "folder_sigma_max": settings.get("folder_sigma_max") or None, **fine_tuning(meta)},
-        "validation_psnr_db": {} if estimator else meta.get("val_psnr", {}),
-        **({"validation_level_error_db": {k: -v for k, v in meta.get("val_psnr", {}).items()}} if estimator else {}),
-        "validation_note": ("mean |20 log10(estimated / true level)| in dB" if estimator else "mean uint8 PSNR"
-                            + (" of the INT8 (fake-quantized) model, a quantization-aware run" if "quantization" in state else ""))
-                           + " on the fixed validation split (every 10th image), per sigma, "
-                           f"{settings.get('protocol', 'clip')} protocol",
+        **({"real_pairs": {"folders": [Path(f).name for f in settings["pairs"]], "share": settings.get("pairs_share"),
+                           "held_out": "every 5th scene of each folder (denoise/train/pairs.py)"}}
+           if settings.get("pairs") else {}),
+        **({"trained_through": Path(settings["through"]).name} if settings.get("through") else {}),
+        **validation_entries(state, estimator, bool(settings.get("through"))),
         "checkpoint_sha256": sha256_file(checkpoint),
     }
+
+
+def validation_entries(state: dict, estimator: bool, through: bool) -> dict:
+    """What the run's validation measured: a denoiser's PSNR (an estimator trained through a denoiser is scored
+    by that denoiser's PSNR with the estimated map), or an estimator's level error."""
+    settings, scores = state.get("settings", {}), state.get("meta", {}).get("val_psnr", {})
+    split = (" on the fixed validation split (every 10th image; \"real\": the held-out real pairs), per sigma, "
+             f"{settings.get('protocol', 'clip')} protocol")
+    if estimator and not through:
+        return {"validation_psnr_db": {}, "validation_level_error_db": {k: -v for k, v in scores.items()},
+                "validation_note": "mean |20 log10(estimated / true level)| in dB" + split}
+    what = ("mean uint8 PSNR of the denoiser it was trained through, given the estimated map" if estimator else
+            "mean uint8 PSNR" + (" of the INT8 (fake-quantized) model, a quantization-aware run" if "quantization" in state else ""))
+    return {"validation_psnr_db": scores, "validation_note": what + split}
 
 
 def fine_tuning(meta: dict) -> dict:

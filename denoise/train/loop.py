@@ -149,7 +149,7 @@ def validation_set(sources: list[list[np.ndarray]], photo: list[bool], count: in
 def pair_validation_set(pairs) -> list:
     """The held-out real pairs as validation tuples (key "real"; the level is the pair's true local level)."""
     return [("real", torch.from_numpy(p.noisy.transpose(2, 0, 1).astype(np.float32) / 255.0)[None],
-             torch.from_numpy(p.level)[None, None], p.clean) for p in pairs]
+             torch.from_numpy(p.level)[None, None], to_uint8(p.clean)) for p in pairs]
 
 
 def as_map(level: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
@@ -393,11 +393,14 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
     # chosen by noise (seen with the estimator, trained up to 0.4: its sigma-1.0 score decided "best").
     val_sigmas = [s for s in VAL_SIGMAS if settings.sigma_min <= s <= settings.sigma_max] or [settings.sigma_max]
     pairs = validation_set(val_sources, photo, settings.val_images, val_sigmas, settings.protocol, settings.seed)
-    real_train = [pair for folder in settings.pairs for pair in load_pairs(Path(folder), "train")]
+    real_train_sets = [load_pairs(Path(folder), "train") for folder in settings.pairs]
+    real_train = [pair for pairs_of_folder in real_train_sets for pair in pairs_of_folder]
     real_val = [pair for folder in settings.pairs for pair in load_pairs(Path(folder), "val")]
     pairs += pair_validation_set(real_val)
     if settings.pairs:
         log(f"real pairs: {len(real_train)} to train on, {len(real_val)} held out, {settings.pairs_share:.0%} of the batches")
+        description += "; real pairs " + ", ".join(f"{Path(folder).name}: {len(part)}" for folder, part in
+                                                   zip(settings.pairs, real_train_sets)) + f" ({settings.pairs_share:.0%} of batches)"
     real_sampler = PairSampler(real_train, settings.crop, settings.seed + 3 + step) if settings.pairs else None
     gen = torch.Generator(device=device).manual_seed(settings.seed + 1 + step)
     rng = np.random.default_rng(settings.seed + 2 + step)  # camera noise is drawn in numpy
@@ -488,7 +491,8 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                         save_checkpoint(best_path, model, optimizer, step, best, settings, meta)
                     save_checkpoint(last_path, model, optimizer, step, best, settings, meta)
                     log(f"step {step}/{settings.steps} loss {loss.item():.5f} "
-                        + ("val level error (dB) " + " ".join(f"s{k}={-v:.2f}" for k, v in scores.items()) if is_estimator(model)
+                        + ("val level error (dB) " + " ".join(f"s{k}={-v:.2f}" for k, v in scores.items())
+                           if is_estimator(model) and denoiser is None
                            else "val PSNR " + " ".join(f"s{k}={v:.2f}" for k, v in scores.items()))
                         + f" | {rate * 1000:.0f} ms/step ({data_seconds * 1000 / max(1, step - first_step):.0f} drawing batches),"
                         + f" ETA {rate * (settings.steps - step) / 60:.1f} min")
