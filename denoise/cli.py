@@ -102,8 +102,11 @@ def user_errors(command):
         except DenoiseError as exc:
             click.echo(f"denoise: error: {exc}", err=True)
             sys.exit(1)
+        except BrokenPipeError:  # `denoise info | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
+            sys.exit(0)
         except OSError as exc:  # the machine's, not ours: a full disk, a permission, a vanished folder
-            click.echo(f"denoise: error: {exc}", err=True)
+            click.echo(f"denoise: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), err=True)
             sys.exit(1)
         except BackendFault as exc:  # the backend's or the GPU's, not the input's: traceback with -v
             logging.getLogger("denoise").info("backend fault", exc_info=exc)
@@ -120,11 +123,12 @@ def user_errors(command):
 @click.version_option(__version__, prog_name="denoise")
 @click.option("-v", "--verbose", is_flag=True, help="Log backend choices and other details.")
 def main(verbose: bool):
-    """Remove Gaussian-like noise from photos, a folder at a time.
+    """Remove the noise from photos, a folder at a time; the noise level is estimated per image.
 
     \b
     Example:
-      denoise batch ./noisy ./clean --sigma 0.3
+      denoise batch ./camera-photos ./clean
+      denoise batch ./noisy ./clean --sigma 25/255     # a known white-noise level
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="denoise: %(message)s")
     from denoise.runtime.images import allow_megapixels, max_megapixels
@@ -136,6 +140,9 @@ def run():
     """Console entry point: like ``main()``, but a usage error is one line on stderr (exit code 2)."""
     try:
         main.main(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare `denoise`: the help, not an error
+        click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message(), err=True)
+        sys.exit(2)
     except click.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "denoise"
         click.echo(f"{where}: error: {exc.format_message()} (see '{where} --help')", err=True)
@@ -152,7 +159,7 @@ OUTPUT_FORMATS = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # what
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))  # checked in batch(): the output is what is missing
 @click.argument("output_dir", type=click.Path(path_type=Path))
 @click.option("--sigma", type=SigmaType(), default="auto", show_default=True,
               help="Noise level on [0,1] (0.1, 25/255), or 'auto': a noise map estimated per image.")
@@ -171,12 +178,12 @@ OUTPUT_FORMATS = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # what
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
               help="JSON Lines manifest path (default: OUTPUT_DIR/denoise-manifest.jsonl).")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
-              help="Quality of JPEG and WebP outputs.")
+              help="Quality of JPEG, WebP, AVIF and HEIC outputs.")
 @click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default=None,
               help="Write every output in this format (default: the input's).")
 @click.option("--glob", "pattern", default="*", show_default=True,
               help="Shell-style pattern on paths relative to the input folder ('*' also matches '/'; case-insensitive: '*.jpg' takes IMG_1.JPG), e.g. 'raw/*.png'.")
-@click.option("--follow-symlinks", is_flag=True, help="Follow links that lead outside INPUT_DIR.")
+@click.option("--follow-symlinks", is_flag=True, help="Follow links that lead outside the input folders.")
 @click.option("--tile", type=click.IntRange(16), default=DEFAULT_TILE, show_default=True,
               help="Tile size in pixels: bounds memory; the result does not depend on it.")
 @click.option("--max-batch", type=click.IntRange(1), default=DEFAULT_MAX_BATCH, show_default=True,
@@ -220,6 +227,9 @@ def batch(inputs, output_dir, sigma, strength, model, estimator, backend, precis
     from denoise.runtime.batch import check_inputs
     from denoise.runtime.denoiser import Denoiser
     from denoise.runtime.shards import Shard
+
+    if not inputs:  # one path given: Click took it as OUTPUT_DIR
+        raise click.UsageError(f"missing the output: give it after the input, e.g. denoise batch {output_dir} ./clean")
 
     given = check_inputs(list(inputs), output_dir)  # before loading the model: the cheapest mistakes first
     if ray_address and not given.single_folder:

@@ -235,7 +235,10 @@ def output_lock(dst: Path, name: str = LOCK_NAME):
     dst.mkdir(parents=True, exist_ok=True)
     path = dst / name
     while True:
-        handle = open(path, "a+")
+        try:
+            handle = open(path, "a+")
+        except PermissionError:
+            raise DenoiseError(f"cannot write into {dst} (permission denied): choose an output folder you can write to") from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -300,9 +303,9 @@ def run_batch(denoiser, inputs, output_dir: Path, sigma="auto", overwrite: bool 
     dst = given.dst
     if fmt and "." + fmt.lower().lstrip(".") not in IMAGE_SUFFIXES:
         raise DenoiseError(f"unknown output format {fmt!r}; choose one of {', '.join(sorted(IMAGE_SUFFIXES))}")
-    if sigma != "auto":
-        denoiser.check_sigma(float(sigma))
     strength = check_strength(strength)
+    if sigma != "auto":
+        denoiser.check_scaled_sigma(denoiser.check_sigma(float(sigma)), strength)
     summary = BatchSummary()
     if dry_run:
         jobs = plan_inputs(given, pattern, follow_symlinks, overwrite, fmt, shard)

@@ -155,6 +155,14 @@ class Denoiser:
             )
         return sigma
 
+    def check_scaled_sigma(self, sigma: float, strength: float) -> None:
+        """A given level times ``strength`` must stay in the model's range: a model trained on [0, 1] fed 5.0
+        gives garbage without a word. (An estimated map is the estimator's, inside the range by training.)"""
+        low, high = self.sigma_range
+        if not (low - 1e-9 <= sigma * strength <= high + 1e-9):
+            raise DenoiseError(f"--strength {strength:g} takes sigma {sigma:.4g} to {sigma * strength:.4g}, outside this "
+                               f"model's range [{low:g}, {high:g}]: lower --strength or --sigma")
+
     def resolve_sigma(self, sigma, pixels: np.ndarray):
         """What an image's noise level becomes: a checked number; an HxW map (checked); or for "auto" the
         estimator's map of this image (HxWx3, uint8, uint16 or float), or, for a model that takes one level
@@ -198,6 +206,8 @@ class Denoiser:
         if np.issubdtype(array.dtype, np.floating):
             pixels = pixels.astype(np.float32, copy=False)
         level = self.resolve_sigma(sigma, pixels)
+        if not isinstance(level, np.ndarray) and not (isinstance(sigma, str) and sigma == "auto"):
+            self.check_scaled_sigma(float(level), strength)
         out = run_tiled(self.batcher(), pixels, level, strength)
         if gray:
             out = from_float(to_float(out).mean(axis=2), out.dtype)

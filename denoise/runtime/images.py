@@ -107,7 +107,13 @@ def read_image(path: Path) -> LoadedImage:
                            f"DENOISE_MAX_MEGAPIXELS (now {max_megapixels():g}) megapixels, a program using denoise may "
                            "raise PIL.Image.MAX_IMAGE_PIXELS") from None
     except _decode_errors() as exc:
-        raise DenoiseError(f"{path}: not a readable image ({exc})") from None
+        raise DenoiseError(f"{path}: not a readable image ({_without_path(exc, path)})") from None
+
+
+def _without_path(exc: BaseException, path: Path) -> str:
+    """A decoder's message without the file name it repeats (the line already starts with it)."""
+    text = str(exc).replace(f"'{path}'", "").replace(str(path), "").replace("  ", " ").strip(" :")
+    return text or type(exc).__name__
 
 
 def heif_ready() -> None:
