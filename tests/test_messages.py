@@ -73,3 +73,13 @@ def test_an_output_folder_that_cannot_be_written_is_one_plain_line(tmp_path, mon
             pass
     message = str(info.value)
     assert "permission denied" in message and "Errno" not in message and ".denoise.lock" not in message
+
+
+def test_an_int8_file_given_as_the_model_is_one_line(tmp_path):
+    from conftest import REPO
+
+    write_png(tmp_path / "in" / "a.png", np.full((16, 16, 3), 100, np.uint8))
+    result = run_cli("batch", tmp_path / "in", tmp_path / "out", "--sigma", "0.1",
+                     "--model", REPO / "denoise" / "weights" / "default.int8.onnx")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "is an INT8 model file" in result.stderr and len(result.stderr.strip().splitlines()) == 1

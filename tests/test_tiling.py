@@ -119,6 +119,7 @@ def test_batcher_runs_tiles_of_many_images_together_and_matches_whole():
     full = [s for s in infer.shapes if s == (4, 3, size, size)]
     assert len(full) >= (tiles - 4 * 4) // 4 - 2  # nearly every batch is full and of the one tile shape
     assert (2, 3, 38, 42) in infer.shapes  # the two 37x41 images ran together (edge-replicated to even sizes)
+    assert batcher.queues == {}  # no empty queue is kept per shape once its tiles ran
 
 
 def test_a_failing_batch_fails_only_its_images():

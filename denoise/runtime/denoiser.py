@@ -77,16 +77,21 @@ class Denoiser:
                                  threads, Path(checkpoint) if checkpoint else None, precision)
         self.backend: Backend = open_backend(backend, request)
         self.takes_map = self.backend.sigma_rank == 4
+        self.estimator, self.ensemble = None, ensemble
         try:
+            if getattr(self.backend, "precision", None) == "int8" and "int8" not in self.card:
+                raise DenoiseError(f"{self.model_path} is an INT8 model file; give its FP32 model as --model (the .onnx "
+                                   "beside it without .int8) and --precision int8: the runtime needs both")
             self.estimator = self._load_estimator(estimator, threads) if self.takes_map else None
+            self.fp32_backend, self.above = self._fp32_beside_int8(threads)
         except BaseException:
-            self.backend.close()
+            for opened in (self.backend, self.estimator):
+                if opened is not None:
+                    opened.close()
             raise
         if self.estimator is not None:
             self.estimator_overlap = overlap_for(int(self.estimator_card["receptive_radius"]), self.align)
-        self.ensemble = ensemble
         self.infer = self_ensemble(self.backend.infer) if ensemble else self.backend.infer
-        self.fp32_backend, self.above = self._fp32_beside_int8(threads)
         low, high = self.card.get("sigma_range", [0.0, 1.0])
         self.sigma_range = (float(low), float(high))
 

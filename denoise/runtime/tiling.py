@@ -226,10 +226,12 @@ class TileBatcher:
         return max(1, min(self.max_batch, self.max_batch_pixels // (shape[0] * shape[1])))
 
     def run(self, flush: bool = False) -> list[tuple[object, np.ndarray | BaseException, float]]:
-        for shape, queue in self.queues.items():
+        for shape, queue in list(self.queues.items()):
             size = self.batch_size(shape)
             while len(queue) >= size or (flush and queue):
                 self._run_batch([queue.popleft() for _ in range(min(size, len(queue)))])
+            if not queue:  # a folder of many sizes would otherwise keep (and walk) a queue per size ever seen
+                del self.queues[shape]
         done = [im for im in self.images if im.tiles_left == 0]
         self.images = [im for im in self.images if im.tiles_left]
         return [(im.key, im.error or im.result, time.perf_counter() - im.started) for im in done]
