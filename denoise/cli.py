@@ -270,7 +270,7 @@ def batch(inputs, output_dir, sigma, strength, model, estimator, backend, precis
     if not quiet or summary.failed:
         rate = summary.megapixels / summary.seconds if summary.seconds else 0.0
         click.echo(f"done: {summary.ok} denoised, {summary.skipped} skipped, {summary.failed} failed "
-                   f"in {summary.seconds:.1f}s ({rate:.2f} MP/s, {backend_name}); manifest {summary.manifest}",
+                   f"in {summary.seconds:.1f}s ({rate:.2f} MP/s, {backend_name})" + (f"; manifest {summary.manifest}" if summary.manifest else ""),
                    err=True)
     sys.exit(summary.exit_code)
 

@@ -22,6 +22,15 @@ def test_one_file_into_a_folder_and_into_a_named_file(tmp_path):
     assert named.returncode == 0, named.stderr
     with Image.open(tmp_path / "named" / "clean.jpg") as im:
         assert im.format == "JPEG" and im.size == Image.open(photo).size
+    # like cp: nothing beside the named output (no manifest, no lock), unless --manifest asks for one
+    assert sorted(p.name for p in (tmp_path / "named").iterdir()) == ["clean.jpg"]
+    again = run_cli("batch", photo, tmp_path / "named" / "clean.jpg", "--sigma", "0.1")
+    assert again.returncode == 0 and "1 skipped" in again.stderr and "manifest" not in again.stderr
+    asked = run_cli("batch", photo, tmp_path / "named" / "clean.jpg", "--sigma", "0.1", "--overwrite",
+                    "--manifest", tmp_path / "log.jsonl")
+    assert asked.returncode == 0, asked.stderr
+    assert [json.loads(line)["status"] for line in (tmp_path / "log.jsonl").read_text().splitlines()] == ["ok"]
+    assert sorted(p.name for p in (tmp_path / "named").iterdir()) == ["clean.jpg"]
     # the same result either way (the JPEG aside): the file is denoised as it would be in its folder
     folder_run = run_cli("batch", SAMPLES / "noisy", tmp_path / "whole", "--sigma", "0.1", "-q", "--glob", photo.name)
     assert folder_run.returncode == 0

@@ -25,7 +25,7 @@ import os
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -318,9 +318,13 @@ def run_batch(denoiser, inputs, output_dir: Path, sigma="auto", overwrite: bool 
             if on_file:
                 on_file(record)
         return summary
-    lock_name = f".denoise.{shard.suffix}.lock" if shard else LOCK_NAME
+    # One file to a named file (`denoise batch IMG.jpg clean.jpg`) is a cp-like copy: nothing is left beside the
+    # output (no lock, no manifest) unless --manifest asks for one. A folder run keeps both: re-runs and a
+    # second run on the same folder depend on them.
+    one_file = given.target is not None
+    lock_name = None if one_file else f".denoise.{shard.suffix}.lock" if shard else LOCK_NAME
     default_manifest = f"denoise-manifest.{shard.suffix}.jsonl" if shard else MANIFEST_NAME
-    manifest_path = Path(manifest_path) if manifest_path else dst / default_manifest
+    manifest_path = Path(manifest_path) if manifest_path else None if one_file else dst / default_manifest
     plan = lambda: plan_inputs(given, pattern, follow_symlinks, overwrite, fmt, shard)  # noqa: E731
     note = lambda: nothing_found_note(given, pattern, follow_symlinks, shard)  # noqa: E731
     with planned_run(dst, lock_name, manifest_path, plan, note, summary, denoiser.backend_name, on_file) as (todo, finish):
@@ -334,18 +338,19 @@ def run_batch(denoiser, inputs, output_dir: Path, sigma="auto", overwrite: bool 
 
 
 @contextmanager
-def planned_run(dst: Path, lock_name: str, manifest_path: Path, plan: Callable[[], list[Job]],
+def planned_run(dst: Path, lock_name: str | None, manifest_path: Path | None, plan: Callable[[], list[Job]],
                 note: Callable[[], str], summary: BatchSummary, backend: str, on_file: Callable[[dict], None] | None):
     """The sequence every run (local or Ray) goes through: take OUT's lock, plan the jobs, remove what a killed
     run left half-written, open the manifest and record the skipped jobs; yields (the jobs to do, the function
-    that records a finished one). The lock is held until the block ends."""
-    with output_lock(dst, lock_name):
+    that records a finished one). The lock is held until the block ends. No ``lock_name``: no lock; no
+    ``manifest_path``: the records go only to ``on_file`` and the summary."""
+    with output_lock(dst, lock_name) if lock_name else nullcontext():
         jobs = plan()
         remove_partials(jobs)
         if not jobs:
             summary.note = note()
-        summary.manifest = str(manifest_path)
-        with open(manifest_path, "a", encoding="utf-8") as manifest:
+        summary.manifest = str(manifest_path) if manifest_path else ""
+        with open(manifest_path or os.devnull, "a", encoding="utf-8") as manifest:
             finish = manifest_recorder(manifest, summary, backend, on_file)
             for job in jobs:
                 if job.reason:
