@@ -83,3 +83,13 @@ def test_an_int8_file_given_as_the_model_is_one_line(tmp_path):
                      "--model", REPO / "denoise" / "weights" / "default.int8.onnx")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "is an INT8 model file" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_manifest_timings_name_the_estimate_apart_from_the_noise_level(tmp_path):
+    import json
+
+    write_png(tmp_path / "in" / "a.png", np.full((24, 24, 3), 100, np.uint8))
+    result = run_cli("batch", tmp_path / "in", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    (record,) = [json.loads(line) for line in (tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()]
+    assert set(record["timings"]) == {"read", "estimate", "denoise", "write"} and isinstance(record["sigma"], float)

@@ -431,7 +431,7 @@ def _decode(denoiser, job: Job, read: Callable[[], tuple], sigma):
         levels = [denoiser.resolve_sigma(sigma, frame.pixels) for frame in image.frames or [image]]
     except Exception as exc:
         return failed_record(job, _describe(job, exc)), exc
-    return image, levels, {"read": read_seconds, "sigma": time.perf_counter() - started}
+    return image, levels, {"read": read_seconds, "estimate": time.perf_counter() - started}  # estimate: the noise level's
 
 
 def _describe(job: Job, exc: BaseException) -> str:
