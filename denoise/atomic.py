@@ -55,3 +55,13 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_onnx(proto, path: Path) -> None:
+    """An ONNX model (onnx.ModelProto) saved atomically: its serialized bytes, as onnx.save writes a model
+    without external data (ours are a few MB; the 2 GB protobuf limit is far off)."""
+    atomic_write_bytes(path, proto.SerializeToString())

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -66,8 +67,13 @@ class StrengthType(click.ParamType):
 
 class StopSignals:
     """While a batch runs: the first SIGTERM or SIGINT (schedulers stop jobs with SIGTERM, then SIGKILL after a
-    grace period) asks the run to stop taking new files and finish the writes under way; a second one stops at
-    once (the next run removes a temporary file it may leave). ``received()``: the first signal's name or ""."""
+    grace period) asks the run to stop at the next batch of tiles: the image under way is abandoned (a re-run
+    does it) and the writes under way finish; a second one stops at once (the next run removes a temporary
+    file it may leave). ``received()``: the first signal's name or "".
+
+    Python runs signal handlers in the main thread only, between bytecodes: a main thread inside ONNX
+    Runtime's run hears a signal only when the run returns, and two signals during one run as one. So the
+    job runs in another thread (``run``) while the main thread waits, and hears every signal at once."""
 
     def __init__(self):
         self.name, self.previous = "", {}
@@ -79,7 +85,27 @@ class StopSignals:
         if self.name:
             os._exit(128 + signum)
         self.name = signal.Signals(signum).name
-        click.echo(f"denoise: {self.name}: finishing the files being written (send it again to stop at once)", err=True)
+        click.echo(f"denoise: {self.name}: stopping after the tiles being denoised; the image under way is left for a "
+                   "re-run, files being written finish (send it again to stop at once)", err=True)
+
+    @staticmethod
+    def run(call):
+        """``call()`` in a worker thread, its result or its exception here, while this (main) thread waits."""
+        outcome = {}
+
+        def target():
+            try:
+                outcome["result"] = call()
+            except BaseException as exc:  # noqa: BLE001 -- re-raised in the main thread below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=target, name="batch", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.05)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
     def __enter__(self):
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -172,8 +198,8 @@ OUTPUT_FORMATS = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # what
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto: the first of tensorrt, cuda, torch, cpu that works here (-v says why others were skipped).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-              help="Of the CPU model: auto runs INT8 where this CPU has VNNI/AMX/dot-product instructions and the model "
-                   "has an INT8 version, else FP32 (GPUs run FP16).")
+              help="Of the CPU model: auto runs INT8 where this CPU has AVX2, VNNI, AMX or Arm's dot product and the "
+                   "model has an INT8 version, else FP32 (GPUs run FP16); `denoise info` says which and why.")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
               help="JSON Lines manifest path (default: OUTPUT_DIR/denoise-manifest.jsonl).")
@@ -247,13 +273,14 @@ def batch(inputs, output_dir, sigma, strength, model, estimator, backend, precis
 
         summary = run_ray_batch(input_dir, output_dir, sigma, address=None if ray_address == "local" else ray_address,
                                 model=model, backend=backend, precision=precision, workers=workers, gpus_per_worker=gpus_per_worker,
-                                ensemble=ensemble, **options)
+                                ensemble=ensemble, estimator=estimator, tile=tile, max_batch=max_batch, **options)
         backend_name = "ray"
     else:
         with Denoiser(model, backend=backend, tile=tile, max_batch=max_batch, ensemble=ensemble,
                       estimator=estimator, precision=precision) as denoiser, StopSignals() as signals:
-            summary = denoiser.denoise_folder(input_dir, output_dir, sigma, manifest_path=manifest, dry_run=dry_run,
-                                              on_plan=bar.start, shard=shard, interrupted=signals.received, **options)
+            summary = signals.run(lambda: denoiser.denoise_folder(
+                input_dir, output_dir, sigma, manifest_path=manifest, dry_run=dry_run, on_plan=bar.start, shard=shard,
+                interrupted=signals.received, **options))
             backend_name = denoiser.backend_name
     bar.close()
     if summary.note and not quiet:
@@ -261,15 +288,16 @@ def batch(inputs, output_dir, sigma, strength, model, estimator, backend, precis
     if summary.stopped:
         click.echo(f"denoise: error: {summary.stopped}", err=True)
     if summary.interrupted:
-        click.echo(f"denoise: stopped by {summary.interrupted}: the files under way were finished; "
-                   "re-run the same command to do the rest", err=True)
+        click.echo(f"denoise: stopped by {summary.interrupted}: {summary.ok} file(s) done; re-run the same command to "
+                   "do the rest (the image that was under way included)", err=True)
     if dry_run:
         return
     if as_json:
         click.echo(json.dumps({**summary.to_dict(), "backend": backend_name}))
     if not quiet or summary.failed:
         rate = summary.megapixels / summary.seconds if summary.seconds else 0.0
-        click.echo(f"done: {summary.ok} denoised, {summary.skipped} skipped, {summary.failed} failed "
+        redone = f" ({summary.redone} made again: other settings than their earlier run)" if summary.redone else ""
+        click.echo(f"done: {summary.ok} denoised{redone}, {summary.skipped} skipped, {summary.failed} failed "
                    f"in {summary.seconds:.1f}s ({rate:.2f} MP/s, {backend_name})" + (f"; manifest {summary.manifest}" if summary.manifest else ""),
                    err=True)
     sys.exit(summary.exit_code)
@@ -489,8 +517,8 @@ def export(checkpoint, out, fp16, int8_from, engine, opset, tile, max_batch, ver
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="auto: the first of tensorrt, cuda, torch, cpu that works here (-v says why others were skipped).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-              help="Of the CPU model: auto runs INT8 where this CPU has VNNI/AMX/dot-product instructions and the model "
-                   "has an INT8 version, else FP32 (GPUs run FP16).")
+              help="Of the CPU model: auto runs INT8 where this CPU has AVX2, VNNI, AMX or Arm's dot product and the "
+                   "model has an INT8 version, else FP32 (GPUs run FP16); `denoise info` says which and why.")
 @click.option("--bm3d", "with_bm3d", is_flag=True, help="Also run CBM3D on the same noisy images (extra `eval`).")
 @click.option("--ensemble", is_flag=True, help="Run the model as `denoise batch --ensemble` does (8 flips/rotations).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N images.")
@@ -581,9 +609,7 @@ def info(as_json):
     click.echo(f"TensorRT: {machine_note}")
     click.echo(f"PyTorch backend (--backend torch): {'possible here (torch installed, an NVIDIA device present)' if report['backends']['torch'] else 'not here (needs torch with CUDA and an NVIDIA GPU)'}")
     int8 = report["cpu_int8"]
-    click.echo(f"CPU precision (--precision auto): {int8['auto_runs'].upper()} -- "
-               + (f"this CPU has {int8['instructions']}" if int8["instructions"] else "this CPU has no VNNI/AMX/dot-product instructions")
-               + ("" if int8["int8_model_exists"] else f"; no INT8 model at {int8['int8_model']}"))
+    click.echo(f"CPU precision (--precision auto): {int8['auto_runs'].upper()} -- {int8['why']}")
     click.echo(f"engine cache {report['engine_cache']['path']}: {len(engines)} engine(s)")
     for engine in engines:
         match = {True: "matches this machine", False: "does NOT match this machine",

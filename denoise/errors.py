@@ -18,5 +18,10 @@ class BackendFault(Exception):
     """A fault of the backend or the machine (CUDA, TensorRT, ONNX Runtime), not of the user's input."""
 
 
+class Stopped(Exception):
+    """A stop was asked (a signal) while an image was under way: its work is abandoned, nothing is written
+    and nothing recorded for it, so a re-run does it."""
+
+
 def missing_extra(package: str, extra: str) -> DenoiseError:
     return DenoiseError(f"{package} is not installed; install it with: pip install 'denoise[{extra}]'")

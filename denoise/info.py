@@ -58,9 +58,10 @@ def cpu_int8_report(model_path) -> dict:
     from denoise.weights import read_card
 
     instructions = int8_instructions()
+    choice = cpu_model(model_path, "auto", instructions, read_card(model_path))
     return {"instructions": instructions, "int8_model": str(int8_sibling(model_path)),
             "int8_model_exists": int8_sibling(model_path).is_file(),
-            "auto_runs": cpu_model(model_path, "auto", instructions, read_card(model_path))[1]}
+            "auto_runs": choice.precision, "why": choice.why}
 
 
 def machine_report() -> dict:

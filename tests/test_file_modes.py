@@ -46,3 +46,22 @@ def test_glob_matches_suffixes_in_any_case(tmp_path):
                              "--glob", "*.jpg"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").glob("*.*") if p.suffix != ".jsonl") == ["IMG_0001.JPG", "b.jpg"]
+
+
+def test_export_replaces_its_files_atomically_with_the_umasks_mode(tmp_path):
+    """`denoise export` writes the model and its card through a temporary file and a rename: a second export
+    replaces each file (a new inode) instead of rewriting it in place, where a reader -- or a crash -- would
+    see half a model; nothing temporary is left, and the files take the umask's mode."""
+    from denoise.weights import DEFAULT_CHECKPOINT
+
+    def export():
+        result = subprocess.run([sys.executable, "-m", "denoise", "export", DEFAULT_CHECKPOINT, "--out", tmp_path / "m"],
+                                capture_output=True, text=True, preexec_fn=lambda: os.umask(0o077), timeout=600)
+        assert result.returncode == 0, result.stderr
+        return {p.name: p.stat().st_ino for p in (tmp_path / "m").iterdir()}
+
+    first = export()
+    assert set(first) == {"model.onnx", "model.json"}
+    second = export()
+    assert set(second) == set(first) and all(second[name] != first[name] for name in first)
+    assert all(mode(tmp_path / "m" / name) == 0o600 for name in second)

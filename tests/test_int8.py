@@ -1,7 +1,8 @@
 """INT8 on the CPU (issue 17): quantization-aware training, the INT8 export and its checks, and the runtime's
 choice of precision. Real components throughout: torch QAT, ONNX Runtime sessions, the CLI in subprocesses.
-The one thing that cannot exist here is a CPU without VNNI: that choice is tested on real /proc/cpuinfo texts
-of such CPUs (int8_instructions and cpu_model take them as arguments), not by patching the machine."""
+The CPUs this machine is not (with VNNI, AVX2 only, neither, Arm): the precision choice is tested on real
+/proc/cpuinfo texts of them (int8_instructions and cpu_model take them as arguments), not by patching the
+machine; the INT8 runtime tests run on whichever of AVX2 or VNNI the machine has."""
 
 import json
 
@@ -14,12 +15,12 @@ import torch
 from conftest import SAMPLES, run_cli, write_png
 from denoise.checkpoint import load_checkpoint
 from denoise.errors import DenoiseError
-from denoise.export.int8 import kernels_run, match_fake_quant, quantize_graph, requantizations
+from denoise.export.int8 import kernels_run, match_fake_quant, pair_sum_max, quantize_graph, requantizations
 from denoise.export.onnx_export import export_onnx
 from denoise.export.precision_check import verification_images
 from denoise.model import build_model
 from denoise.runtime.denoiser import Denoiser
-from denoise.runtime.precision import cpu_model, int8_instructions, int8_sibling
+from denoise.runtime.precision import VPMADDUBSW_MAX, cpu_model, int8_instructions, int8_sibling
 from denoise.train import qat
 from denoise.train.data import CropSampler, load_images, to_training_tensor
 from denoise.train.loop import TrainSettings, distillation_loss, train
@@ -27,6 +28,15 @@ from denoise.train.noise import add_noise
 from denoise.weights import DEFAULT_CHECKPOINT, DEFAULT_INT8_CHECKPOINT, DEFAULT_MODEL, read_card
 
 HASWELL = "processor : 0\nflags : fpu vme sse sse2 ssse3 sse4_1 sse4_2 avx avx2 fma bmi2\n"  # AVX2, no VNNI
+# An AMD EPYC (Zen 3) of the team's, 2026-12-07: AVX2, no AVX-512, no VNNI
+ZEN3 = ("processor : 0\nvendor_id : AuthenticAMD\nmodel name : AMD EPYC\nflags : fpu vme de pse tsc msr pae mce cx8 apic "
+        "sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht syscall nx mmxext fxsr_opt pdpe1gb rdtscp lm "
+        "constant_tsc rep_good nopl xtopology nonstop_tsc cpuid extd_apicid tsc_known_freq pni pclmulqdq ssse3 fma cx16 "
+        "pcid sse4_1 sse4_2 x2apic movbe popcnt tsc_deadline_timer aes xsave avx f16c rdrand hypervisor lahf_lm "
+        "cmp_legacy cr8_legacy abm sse4a misalignsse 3dnowprefetch osvw topoext ssbd ibrs ibpb stibp vmmcall fsgsbase "
+        "tsc_adjust bmi1 avx2 smep bmi2 erms invpcid rdseed adx smap clflushopt clwb sha_ni xsaveopt xsavec xgetbv1 "
+        "xsaves clzero xsaveerptr wbnoinvd arat umip pku ospke vaes vpclmulqdq rdpid fsrm\n")
+WESTMERE = "processor : 0\nflags : fpu vme sse sse2 ssse3 sse4_1 sse4_2 popcnt aes\n"  # before AVX2
 ICELAKE = "processor : 0\nflags : fpu sse2 avx avx2 avx512f avx512bw avx512_vnni\n"
 NEOVERSE_N1 = "processor : 0\nFeatures : fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp asimdrdm lrcp dcpop asimddp\n"
 CORTEX_A72 = "processor : 0\nFeatures : fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid\n"  # Raspberry Pi 4: no dot product
@@ -210,31 +220,71 @@ def test_export_int8_of_a_plain_checkpoint_says_what_to_do(tmp_path):
 
 
 def test_int8_instructions_from_real_cpuinfo_texts():
-    assert int8_instructions(HASWELL) is None
+    assert int8_instructions(HASWELL) == "avx2" and int8_instructions(ZEN3) == "avx2"
     assert int8_instructions(ICELAKE) == "avx512_vnni"
     assert int8_instructions(NEOVERSE_N1) == "asimddp"
-    assert int8_instructions(CORTEX_A72) is None
+    assert int8_instructions(CORTEX_A72) is None and int8_instructions(WESTMERE) is None
 
 
 def test_cpu_model_choice(tmp_path):
     fp32 = tmp_path / "model.onnx"
     fp32.write_bytes(b"")
-    card = {"int8": {"sigma_max": 0.3}}
-    assert cpu_model(fp32, "auto", "avx512_vnni", card) == (fp32, "fp32")  # no INT8 sibling
+    card = {"int8": {"sigma_max": 0.3, "pair_sum_max": 255 * 128}}
+    assert cpu_model(fp32, "auto", "avx512_vnni", card)[:2] == (fp32, "fp32")  # no INT8 sibling
     with pytest.raises(DenoiseError, match="no INT8 model"):
         cpu_model(fp32, "int8", "avx512_vnni", card)
     int8_sibling(fp32).write_bytes(b"")
-    assert cpu_model(fp32, "auto", "avx512_vnni", card) == (int8_sibling(fp32), "int8")
-    assert cpu_model(fp32, "auto", None, card) == (fp32, "fp32")  # a CPU without VNNI: FP32
-    assert cpu_model(fp32, "fp32", "avx512_vnni", card) == (fp32, "fp32")
-    with pytest.raises(DenoiseError, match="no VNNI"):
+    assert cpu_model(fp32, "auto", "avx512_vnni", card)[:2] == (int8_sibling(fp32), "int8")
+    assert cpu_model(fp32, "auto", None, card)[:2] == (fp32, "fp32")  # neither AVX2 nor a dot product: FP32
+    assert cpu_model(fp32, "fp32", "avx512_vnni", card)[:2] == (fp32, "fp32")
+    with pytest.raises(DenoiseError, match="none of AVX2, VNNI"):
         cpu_model(fp32, "int8", None, card)
-    assert cpu_model(fp32, "auto", "avx512_vnni", {}) == (fp32, "fp32")  # a card that does not say its INT8 range
+    assert cpu_model(fp32, "auto", "avx512_vnni", {})[:2] == (fp32, "fp32")  # a card that does not say its INT8 range
+
+
+def test_avx2_runs_int8_only_where_the_card_proves_16_bit_sums_cannot_saturate(tmp_path):
+    fp32 = tmp_path / "model.onnx"
+    fp32.write_bytes(b"")
+    int8_sibling(fp32).write_bytes(b"")
+    safe = {"int8": {"sigma_max": 0.3, "pair_sum_max": 255 * 128}}
+    choice = cpu_model(fp32, "auto", int8_instructions(ZEN3), safe)
+    assert choice[:2] == (int8_sibling(fp32), "int8") and "AVX2" in choice.why
+    for legacy in ({"int8": {"sigma_max": 0.3}}, {"int8": {"sigma_max": 0.3, "pair_sum_max": 255 * 254}}):
+        choice = cpu_model(fp32, "auto", "avx2", legacy)  # made before 7-bit weights (or not proved): FP32
+        assert choice[:2] == (fp32, "fp32") and "16-bit sums" in choice.why
+        with pytest.raises(DenoiseError, match="16-bit sums"):
+            cpu_model(fp32, "int8", "avx2", legacy)
+        assert cpu_model(fp32, "auto", "avx512_vnni", legacy).precision == "int8"  # VNNI's 32-bit sums: fine
+
+
+def test_the_bundled_int8_model_cannot_saturate_avx2s_16_bit_sums():
+    """On x86 without VNNI, MLAS multiplies UINT8 x INT8 with vpmaddubsw: two products of one output channel
+    summed into a saturating 16-bit integer (runtime.precision). Every weight within 64 of zero keeps that sum
+    at most 255 * 128 = 32640: checked on the file itself, and the card must say the same."""
+    worst = pair_sum_max(BUNDLED_INT8)
+    assert worst <= VPMADDUBSW_MAX, f"a pair of weights can reach {worst} > {VPMADDUBSW_MAX}"
+    assert read_card(DEFAULT_MODEL)["int8"]["pair_sum_max"] == worst
+    weights = [onnx.numpy_helper.to_array(init) for init in onnx.load(str(BUNDLED_INT8)).graph.initializer
+               if init.data_type == onnx.TensorProto.INT8]
+    assert len(weights) == 15 and max(int(np.abs(w.astype(int)).max()) for w in weights) <= qat.WEIGHT_LIMIT == 64
+
+
+def test_pair_sum_max_sees_an_8_bit_weight(tmp_path):
+    """The check fails a file with one weight beyond 7 bits in a channel whose next largest is 64 (the
+    legacy grid's files): 255 * (127 + 64) = 48705."""
+    model = onnx.load(str(BUNDLED_INT8))
+    init = next(i for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT8)
+    values = onnx.numpy_helper.to_array(init).copy()
+    values[0] = 0
+    values[0].flat[:2] = [127, -64]
+    init.CopyFrom(onnx.numpy_helper.from_array(values, init.name))
+    onnx.save(model, str(tmp_path / "m.int8.onnx"))
+    assert pair_sum_max(tmp_path / "m.int8.onnx") == max(255 * 191, pair_sum_max(BUNDLED_INT8))
 
 
 def need_int8_cpu():
     if int8_instructions() is None:
-        pytest.skip("this CPU has no VNNI/AMX/dot-product instructions: auto runs FP32 here (tested above)")
+        pytest.skip("this CPU has none of AVX2, VNNI, AMX or Arm's dot product: auto runs FP32 here (tested above)")
 
 
 def test_auto_runs_the_bundled_int8_model_here_and_it_tiles_exactly(rng):
@@ -266,10 +316,12 @@ def test_manifest_and_info_say_int8_ran(tmp_path, rng):
     result = run_cli("batch", tmp_path / "in", tmp_path / "out", "--sigma", "0.1", "--json")
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()[0])
-    assert record["backend"] == "onnxruntime-cpu-int8"
+    assert record["backend"] == "onnxruntime-cpu-int8" and record["precision_why"].startswith("this CPU runs INT8 with")
     info = run_cli("info", "--json")
     report = json.loads(info.stdout)
     assert report["cpu_int8"]["instructions"] and report["cpu_int8"]["auto_runs"] == "int8"
+    assert report["cpu_int8"]["why"] == record["precision_why"]
+    assert "CPU precision (--precision auto): INT8 -- this CPU runs INT8 with" in run_cli("info").stdout
 
 
 def test_skip_outputs_are_the_convs_whose_output_reaches_more_than_a_relu(tmp_path):
@@ -298,4 +350,5 @@ def test_noise_above_int8s_verified_range_runs_in_fp32(tmp_path, rng):
     result = run_cli("batch", tmp_path / "in", tmp_path / "out", "--sigma", str(high))
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()[0])
-    assert record["backend"] == "onnxruntime-cpu"  # the manifest says what ran on this file
+    assert record["backend"] == "onnxruntime-cpu"  # the manifest says what ran on this file, and why
+    assert record["precision_why"].startswith("its noise level goes above")

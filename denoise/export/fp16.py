@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from denoise.atomic import atomic_save_onnx
 from denoise.errors import DenoiseError, missing_extra
 from denoise.export.precision_check import PrecisionReport, compare_precision, verification_images
 
@@ -40,7 +41,7 @@ def convert_fp16(fp32_path: Path, fp16_path: Path) -> None:
     else:
         converted.metadata_props.add(key="precision", value="fp16")
     onnx.checker.check_model(converted, full_check=True)
-    onnx.save(converted, str(fp16_path))
+    atomic_save_onnx(converted, fp16_path)
 
 
 def export_fp16(fp32_path: Path, fp16_path: Path, images_folder: Path | None = None) -> list[PrecisionReport]:

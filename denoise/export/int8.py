@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from denoise.atomic import atomic_save_onnx
 from denoise.errors import DenoiseError
 from denoise.export.precision_check import PrecisionReport, compare_precision, verification_images
 
@@ -72,7 +73,7 @@ def quantize_graph(fp32_path: Path, int8_path: Path, quantization: dict) -> None
     import torch
     from onnx import helper, numpy_helper
 
-    from denoise.train.qat import activation_qparams, fake_quant_weight, weight_scales
+    from denoise.train.qat import LEGACY_WEIGHT_LIMIT, activation_qparams, fake_quant_weight, weight_scales
 
     model = onnx.load(str(fp32_path))
     graph = model.graph
@@ -96,6 +97,7 @@ def quantize_graph(fp32_path: Path, int8_path: Path, quantization: dict) -> None
     producer = {output: node for node in graph.node for output in node.output}
     conv_outputs = [node.output[0] for node in convs]  # before the loop renames them
     tied = set(quantization.get("tied_inputs", ()))
+    limit = int(quantization.get("weight_limit", LEGACY_WEIGHT_LIMIT))
     for node in graph.node:
         index = position.get(id(node))
         if index is None or index not in layers:
@@ -114,9 +116,9 @@ def quantize_graph(fp32_path: Path, int8_path: Path, quantization: dict) -> None
         else:
             before, node.input[0] = qdq(node.input[0], in_scale, in_zero, f"{tag}_input")
         weight = torch.from_numpy(numpy_helper.to_array(weights[node.input[1]]).copy())
-        scales = weight_scales(weight, 0)
+        scales = weight_scales(weight, 0, limit)
         shape = (-1,) + (1,) * (weight.dim() - 1)
-        int_weight = torch.round(fake_quant_weight(weight, 0) / scales.reshape(shape)).to(torch.int8).numpy()
+        int_weight = torch.round(fake_quant_weight(weight, 0, limit) / scales.reshape(shape)).to(torch.int8).numpy()
         bias_scale = (np.float32(in_scale) * scales.numpy()).astype(np.float32)
         bias = numpy_helper.to_array(weights[node.input[2]])
         int_bias = np.round(bias / bias_scale).astype(np.int32)
@@ -148,7 +150,7 @@ def quantize_graph(fp32_path: Path, int8_path: Path, quantization: dict) -> None
     for key, value in props.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(int8_path))
+    atomic_save_onnx(model, int8_path)
 
 
 def without_unused(nodes: list, graph_outputs: set[str]) -> list:
@@ -159,6 +161,31 @@ def without_unused(nodes: list, graph_outputs: set[str]) -> list:
             kept.append(node)
             needed.update(node.input)
     return kept[::-1]
+
+
+def pair_sum_max(int8_path: Path) -> int:
+    """The largest |a1*w1 + a2*w2| that any two UINT8 activations a (0..255) and two INT8 weights w of one output
+    channel of one QLinearConv weight in ``int8_path`` can make: 255 times the two largest |w| of the channel.
+
+    Why it matters: on x86 without VNNI, ONNX Runtime's U8S8 kernels (MLAS, AVX2) multiply with vpmaddubsw,
+    which sums two adjacent products of one output channel into a saturating 16-bit integer before widening
+    it. Which two weights are adjacent depends on MLAS's packing, so this bounds every pair: at most 32767
+    (runtime.precision.VPMADDUBSW_MAX) and the model is exact there, as under VNNI's 32-bit sums."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(int8_path)).graph
+    weights = {init.name: init for init in graph.initializer}
+    dequantized = {node.output[0]: node.input[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    largest = 0
+    for node in graph.node:
+        name = dequantized.get(node.input[1]) if node.op_type == "Conv" else None
+        if name is None or weights[name].data_type != onnx.TensorProto.INT8:
+            continue
+        magnitudes = np.abs(numpy_helper.to_array(weights[name]).astype(np.int32)).reshape(weights[name].dims[0], -1)
+        top_two = np.sort(magnitudes, axis=1)[:, -2:].sum(axis=1)
+        largest = max(largest, int(top_two.max()) * 255)
+    return largest
 
 
 def kernels_run(model_path: Path, height: int = 64, width: int = 64) -> Counter:
@@ -262,7 +289,8 @@ def export_int8(checkpoint: Path, fp32_path: Path, int8_path: Path, images_folde
     except BaseException:
         int8_path.unlink(missing_ok=True)  # never leave an untrustworthy model where the runtime looks
         raise
-    checked = {"matches": matches, "reports": reports, "kernels": dict(ran), "sigma_max": sigma_max}
+    checked = {"matches": matches, "reports": reports, "kernels": dict(ran), "sigma_max": sigma_max,
+               "pair_sum_max": pair_sum_max(int8_path)}
     return {**checked, "card_entry": int8_card_entry(int8_path, checkpoint, state, checked)}
 
 
@@ -279,12 +307,15 @@ def verified_up_to(reports: list[PrecisionReport]) -> float:
 def int8_card_entry(int8_path: Path, checkpoint: Path, state: dict, checked: dict) -> dict:
     """What the FP32 model's card says of its INT8 sibling (psnr_drop_db: against that FP32 model)."""
     from denoise.export.onnx_export import sha256_file
+    from denoise.train.qat import LEGACY_WEIGHT_LIMIT
 
     reports: list[PrecisionReport] = checked["reports"]
     return {"onnx_sha256": sha256_file(int8_path), "sigma_max": checked["sigma_max"],
             "qat_checkpoint": Path(checkpoint).name, "qat_checkpoint_sha256": sha256_file(checkpoint),
             "qat_steps": state.get("step"), "qat_minutes": round(state.get("meta", {}).get("train_seconds", 0.0) / 60, 1),
             "quantized_convs": len(state["quantization"]["layers"]),
+            "weight_limit": int(state["quantization"].get("weight_limit", LEGACY_WEIGHT_LIMIT)),
+            "pair_sum_max": checked["pair_sum_max"],  # <= 32767: exact on AVX2 too (runtime.precision)
             "float_convs": state["quantization"]["float_layers"],
             "psnr_drop_db": {f"{r.sigma:g}": round(r.psnr_fp32 - r.psnr_other, 4) for r in reports},
             "fake_quant_psnr_gap_db": {f"{m.sigma:g}": round(m.psnr_onnx - m.psnr_torch, 4) for m in checked["matches"]}, "qlinearconv_kernels": checked["kernels"].get("QLinearConv", 0)}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from denoise.atomic import atomic_save_onnx, atomic_write_text
 from denoise.errors import DenoiseError, missing_extra
 
 FORMAT_VERSION = 1
@@ -137,7 +138,7 @@ def export_onnx(checkpoint: Path, out_path: Path, opset: int = DEFAULT_OPSET) ->
         raise DenoiseError("exported ONNX differs from PyTorch:\n" + "\n".join(r.line() for r in reports))
     card["onnx_sha256"] = sha256_file(out_path)
     card["opset"] = opset
-    out_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    atomic_write_text(out_path.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
     return card, reports
 
 
@@ -172,8 +173,7 @@ def write_onnx(model, out_path: Path, opset: int = DEFAULT_OPSET, metadata: dict
     for key, value in (metadata or {}).items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto, full_check=True)
-    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(out_path))
+    atomic_save_onnx(proto, Path(out_path))
 
 
 def verify_onnx(model, onnx_path: Path, shapes=VERIFY_SHAPES, seed: int = 0) -> list[VerifyReport]:

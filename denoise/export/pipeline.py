@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from denoise.atomic import atomic_write_text
 from denoise.errors import DenoiseError
 from denoise.export.onnx_export import DEFAULT_OPSET, export_onnx
 from denoise.model import EstimatorConfig, config_from_dict
@@ -89,5 +90,5 @@ def write_int8(qat_checkpoint: Path, fp32_path: Path, card: dict, verify_images:
     say(f"  kernels run: {checked['kernels'].get('QLinearConv', 0)} QLinearConv (INT8), {checked['kernels'].get('Conv', 0)} "
         "Conv (FP32) -> ok")
     card["int8"] = checked["card_entry"]
-    fp32_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    atomic_write_text(fp32_path.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
     return int8_path

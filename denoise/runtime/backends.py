@@ -94,10 +94,12 @@ def open_onnx_cpu(request: BackendRequest) -> Backend:
     from denoise.runtime.onnx_backend import OnnxRuntimeBackend
     from denoise.runtime.precision import cpu_model, int8_instructions
 
-    model_path, _ = cpu_model(request.model_path, request.precision, int8_instructions(), request.card)
+    choice = cpu_model(request.model_path, request.precision, int8_instructions(), request.card)
     # No spinning threads: with the estimator's session taking turns with this one, idle threads busy-waiting
     # slowed the other (benchmarks/auto_cost.py: --sigma auto 1.18x a fixed sigma with spinning, 1.07x without).
-    return OnnxRuntimeBackend(model_path, "cpu", request.threads, spinning=False)
+    backend = OnnxRuntimeBackend(choice.model_path, "cpu", request.threads, spinning=False)
+    backend.precision_why = choice.why
+    return backend
 
 
 # Fastest first: the order ``auto`` tries them in.

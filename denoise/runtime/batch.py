@@ -32,10 +32,11 @@ from typing import Callable
 
 import numpy as np
 
-from denoise.errors import BackendFault, DenoiseError
+from denoise.errors import BackendFault, DenoiseError, Stopped
 from denoise.formats import IMAGE_SUFFIXES, list_inputs
 from denoise.runtime.images import read_image, write_result
 from denoise.runtime.levels import check_strength, level_summary
+from denoise.runtime.rerun import EarlierOutputs
 from denoise.runtime.tiling import host_threads, tile_input_pixels
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def prefetch() -> int:
 @dataclass
 class BatchSummary:
     ok: int = 0
+    redone: int = 0  # of ok: outputs made again because the settings changed (runtime.rerun)
     skipped: int = 0
     failed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (input path, error)
@@ -72,7 +74,7 @@ class BatchSummary:
         return 1 if self.stopped else 3 if self.failed else 0
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "skipped": self.skipped, "failed": self.failed,
+        return {"ok": self.ok, "redone": self.redone, "skipped": self.skipped, "failed": self.failed,
                 "failures": [{"path": p, "error": e} for p, e in self.failures],
                 "manifest": self.manifest, "seconds": round(self.seconds, 3),
                 "megapixels": round(self.megapixels, 3), "exit_code": self.exit_code, "note": self.note,
@@ -84,6 +86,7 @@ class Job:
     source: Path
     output: Path | None  # None: nothing to write (skipped before reading)
     reason: str | None = None  # why it is skipped, if it is
+    redo: str = ""  # the output exists but was made with other settings: what changed (runtime.rerun)
 
 
 def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
@@ -117,21 +120,25 @@ def safe_output(path: Path, dst: Path) -> bool:
     return parent == dst or dst in parent.parents
 
 
-def plan_file(path: Path, out: Path, dst: Path, overwrite: bool) -> Job:
+def plan_file(path: Path, out: Path, dst: Path, overwrite: bool, earlier: EarlierOutputs | None = None) -> Job:
     """One input's job: skipped (not an image, an output through a link out of ``dst``, an output already
-    there), or to do."""
+    there and made with this run's settings, or with settings unknown), or to do (``redo`` says why an
+    existing output is made again)."""
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return Job(path, None, f"not an image file type ({path.suffix or 'no extension'})")
     if not safe_output(out, dst):
         return Job(path, None, f"output {out} would be written through a link leading outside the output folder")
     if out.exists() and not overwrite:
+        changed = earlier.changed(out) if earlier else ""
+        if changed:
+            return Job(path, out, redo=changed)
         return Job(path, out, "output already exists (use --overwrite to redo)")
     return Job(path, out)
 
 
 def plan_jobs(src: Path, dst: Path, pattern: str, follow_symlinks: bool, overwrite: bool, fmt: str | None,
-              shard=None) -> list[Job]:
-    return [plan_file(path, output_path_for(path, src, dst, fmt), dst, overwrite)
+              shard=None, earlier: EarlierOutputs | None = None) -> list[Job]:
+    return [plan_file(path, output_path_for(path, src, dst, fmt), dst, overwrite, earlier)
             for path in list_inputs(src, pattern, follow_symlinks)
             if shard is None or shard.owns(path.relative_to(src).as_posix())]
 
@@ -183,15 +190,15 @@ def check_inputs(inputs, output: Path) -> Inputs:
 
 
 def plan_inputs(given: Inputs, pattern: str, follow_symlinks: bool, overwrite: bool, fmt: str | None,
-                shard=None) -> list[Job]:
+                shard=None, earlier: EarlierOutputs | None = None) -> list[Job]:
     """The jobs for what the run was given (see Inputs); an output name two inputs would share is done
     once, for the first of them, and the other is skipped with a reason."""
     if given.single_folder:
-        return plan_jobs(given.single_folder, given.dst, pattern, follow_symlinks, overwrite, fmt, shard)
+        return plan_jobs(given.single_folder, given.dst, pattern, follow_symlinks, overwrite, fmt, shard, earlier)
     jobs, taken = [], set()
     for path in given.paths:
         if path.is_dir():
-            planned = plan_jobs(path, given.dst / path.name, pattern, follow_symlinks, overwrite, fmt, shard)
+            planned = plan_jobs(path, given.dst / path.name, pattern, follow_symlinks, overwrite, fmt, shard, earlier)
             for job in planned:  # outputs lie under OUT/<folder name>; the link check is against OUT
                 if job.output is not None and not job.reason and not safe_output(job.output, given.dst):
                     job.output, job.reason = None, "output would be written through a link leading outside the output folder"
@@ -199,7 +206,7 @@ def plan_inputs(given: Inputs, pattern: str, follow_symlinks: bool, overwrite: b
             continue
         else:
             planned = [plan_file(path, given.target or output_path_for(path, path.parent, given.dst, fmt), given.dst,
-                                 overwrite)]
+                                 overwrite, earlier)]
         for job in planned:
             if job.output is not None and job.output in taken:
                 job.output, job.reason = None, f"another input has the same output name {job.output}"
@@ -307,13 +314,20 @@ def run_batch(denoiser, inputs, output_dir: Path, sigma="auto", overwrite: bool 
     if sigma != "auto":
         denoiser.check_scaled_sigma(denoiser.check_sigma(float(sigma)), strength)
     summary = BatchSummary()
+    settings = denoiser.output_settings(sigma, strength)
+    one_file = given.target is not None
+    default_manifest = f"denoise-manifest.{shard.suffix}.jsonl" if shard else MANIFEST_NAME
+    manifest_path = Path(manifest_path) if manifest_path else None if one_file else dst / default_manifest
+    plan = lambda: plan_inputs(given, pattern, follow_symlinks, overwrite, fmt, shard,  # noqa: E731
+                               EarlierOutputs.read(manifest_path, settings))
     if dry_run:
-        jobs = plan_inputs(given, pattern, follow_symlinks, overwrite, fmt, shard)
+        jobs = plan()
         if not jobs:
             summary.note = nothing_found_note(given, pattern, follow_symlinks, shard)
         for job in jobs:
             record = {"path": str(job.source), "output": str(job.output) if job.output else None,
-                      "status": "skipped" if job.reason else "would denoise", "error": job.reason}
+                      "status": "skipped" if job.reason else "would redo" if job.redo else "would denoise",
+                      "error": job.reason or (f"settings changed: {job.redo}" if job.redo else None)}
             summary.skipped += 1 if job.reason else 0
             if on_file:
                 on_file(record)
@@ -321,13 +335,10 @@ def run_batch(denoiser, inputs, output_dir: Path, sigma="auto", overwrite: bool 
     # One file to a named file (`denoise batch IMG.jpg clean.jpg`) is a cp-like copy: nothing is left beside the
     # output (no lock, no manifest) unless --manifest asks for one. A folder run keeps both: re-runs and a
     # second run on the same folder depend on them.
-    one_file = given.target is not None
     lock_name = None if one_file else f".denoise.{shard.suffix}.lock" if shard else LOCK_NAME
-    default_manifest = f"denoise-manifest.{shard.suffix}.jsonl" if shard else MANIFEST_NAME
-    manifest_path = Path(manifest_path) if manifest_path else None if one_file else dst / default_manifest
-    plan = lambda: plan_inputs(given, pattern, follow_symlinks, overwrite, fmt, shard)  # noqa: E731
     note = lambda: nothing_found_note(given, pattern, follow_symlinks, shard)  # noqa: E731
-    with planned_run(dst, lock_name, manifest_path, plan, note, summary, denoiser.backend_name, on_file) as (todo, finish):
+    with planned_run(dst, lock_name, manifest_path, plan, note, summary, denoiser.backend_name, on_file,
+                     settings) as (todo, finish):
         if on_plan:
             on_plan(len(todo) + summary.skipped)
         start = time.perf_counter()
@@ -339,11 +350,13 @@ def run_batch(denoiser, inputs, output_dir: Path, sigma="auto", overwrite: bool 
 
 @contextmanager
 def planned_run(dst: Path, lock_name: str | None, manifest_path: Path | None, plan: Callable[[], list[Job]],
-                note: Callable[[], str], summary: BatchSummary, backend: str, on_file: Callable[[dict], None] | None):
+                note: Callable[[], str], summary: BatchSummary, backend: str, on_file: Callable[[dict], None] | None,
+                settings: dict):
     """The sequence every run (local or Ray) goes through: take OUT's lock, plan the jobs, remove what a killed
     run left half-written, open the manifest and record the skipped jobs; yields (the jobs to do, the function
-    that records a finished one). The lock is held until the block ends. No ``lock_name``: no lock; no
-    ``manifest_path``: the records go only to ``on_file`` and the summary."""
+    that records a finished one, with ``settings`` and, for a file redone, what changed). The lock is held until
+    the block ends. No ``lock_name``: no lock; no ``manifest_path``: the records go only to ``on_file`` and the
+    summary."""
     with output_lock(dst, lock_name) if lock_name else nullcontext():
         jobs = plan()
         remove_partials(jobs)
@@ -351,20 +364,27 @@ def planned_run(dst: Path, lock_name: str | None, manifest_path: Path | None, pl
             summary.note = note()
         summary.manifest = str(manifest_path) if manifest_path else ""
         with open(manifest_path or os.devnull, "a", encoding="utf-8") as manifest:
-            finish = manifest_recorder(manifest, summary, backend, on_file)
+            redone = {str(job.output): job.redo for job in jobs if job.redo and not job.reason}
+            finish = manifest_recorder(manifest, summary, backend, on_file, settings, redone)
             for job in jobs:
                 if job.reason:
                     finish(skipped_record(job))
             yield [job for job in jobs if not job.reason], finish
 
 
-def manifest_recorder(manifest, summary: BatchSummary, backend: str,
-                      on_file: Callable[[dict], None] | None) -> Callable[[dict], None]:
+def manifest_recorder(manifest, summary: BatchSummary, backend: str, on_file: Callable[[dict], None] | None,
+                      settings: dict, redone: dict[str, str]) -> Callable[[dict], None]:
     """The one place a finished record goes: appended and flushed to the manifest, counted in the summary,
-    then passed to ``on_file``. Records that already name their backend (Ray's) keep it."""
+    then passed to ``on_file``. Records that already name their backend (Ray's) keep it. An ``ok`` record
+    gets the run's settings, and ``redone`` (what changed) when it replaced an output made with others."""
 
     def finish(record: dict) -> None:
         record.setdefault("backend", backend)
+        if record["status"] == "ok":
+            record["settings"] = settings
+            if record["output"] in redone:
+                record["redone"] = f"settings changed: {redone[record['output']]}"
+                summary.redone += 1
         manifest.write(json.dumps(record) + "\n")
         manifest.flush()
         status = record["status"]
@@ -422,13 +442,15 @@ def _write(job: Job, image, result, level: dict, timings: dict, jpeg_quality: in
     return record
 
 
-def _decode(denoiser, job: Job, read: Callable[[], tuple], sigma):
+def _decode(denoiser, job: Job, read: Callable[[], tuple], sigma, stop: Callable[[], bool] | None = None):
     """Decode (via ``read``) one file and settle its sigma: (image, a level per frame, timings), or (its
-    failed record, the exception)."""
+    failed record, the exception); Stopped goes through (a signal came while estimating)."""
     try:
         image, read_seconds = read()
         started = time.perf_counter()
-        levels = [denoiser.resolve_sigma(sigma, frame.pixels) for frame in image.frames or [image]]
+        levels = [denoiser.resolve_sigma(sigma, frame.pixels, stop) for frame in image.frames or [image]]
+    except Stopped:
+        raise
     except Exception as exc:
         return failed_record(job, _describe(job, exc)), exc
     return image, levels, {"read": read_seconds, "estimate": time.perf_counter() - started}  # estimate: the noise level's
@@ -505,7 +527,8 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
 
     Returns ("", []) when every job got its record, or, when backend faults stopped the run, (why, the jobs
     that got none); when ``interrupted()`` says a signal came, images not yet being written are abandoned
-    (no record, nothing on disk), the writes under way finish, and ("", the jobs that got none) is returned.
+    (no record, nothing on disk) -- the one under way at the next batch of tiles, however large it is --, the
+    writes under way finish, and ("", the jobs that got none) is returned.
     """
     todo = iter(jobs)
     batcher = denoiser.batcher()
@@ -539,7 +562,10 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
             if reads:
                 job, pending = reads.popleft()
                 refill()
-                outcome = _decode(denoiser, job, pending.result, sigma)
+                try:
+                    outcome = _decode(denoiser, job, pending.result, sigma, halted)
+                except Stopped:
+                    break  # this image is abandoned: no record, nothing written; a re-run does it
                 if isinstance(outcome, tuple) and isinstance(outcome[0], dict):
                     record(outcome[0], job, outcome[1])
                 else:
@@ -547,6 +573,8 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
                     try:  # e.g. no memory for this image's result: it fails, the run goes on
                         fields = level_fields(levels, strength, sigma == "auto")
                         fields["backend"] = denoiser.backend_for(levels, strength)
+                        if denoiser.precision_why(fields["backend"]):
+                            fields["precision_why"] = denoiser.precision_why(fields["backend"])
                         frames.start(job, len(levels))
                         for index, (frame, level) in enumerate(zip(image.frames or [image], levels)):
                             batcher.add((job, image, fields, timings, index), frame.pixels, level, strength)
@@ -555,7 +583,7 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
                         record(failed_record(job, _describe(job, exc)), job, exc)
             flush = (not reads or not reads[0][1].done() or batcher.in_flight >= batcher.max_batch
                      or batcher.pixels_in_flight >= held_pixels)
-            for (job, image, level, timings, index), result, seconds in batcher.run(flush=flush):
+            for (job, image, level, timings, index), result, seconds in batcher.run(flush=flush, stop=halted):
                 if not frames.expects(job):
                     continue  # another frame of this file failed already
                 if isinstance(result, BaseException):

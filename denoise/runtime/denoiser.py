@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -62,7 +63,8 @@ class Denoiser:
         if not self.model_path.is_file():
             raise DenoiseError(f"model file {self.model_path} does not exist; pass --model with an exported .onnx file")
         self.tile = (tile, tile) if isinstance(tile, int) else tuple(tile)
-        self.max_batch = max_batch
+        self.max_batch, self.precision = max_batch, precision
+        self.estimator_path: Path | None = None
         self.card, sigma_rank = describe_model(self.model_path)
         self.align = int(self.card.get("config", {}).get("shuffle", 1))
         if "receptive_radius" in self.card:
@@ -108,7 +110,7 @@ class Denoiser:
         if rank != 0 or "receptive_radius" not in card or card.get("config", {}).get("kind") != "estimator":
             raise DenoiseError(f"{path} is not a noise estimator exported by denoise (it should take 'noisy', give "
                                "'sigma' and carry its receptive radius in its card)")
-        self.estimator_card = card
+        self.estimator_card, self.estimator_path = card, path
         from denoise.runtime.torch_backend import TorchBackend, checkpoint_for  # torch itself only if it runs
 
         if isinstance(self.backend, TorchBackend) and self.backend.on_gpu:
@@ -151,6 +153,13 @@ class Denoiser:
     def backend_name(self) -> str:
         return f"{self.backend.name} x8 ensemble" if self.ensemble else self.backend.name
 
+    def precision_why(self, backend_name: str) -> str:
+        """Why an image that ran on ``backend_name`` (``backend_for``) ran in that precision: the CPU's choice
+        (runtime.precision), or INT8's verified range; "" for the GPU backends, which run their own."""
+        if self.above is not None and backend_name != self.backend_name:
+            return f"its noise level goes above {self.above[0]:g}, up to which the INT8 model was verified: FP32"
+        return getattr(self.backend, "precision_why", "")
+
     def check_sigma(self, sigma: float) -> float:
         low, high = self.sigma_range
         if not (low - 1e-9 <= sigma <= high + 1e-9):
@@ -168,13 +177,13 @@ class Denoiser:
             raise DenoiseError(f"--strength {strength:g} takes sigma {sigma:.4g} to {sigma * strength:.4g}, outside this "
                                f"model's range [{low:g}, {high:g}]: lower --strength or --sigma")
 
-    def resolve_sigma(self, sigma, pixels: np.ndarray):
+    def resolve_sigma(self, sigma, pixels: np.ndarray, stop: Callable[[], bool] | None = None):
         """What an image's noise level becomes: a checked number; an HxW map (checked); or for "auto" the
         estimator's map of this image (HxWx3, uint8, uint16 or float), or, for a model that takes one level
-        per image, Immerkaer's estimate (clamped to the model's range)."""
+        per image, Immerkaer's estimate (clamped to the model's range). ``stop``: see estimate_map."""
         if isinstance(sigma, str) and sigma == "auto":
             if self.estimator is not None:
-                return self.estimate_map(pixels)
+                return self.estimate_map(pixels, stop)
             low, high = self.sigma_range
             return float(min(max(estimate_sigma(pixels), low), high))
         if isinstance(sigma, np.ndarray) and sigma.ndim >= 2:
@@ -189,9 +198,11 @@ class Denoiser:
             raise DenoiseError(f"sigma {sigma!r} is not a noise level: give a number on [0,1], an HxW map, or 'auto'") from None
         return self.check_sigma(value)
 
-    def estimate_map(self, pixels: np.ndarray) -> np.ndarray:
-        """The noise estimator's HxW map of an HxWx3 image (tiled; equal to a whole-image run)."""
-        return estimate_map(self.estimator.infer, pixels, self.tile, self.estimator_overlap, self.align, self.max_batch)
+    def estimate_map(self, pixels: np.ndarray, stop: Callable[[], bool] | None = None) -> np.ndarray:
+        """The noise estimator's HxW map of an HxWx3 image (tiled; equal to a whole-image run), batched as the
+        denoiser's tiles are (at most one tile's pixels per batch on the CPU). ``stop``: see tiling.estimate_map."""
+        return estimate_map(self.estimator.infer, pixels, self.tile, self.estimator_overlap, self.align, self.max_batch,
+                            self.max_batch_pixels, stop)
 
     def denoise(self, image: np.ndarray, sigma="auto", strength: float = 1.0) -> np.ndarray:
         """Denoise one HxWx3 (or HxW) image; uint8, uint16 or float in [0,1] in, same dtype out. ``sigma``:
@@ -249,6 +260,12 @@ class Denoiser:
         infer = self.above[1] if runs_above(sigma, 1.0, self.above) else self.infer
         out = infer(batch, np.full((len(batch), 1) + batch.shape[2:], sigma, dtype=np.float32))
         return out.transpose(0, 2, 3, 1)
+
+    def output_settings(self, sigma, strength: float) -> dict:
+        """What shapes this Denoiser's outputs, as the manifest records it (runtime.rerun)."""
+        from denoise.runtime.rerun import output_settings
+
+        return output_settings(self.model_path, self.estimator_path, sigma, strength, self.precision, self.ensemble)
 
     def denoise_folder(self, inputs, output_dir, sigma="auto", **options):
         """Denoise every image under the folder ``inputs`` (or the files and folders it lists) into

@@ -32,6 +32,8 @@ class OnnxRuntimeBackend:
     """Runs an exported ONNX: a denoiser (inputs ``noisy`` and optionally ``sigma``, a [N,1,H,W] map or [N];
     output ``denoised``) or the noise estimator (input ``noisy``, output ``sigma``)."""
 
+    precision_why = ""  # why the CPU runs this precision: set by backends.open_onnx_cpu (runtime.precision)
+
     def __init__(self, model_path: Path, backend: str = "auto", threads: int = 0, spinning: bool = True):
         ort = _import_ort()
         if backend not in PROVIDER_CHOICES:

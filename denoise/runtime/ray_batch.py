@@ -20,6 +20,9 @@ import numpy as np
 
 from denoise.errors import DenoiseError, missing_extra
 from denoise.runtime.levels import check_strength
+from denoise.runtime.rerun import EarlierOutputs, output_settings
+from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE
+from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL
 from denoise.runtime.batch import (LOCK_NAME, MANIFEST_NAME, BatchSummary, Job, check_folders, nothing_found_note,
                                    failed_record, plan_jobs, planned_run, run_jobs)
 
@@ -32,10 +35,12 @@ class DenoiseActor:
     inference, and tiles of several images share a batch."""
 
     def __init__(self, model: str | None, backend: str, sigma, jpeg_quality: int, ensemble: bool = False,
-                 strength: float = 1.0, precision: str = "auto"):
+                 strength: float = 1.0, precision: str = "auto", estimator: str | None = None,
+                 tile: int = DEFAULT_TILE, max_batch: int = DEFAULT_MAX_BATCH):
         from denoise.runtime.denoiser import Denoiser
 
-        self.denoiser = Denoiser(model, backend=backend, ensemble=ensemble, precision=precision)
+        self.denoiser = Denoiser(model, backend=backend, ensemble=ensemble, precision=precision, estimator=estimator,
+                                 tile=tile, max_batch=max_batch)
         self.sigma, self.jpeg_quality, self.strength = sigma, jpeg_quality, strength
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
@@ -61,9 +66,11 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
                   backend: str = "auto", workers: int = 2, gpus_per_worker: float = 0.0, overwrite: bool = False,
                   jpeg_quality: int = 95, pattern: str = "*", follow_symlinks: bool = False, fmt: str | None = None,
                   on_file: Callable[[dict], None] | None = None, ensemble: bool = False,
-                  strength: float = 1.0, precision: str = "auto") -> BatchSummary:
+                  strength: float = 1.0, precision: str = "auto", estimator: str | None = None,
+                  tile: int = DEFAULT_TILE, max_batch: int = DEFAULT_MAX_BATCH) -> BatchSummary:
     """Run the folder job on Ray (``address``: a cluster, e.g. "auto" or "ray://head:10001"; None: a
-    local Ray with ``workers`` CPUs)."""
+    local Ray with ``workers`` CPUs). Each actor's Denoiser is made with the model, estimator, backend,
+    precision, tile and batch options given here, as the local path's is."""
     try:
         import ray
     except ImportError:
@@ -71,9 +78,13 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
     src, dst = check_folders(Path(input_dir), Path(output_dir))
     strength = check_strength(strength)
     summary = BatchSummary()
-    plan = lambda: plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt)  # noqa: E731
+    settings = output_settings(Path(model) if model else DEFAULT_MODEL, Path(estimator) if estimator else DEFAULT_ESTIMATOR,
+                               sigma, strength, precision, ensemble)
+    plan = lambda: plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt,  # noqa: E731
+                             earlier=EarlierOutputs.read(dst / MANIFEST_NAME, settings))
     note = lambda: nothing_found_note(src, pattern, follow_symlinks)  # noqa: E731
-    with planned_run(dst, LOCK_NAME, dst / MANIFEST_NAME, plan, note, summary, "ray", on_file) as (todo, finish):
+    with planned_run(dst, LOCK_NAME, dst / MANIFEST_NAME, plan, note, summary, "ray", on_file,
+                     settings) as (todo, finish):
         started = time.perf_counter()
         logging.getLogger("ray").setLevel(logging.WARNING)
         ray.data.DataContext.get_current().enable_progress_bars = False
@@ -91,7 +102,9 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
                     num_cpus=0 if gpus_per_worker else 1, num_gpus=gpus_per_worker or None,
                     fn_constructor_kwargs={"model": str(model) if model else None, "backend": backend,
                                            "sigma": sigma, "jpeg_quality": jpeg_quality, "ensemble": ensemble,
-                                           "strength": strength, "precision": precision})
+                                           "strength": strength, "precision": precision,
+                                           "estimator": str(estimator) if estimator else None, "tile": tile,
+                                           "max_batch": max_batch})
                 for row in results.iter_rows():
                     finish(json.loads(row["record"]))
         finally:

@@ -38,6 +38,7 @@ from typing import Callable
 
 import numpy as np
 
+from denoise.errors import Stopped
 from denoise.metrics import from_float, to_float
 
 DEFAULT_TILE = 512
@@ -168,6 +169,14 @@ class _InFlight:
     error: BaseException | None = None
 
 
+def tiles_per_batch(shape: tuple, max_batch: int, max_batch_pixels: int | None) -> int:
+    """Tiles of ``shape`` per batch: ``max_batch``, or fewer where ``max_batch_pixels`` says so (on the CPU,
+    where batching large tiles gains nothing and multiplies ONNX Runtime's working memory)."""
+    if max_batch_pixels is None:
+        return max_batch
+    return max(1, min(max_batch, max_batch_pixels // (shape[0] * shape[1])))
+
+
 def runs_above(level: Level, strength: float, above: tuple | None) -> bool:
     """Whether an image with this level (a number or a map, times ``strength``) anywhere exceeds ``above[0]``,
     so that it runs on ``above[1]`` (see TileBatcher)."""
@@ -219,16 +228,16 @@ class TileBatcher:
             self.queues.setdefault((box[1] - box[0], box[3] - box[2], image.above), deque()).append((image, core, box))
 
     def batch_size(self, shape: tuple) -> int:
-        """Tiles of ``shape`` per batch: ``max_batch``, or fewer where ``max_batch_pixels`` says so (on the
-        CPU, where batching large tiles gains nothing and multiplies ONNX Runtime's working memory)."""
-        if self.max_batch_pixels is None:
-            return self.max_batch
-        return max(1, min(self.max_batch, self.max_batch_pixels // (shape[0] * shape[1])))
+        return tiles_per_batch(shape, self.max_batch, self.max_batch_pixels)
 
-    def run(self, flush: bool = False) -> list[tuple[object, np.ndarray | BaseException, float]]:
+    def run(self, flush: bool = False, stop: Callable[[], bool] | None = None) -> list[tuple[object, np.ndarray | BaseException, float]]:
+        """``stop()`` is asked before every batch: when it says True, nothing more runs and nothing is returned
+        (the images under way stay unfinished: a signal is answered within one batch, whatever the image size)."""
         for shape, queue in list(self.queues.items()):
             size = self.batch_size(shape)
             while len(queue) >= size or (flush and queue):
+                if stop is not None and stop():
+                    return []
                 self._run_batch([queue.popleft() for _ in range(min(size, len(queue)))])
             if not queue:  # a folder of many sizes would otherwise keep (and walk) a queue per size ever seen
                 del self.queues[shape]
@@ -298,18 +307,23 @@ def run_tiled(batcher: TileBatcher, image: np.ndarray, level: Level, strength: f
 
 
 def estimate_map(estimate: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray, tile: tuple[int, int],
-                 overlap: int, align: int = 1, max_batch: int = DEFAULT_MAX_BATCH) -> np.ndarray:
+                 overlap: int, align: int = 1, max_batch: int = DEFAULT_MAX_BATCH,
+                 max_batch_pixels: int | None = None, stop: Callable[[], bool] | None = None) -> np.ndarray:
     """The noise estimator's HxW float32 map of an HxWx3 image, tile by tile (``overlap`` at least the
     estimator's receptive radius: then it equals the whole-image map). ``estimate(batch [N,3,h,w]) ->
-    [N,1,h,w]``; equal-shape tiles run ``max_batch`` at a time."""
+    [N,1,h,w]``; equal-shape tiles run in batches as the TileBatcher's (``tiles_per_batch``). ``stop()``,
+    asked before every batch, raises Stopped when it says True."""
     height, width = pixels.shape[:2]
     level = np.empty((height, width), np.float32)
     by_shape: dict[tuple[int, int], list] = {}
     for core, box in plan_tiles(height, width, tile, overlap, align):
         by_shape.setdefault((box[1] - box[0], box[3] - box[2]), []).append((core, box))
-    for tiles in by_shape.values():
-        for start in range(0, len(tiles), max_batch):
-            chunk = tiles[start:start + max_batch]
+    for shape, tiles in by_shape.items():
+        size = tiles_per_batch(shape, max_batch, max_batch_pixels)
+        for start in range(0, len(tiles), size):
+            if stop is not None and stop():
+                raise Stopped("stopped while estimating the noise level")
+            chunk = tiles[start:start + size]
             _, box = chunk[0]
             batch = np.empty((len(chunk), 3, box[1] - box[0], box[3] - box[2]), np.float32)
             for (_, box), slot in zip(chunk, batch):

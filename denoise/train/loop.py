@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from denoise.atomic import atomic_write
+from denoise.atomic import atomic_write, atomic_write_text
 from denoise.errors import DenoiseError
 from denoise.metrics import psnr_uint8, to_uint8
 from denoise.checkpoint import load_checkpoint
@@ -375,6 +375,8 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
         if state["config"] != model.config.to_dict():
             raise DenoiseError(f"--init {settings.init} holds a different model configuration than --model {settings.model}")
         load_weights(model, state)
+        if settings.qat:  # a new QAT run trains on today's weight grid, whatever grid its --init was made on
+            qat.use_weight_limit(model, qat.WEIGHT_LIMIT)
         log(f"starting from the weights of {settings.init} (step {state['step']})")
     teacher = fp32_teacher(settings, device) if settings.qat else None
     denoiser = frozen_denoiser(settings, model, device)
@@ -386,7 +388,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
             for key, value in group.items():
                 if torch.is_tensor(value) and key != "step":
                     group[key] = value.to(device)
-    (out / "config.json").write_text(json.dumps({"settings": asdict(settings), "model": model.config.to_dict()}, indent=2))
+    atomic_write_text(out / "config.json", json.dumps({"settings": asdict(settings), "model": model.config.to_dict()}, indent=2))
 
     t0 = time.time()
     train_sources = [load_images(Path(d), "train") for d in settings.data]

@@ -3,7 +3,8 @@
 Fake quantization is placed exactly where the INT8 ONNX model (``denoise.export.int8``) quantizes, so the
 trained model is the model that runs:
 
-* weights: per output channel, symmetric INT8 in [-127, 127] (scale = max|w| / 127), recomputed every step;
+* weights: per output channel, symmetric, on 129 levels in [-64, 64] (scale = max|w| / 64), recomputed every
+  step -- 7 bits where INT8 holds 8, so that AVX2 CPUs may run the model (``WEIGHT_LIMIT``);
 * every quantized convolution's input and its output: per tensor, asymmetric UINT8 in [0, 255], with a
   range observed during training (a moving average of each batch's min and max) and then frozen
   (``OBSERVE_FRACTION``) so that the last part of the fine-tune trains against the ranges that ship.
@@ -36,7 +37,14 @@ from torch import nn
 from denoise.model import CAE
 
 ACTIVATION_LEVELS = 255  # UINT8: 0..255
-WEIGHT_LIMIT = 127  # INT8 weights, symmetric: -127..127 (what ONNX Runtime's per-channel kernels expect)
+# INT8 weights, symmetric: -64..64. Why not -127..127: on x86 CPUs without VNNI, ONNX Runtime's integer kernels
+# (MLAS, U8S8: UINT8 activations x INT8 weights) multiply with AVX2's vpmaddubsw, which adds two adjacent
+# products a1*w1 + a2*w2 into a *saturating* 16-bit sum before widening (vpmaddwd) to 32 bits. With a <= 255
+# and |w| <= 64 that sum is at most 255 * 128 = 32640 <= 32767, whichever two weights the kernel pairs, so it
+# cannot saturate and the result is exact; with |w| up to 127 it can reach 64770. VNNI's vpdpbusd sums in 32
+# bits and never saturates, so one file serves both (denoise.export.int8.saturation_margin checks the file).
+WEIGHT_LIMIT = 64
+LEGACY_WEIGHT_LIMIT = 127  # QAT checkpoints made before weight_limit was recorded used the full INT8 range
 OBSERVE_FRACTION = 0.5  # ranges are observed for the first half of a QAT run, frozen for the second
 MOMENTUM = 0.01  # of the moving averages of min and max
 
@@ -49,16 +57,16 @@ def activation_qparams(low: float, high: float) -> tuple[float, int]:
     return scale, int(min(max(round(-low / scale), 0), ACTIVATION_LEVELS))
 
 
-def weight_scales(weight: torch.Tensor, axis: int) -> torch.Tensor:
-    """Per-output-channel scales of the symmetric INT8 weight grid (float32)."""
+def weight_scales(weight: torch.Tensor, axis: int, limit: int = WEIGHT_LIMIT) -> torch.Tensor:
+    """Per-output-channel scales of the symmetric weight grid -limit..limit (float32)."""
     dims = [d for d in range(weight.dim()) if d != axis]
-    return (weight.detach().abs().amax(dim=dims) / WEIGHT_LIMIT).clamp_min(1e-12).float()
+    return (weight.detach().abs().amax(dim=dims) / limit).clamp_min(1e-12).float()
 
 
-def fake_quant_weight(weight: torch.Tensor, axis: int) -> torch.Tensor:
-    scales = weight_scales(weight, axis)
+def fake_quant_weight(weight: torch.Tensor, axis: int, limit: int = WEIGHT_LIMIT) -> torch.Tensor:
+    scales = weight_scales(weight, axis, limit)
     zeros = torch.zeros_like(scales, dtype=torch.int32)
-    return torch.fake_quantize_per_channel_affine(weight, scales, zeros, axis, -WEIGHT_LIMIT, WEIGHT_LIMIT)
+    return torch.fake_quantize_per_channel_affine(weight, scales, zeros, axis, -limit, limit)
 
 
 class RangeObserver(nn.Module):
@@ -90,13 +98,19 @@ class RangeObserver(nn.Module):
 
 class QuantConv2d(nn.Conv2d):
     weight_axis = 0  # [out, in, k, k]; None: weights unquantized (benchmarks/qat_sensitivity.py)
+    weight_limit = WEIGHT_LIMIT  # set per layer by load_ranges for checkpoints made with another
 
     def add_observers(self, relu_only: bool):
         self.input_range, self.output_range = RangeObserver(), RangeObserver(nonnegative=relu_only)
         return self
 
+    def quantized_weight(self):
+        if self.weight_axis is None:
+            return self.weight
+        return fake_quant_weight(self.weight, self.weight_axis, self.weight_limit)
+
     def forward(self, x):
-        weight = self.weight if self.weight_axis is None else fake_quant_weight(self.weight, self.weight_axis)
+        weight = self.quantized_weight()
         return self.output_range(self._conv_forward(self.input_range(x), weight, self.bias))
 
 
@@ -111,10 +125,12 @@ class OnPreviousGrid(nn.Module):
 class QuantConvTranspose2d(nn.ConvTranspose2d):
     weight_axis = 1  # [in, out, k, k]: per output channel, as the equivalent Conv's axis 0
 
+    weight_limit = WEIGHT_LIMIT
     add_observers = QuantConv2d.add_observers
+    quantized_weight = QuantConv2d.quantized_weight
 
     def forward(self, x):
-        weight = self.weight if self.weight_axis is None else fake_quant_weight(self.weight, self.weight_axis)
+        weight = self.quantized_weight()
         out = F.conv_transpose2d(self.input_range(x), weight, self.bias, self.stride, self.padding,
                                  self.output_padding, self.groups, self.dilation)
         return self.output_range(out)
@@ -194,7 +210,20 @@ def ranges(model: CAE) -> dict:
     return {"layers": {str(position): {"input": span(input_observer(layers, position)), "output": span(layer.output_range)}
                        for position, layer in layers.items()},
             "float_layers": [p for p in range(len(conv_layers(model))) if p not in layers],
-            "tied_inputs": sorted(p for p, layer in layers.items() if isinstance(layer.input_range, OnPreviousGrid))}
+            "tied_inputs": sorted(p for p, layer in layers.items() if isinstance(layer.input_range, OnPreviousGrid)),
+            "weight_limit": weight_limit(model)}
+
+
+def use_weight_limit(model: CAE, limit: int) -> None:
+    for layer in quantized_layers(model).values():
+        layer.weight_limit = limit
+
+
+def weight_limit(model: CAE) -> int:
+    limits = {layer.weight_limit for layer in quantized_layers(model).values()}
+    if len(limits) != 1:
+        raise ValueError(f"the quantized layers use different weight grids: {sorted(limits)}")
+    return limits.pop()
 
 
 def float_state(model: CAE) -> dict:
@@ -207,6 +236,7 @@ def load_ranges(model: CAE, stored: dict) -> None:
     layers = quantized_layers(model)
     if sorted(map(int, stored["layers"])) != sorted(layers):
         raise ValueError("the stored quantization ranges are for other layers than this model quantizes")
+    use_weight_limit(model, int(stored.get("weight_limit", LEGACY_WEIGHT_LIMIT)))
     # Outputs first, then inputs: where a layer's input is the previous layer's output grid, the input range
     # wins. They are equal in checkpoints of tied training; in older ones (trained with two grids there) the
     # input range is the grid the next layer was trained to see.

@@ -1,0 +1,78 @@
+"""What shaped an output, and whether a re-run must redo it.
+
+Every ``ok`` record in the manifest carries the settings that shape its output (``settings``: the model file's
+sha256, the sigma asked for -- a number or "auto", and then the estimator's sha256 --, the strength, the
+precision asked for and the ensemble flag). Tiling does not shape it: tiles equal the whole image.
+
+A re-run skips an existing output only when the manifest's last record of it has the same settings. When
+they differ, the file is redone and the old output replaced atomically -- the user changed a knob to see what
+it does, and a skip would show the old image as if the knob did nothing. Refusing would only send the user to
+``--overwrite``, which redoes every file, the unchanged ones too. An output the manifest has no settings for
+(a file that was there before, a manifest from before settings were recorded, a run without a manifest) is
+skipped as before: it may not be ours to replace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SETTINGS_KEYS = ("model_sha256", "sigma", "estimator_sha256", "strength", "precision", "ensemble")
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def output_settings(model_path: Path, estimator_path: Path | None, sigma, strength: float, precision: str,
+                    ensemble: bool) -> dict:
+    """The settings a run's outputs are made with (what the manifest records, what a re-run compares)."""
+    auto = isinstance(sigma, str) and sigma == "auto"
+    estimator = file_sha256(estimator_path) if auto and estimator_path and Path(estimator_path).is_file() else None
+    return {"model_sha256": file_sha256(model_path), "sigma": "auto" if auto else round(float(sigma), 6),
+            "estimator_sha256": estimator, "strength": float(strength), "precision": precision,
+            "ensemble": bool(ensemble)}
+
+
+def describe_change(before: dict, now: dict) -> str:
+    """``"strength 1 -> 1.5, sigma auto -> 0.1"``: the settings that differ ("" when none)."""
+    changes = []
+    for key in SETTINGS_KEYS:
+        old, new = before.get(key), now.get(key)
+        if old != new:
+            if key.endswith("sha256"):
+                changes.append(f"{key.removesuffix('_sha256')} file changed")
+            else:
+                changes.append(f"{key} {old} -> {new}")
+    return ", ".join(changes)
+
+
+@dataclass
+class EarlierOutputs:
+    """The settings each output was last made with, from the manifest a run appends to."""
+
+    settings: dict  # this run's
+    made_with: dict[str, dict] = field(default_factory=dict)  # output path -> the settings of its last ok record
+
+    @classmethod
+    def read(cls, manifest_path: Path | None, settings: dict) -> "EarlierOutputs":
+        earlier = cls(settings)
+        if manifest_path is None or not Path(manifest_path).is_file():
+            return earlier
+        with open(manifest_path, encoding="utf-8", errors="replace") as manifest:
+            for line in manifest:
+                try:
+                    record = json.loads(line)
+                except ValueError:  # a line cut short by a killed run
+                    continue
+                if isinstance(record, dict) and record.get("status") == "ok" and record.get("output"):
+                    earlier.made_with[str(Path(record["output"]).resolve())] = record.get("settings")
+        return earlier
+
+    def changed(self, output: Path) -> str:
+        """What differs between this run's settings and those ``output`` was made with; "" when nothing does or
+        they are not known (then it is skipped)."""
+        before = self.made_with.get(str(Path(output).resolve()))
+        return describe_change(before, self.settings) if before else ""
