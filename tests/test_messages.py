@@ -1,5 +1,7 @@
 """One-line messages for mistakes a user can make (issue 24, item 6): real subprocesses of the CLI."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,16 @@ def test_manifest_timings_name_the_estimate_apart_from_the_noise_level(tmp_path)
     assert result.returncode == 0, result.stderr
     (record,) = [json.loads(line) for line in (tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()]
     assert set(record["timings"]) == {"read", "estimate", "denoise", "write"} and isinstance(record["sigma"], float)
+
+
+def test_an_estimated_level_times_a_large_strength_is_clamped_to_the_models_range(tmp_path):
+    """A given sigma times --strength outside the range is refused (above); an estimated map cannot be checked
+    before the run, so the level the model gets is clamped to its range and the manifest says so."""
+    noisy = np.clip(np.random.default_rng(3).normal(0.5, 0.2, (48, 48, 3)), 0, 1)
+    write_png(tmp_path / "in" / "a.png", (noisy * 255).astype(np.uint8))
+    result = run_cli("batch", tmp_path / "in", tmp_path / "out", "--strength", "40")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()[0])
+    assert record["sigma_clamped"] is True and record["sigma_max"] <= 1.0 and record["strength"] == 40
+    result = run_cli("batch", tmp_path / "in", tmp_path / "out2")
+    assert "sigma_clamped" not in json.loads((tmp_path / "out2" / "denoise-manifest.jsonl").read_text().splitlines()[0])

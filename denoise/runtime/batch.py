@@ -412,14 +412,17 @@ def _read(job: Job):
     return read_image(job.source), time.perf_counter() - started
 
 
-def level_fields(levels: list, strength: float, estimated: bool) -> dict:
+def level_fields(levels: list, strength: float, estimated: bool, limits: tuple[float, float]) -> dict:
     """The manifest's account of the noise level the model was given (over every frame of the file):
-    ``sigma`` its mean, ``sigma_min`` / ``sigma_max`` its range (equal for a number), ``strength``, and
-    whether it was estimated."""
-    seen = [level_summary(level, strength) for level in levels]
-    return {"sigma": round(float(np.mean([s["mean"] for s in seen])), 6),
-            "sigma_min": round(min(s["min"] for s in seen), 6), "sigma_max": round(max(s["max"] for s in seen), 6),
-            "strength": strength, "sigma_estimated": estimated}
+    ``sigma`` its mean, ``sigma_min`` / ``sigma_max`` its range (equal for a number), ``strength``, whether
+    it was estimated, and ``sigma_clamped`` where the strength took part of a map above the model's range."""
+    seen = [level_summary(level, strength, limits) for level in levels]
+    fields = {"sigma": round(float(np.mean([s["mean"] for s in seen])), 6),
+              "sigma_min": round(min(s["min"] for s in seen), 6), "sigma_max": round(max(s["max"] for s in seen), 6),
+              "strength": strength, "sigma_estimated": estimated}
+    if any(s["clamped"] for s in seen):
+        fields["sigma_clamped"] = True
+    return fields
 
 
 def _write(job: Job, image, result, level: dict, timings: dict, jpeg_quality: int) -> dict:
@@ -571,7 +574,7 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
                 else:
                     image, levels, timings = outcome
                     try:  # e.g. no memory for this image's result: it fails, the run goes on
-                        fields = level_fields(levels, strength, sigma == "auto")
+                        fields = level_fields(levels, strength, sigma == "auto", denoiser.sigma_range)
                         fields["backend"] = denoiser.backend_for(levels, strength)
                         if denoiser.precision_why(fields["backend"]):
                             fields["precision_why"] = denoiser.precision_why(fields["backend"])

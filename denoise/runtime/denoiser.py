@@ -227,7 +227,9 @@ class Denoiser:
         out = run_tiled(self.batcher(), pixels, level, strength)
         if gray:
             out = from_float(to_float(out).mean(axis=2), out.dtype)
-        return out.astype(array.dtype, copy=False), level_summary(level, strength)
+        summary = level_summary(level, strength, self.sigma_range)
+        summary.pop("clamped")
+        return out.astype(array.dtype, copy=False), summary
 
     def denoise_pixels(self, pixels: np.ndarray, sigma, strength: float = 1.0) -> np.ndarray:
         """HxWx3 uint8, uint16 or float32 in [0,1] -> the same type, tile by tile (memory: the image, its
@@ -242,7 +244,7 @@ class Denoiser:
     def batcher(self) -> TileBatcher:
         """A TileBatcher on this backend and tiling: batches tiles of many images (``denoise batch`` uses it)."""
         return TileBatcher(self.infer, self.tile, self.overlap, self.align, self.max_batch, self.max_batch_pixels,
-                           threads=host_threads() if self.backend.on_gpu else 1, above=self.above)
+                           threads=host_threads() if self.backend.on_gpu else 1, above=self.above, limits=self.sigma_range)
 
     @property
     def max_batch_pixels(self) -> int | None:

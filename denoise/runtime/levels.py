@@ -53,11 +53,12 @@ def check_level_map(level: np.ndarray, height: int, width: int) -> np.ndarray:
     return level
 
 
-def level_summary(level: float | np.ndarray, strength: float) -> dict:
+def level_summary(level: float | np.ndarray, strength: float, limits: tuple[float, float] = (0.0, np.inf)) -> dict:
     """Mean, smallest and largest noise level the model is given over an image: a number or an HxW map, times
-    ``strength`` (what the manifest records)."""
+    ``strength``, within the model's ``limits`` (what the manifest records; see TileBatcher's ``limits``)."""
     if isinstance(level, np.ndarray):
-        return {"mean": float(level.mean(dtype=np.float64)) * strength, "min": float(level.min()) * strength,
-                "max": float(level.max()) * strength}
+        scaled = np.clip(level * np.float32(strength), *limits)
+        return {"mean": float(scaled.mean(dtype=np.float64)), "min": float(scaled.min()), "max": float(scaled.max()),
+                "clamped": bool(float(level.max()) * strength > limits[1])}
     value = float(level) * strength
-    return {"mean": value, "min": value, "max": value}
+    return {"mean": value, "min": value, "max": value, "clamped": False}

@@ -193,14 +193,16 @@ class TileBatcher:
     fails only the images with a tile in it.
     ``infer(batch [N,3,h,w], sigma [N,1,h,w]) -> [N,3,h,w]`` is a backend's inference call. ``above``: (a
     level, another inference call) -- images whose level (times strength) anywhere exceeds it run every tile
-    on that one instead (the INT8 model's FP32 sibling, for noise beyond INT8's verified range).
+    on that one instead (the INT8 model's FP32 sibling, for noise beyond INT8's verified range). ``limits``: the
+    model's noise range; a map times strength is clamped into it (a given number is refused beforehand, by
+    Denoiser.check_scaled_sigma; an estimated map cannot be, and a model fed levels it never saw gives garbage).
     """
 
     def __init__(self, infer: Infer, tile: tuple[int, int], overlap: int, align: int = 1,
                  max_batch: int = DEFAULT_MAX_BATCH, max_batch_pixels: int | None = None, threads: int = 1,
-                 above: tuple[float, Infer] | None = None):
+                 above: tuple[float, Infer] | None = None, limits: tuple[float, float] = (0.0, np.inf)):
         self.infer, self.tile, self.overlap, self.align, self.max_batch = infer, tile, overlap, align, max_batch
-        self.above = above
+        self.above, self.limits = above, limits
         self.threads = threads  # >1: tiles are cut and stored by that many threads (a GPU backend's host side)
         self.max_batch_pixels = max_batch_pixels  # None: no limit but max_batch (see batch_size)
         self.queues: dict[tuple[int, int], deque] = {}
@@ -266,7 +268,7 @@ class TileBatcher:
             else:
                 levels[i] = image.level
             levels[i] *= image.strength
-        return levels
+        return np.clip(levels, *self.limits, out=levels)
 
     def _each(self, work: list[Callable[[], object]]) -> None:
         """Run the calls, on ``threads`` threads when there are more than one (numpy releases the GIL in the
