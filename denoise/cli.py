@@ -371,6 +371,9 @@ def manifest_merge(input_dir, output_dir, as_json):
 @click.option("--through", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="With --model estimator: train the estimator through this frozen denoiser checkpoint, for the level "
                    "that minimizes the denoiser's error (CBDNet's reason), not only the true level.")
+@click.option("--anchor", type=click.Choice(["synthesized", "white"]), default="synthesized", show_default=True,
+              help="With --through: the synthesized batches whose estimate is also held to their exact level -- all, or "
+                   "the white-noise ones only (then the camera protocol's, JPEG'd, are left to the denoiser's error).")
 @click.option("--model", "model_name", default="fast", show_default=True,
               help="Model configuration: a name in CONFIGS of denoise/model.py (fast, seed, ...; estimator: the "
                    "noise-map estimator of --sigma auto).")
@@ -404,7 +407,7 @@ def manifest_merge(input_dir, output_dir, as_json):
               help="Continue the run in OUT from its last.pt, with its settings: --steps and --minutes (and --threads, "
                    "--device) may change; any other option given must match the run's.")
 @user_errors
-def train(data, pairs, pairs_share, through, model_name, out, steps, minutes, device, batch_size, crop, lr, sigma_min, sigma_max, folder_sigma_max, protocol, val_every,
+def train(data, pairs, pairs_share, through, anchor, model_name, out, steps, minutes, device, batch_size, crop, lr, sigma_min, sigma_max, folder_sigma_max, protocol, val_every,
           val_images, seed, threads, loss, init, qat, resume):
     """Train a denoising model and write checkpoints (needs the `train` extra).
 
@@ -447,7 +450,7 @@ def training_values(params: dict) -> dict:
     --model, and paths and an unset --folder-sigma-max in the types the settings keep)."""
     values = {field: params[OPTION_OF.get(field, field)] for field in
               ("model", "steps", "minutes", "device", "batch_size", "crop", "lr", "sigma_min", "sigma_max", "protocol",
-               "val_every", "val_images", "seed", "threads", "loss", "qat", "pairs_share")}
+               "val_every", "val_images", "seed", "threads", "loss", "qat", "pairs_share", "anchor")}
     return {**values, "data": [str(d) for d in params["data"]], "out": str(params["out"]),
             "pairs": [str(d) for d in params["pairs"]], "through": str(params["through"]) if params["through"] else "",
             "folder_sigma_max": params["folder_sigma_max"] or 0.0, "init": str(params["init"]) if params["init"] else ""}

@@ -1,6 +1,7 @@
 """Real noisy/clean pairs as a training source, and the estimator trained through a frozen denoiser: real
 files on disk, the real training loop, the bundled denoiser's checkpoint."""
 
+import json
 import math
 
 import numpy as np
@@ -181,3 +182,16 @@ def test_the_shared_real_pairs_hold_out_the_named_scenes():
     held = held_out_pair_names(sidd)
     assert len(held) == 9 and "sidd-sample-01.png" in held
     assert not any(name.startswith("0182_") for name in held)  # the eleven crops of scene 0182 all train
+
+
+def test_anchor_white_is_recorded_and_a_resume_keeps_it(tmp_path):
+    """--anchor white (the camera protocol's batches left to the denoiser's error) is part of what the run is:
+    its config says so, and --resume with another anchor is refused in one line."""
+    args = ["train", "--model", "estimator", "--through", BUNDLED, "--data", SAMPLES / "clean", "--protocol", "mixed",
+            "--steps", "2", "--batch-size", "2", "--crop", "32", "--val-every", "2", "--val-images", "1",
+            "--out", tmp_path / "run"]
+    result = run_cli(*args, "--anchor", "white")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["settings"]["anchor"] == "white"
+    again = run_cli(*args, "--anchor", "synthesized", "--resume", "--steps", "3")
+    assert again.returncode == 1 and "--anchor 'synthesized' (the run has 'white')" in again.stderr
