@@ -30,7 +30,7 @@ def pngs(root):
 
 def test_ray_matches_local_path(folder, tmp_path):
     ray_run = run_cli("batch", folder, tmp_path / "ray", "--sigma", "0.1", "--ray", "--workers", "2", "--json", "-q",
-                      "--backend", "cpu", timeout=600)
+                      "--backend", "cpu", "--tile", "32", "--max-batch", "2", timeout=600)  # tiles do not change a result
     assert ray_run.returncode == 0, ray_run.stderr
     assert json.loads(ray_run.stdout.strip().splitlines()[-1])["ok"] == 8
     assert run_cli("batch", folder, tmp_path / "local", "--sigma", "0.1", "-q", "--backend", "cpu").returncode == 0
@@ -151,3 +151,20 @@ def test_two_worker_nodes_share_the_job_and_a_lost_node_costs_nothing(tmp_path):
     assert run_cli("batch", tmp_path / "in", tmp_path / "local", "--sigma", "0.1", "-q", "--backend", "cpu").returncode == 0
     lost, local = pngs(out), pngs(tmp_path / "local")
     assert lost.keys() == local.keys() and all(np.array_equal(lost[k], local[k]) for k in lost)
+
+
+def test_ray_records_settings_redoes_on_another_strength_and_checks_the_estimator(folder, tmp_path):
+    """--ray records each output's settings as the local path does: a re-run with another --strength redoes the
+    files, one with the same skips; an --estimator that does not exist is one line before any worker starts."""
+    missing = run_cli("batch", folder, tmp_path / "out", "--ray", "--workers", "1", "--estimator", tmp_path / "none.onnx")
+    assert missing.returncode == 1 and "none.onnx does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    first = run_cli("batch", folder, tmp_path / "out", "--ray", "--workers", "2", "--json", "-q", "--backend", "cpu", timeout=600)
+    assert first.returncode == 0, first.stderr
+    local = run_cli("batch", folder, tmp_path / "out", "--json", "-q", "--backend", "cpu")
+    assert json.loads(local.stdout)["skipped"] == 8  # the local path reads Ray's settings as its own
+    again = run_cli("batch", folder, tmp_path / "out", "--ray", "--workers", "2", "--json", "-q", "--backend", "cpu",
+                    "--strength", "1.3", timeout=600)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["ok"] == 8 and summary["redone"] == 8
+

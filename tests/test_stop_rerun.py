@@ -138,8 +138,8 @@ def test_an_output_the_manifest_knows_nothing_of_is_kept(tmp_path):
 
 
 def test_ray_actors_get_the_estimator_tile_and_batch_options(tmp_path):
-    """--ray used to drop --estimator, --tile and --max-batch. The actor is built here without Ray (Ray itself
-    is not installed on this machine; tests/test_ray.py runs the whole path where it is)."""
+    """--ray used to drop --estimator, --tile and --max-batch. The actor is built here without starting Ray, to
+    see what its Denoiser was given (tests/test_ray.py runs the whole path where the `ray` extra is installed)."""
     actor = DenoiseActor(None, "cpu", "auto", 95, estimator=str(DEFAULT_ESTIMATOR), tile=128, max_batch=3)
     try:
         assert actor.denoiser.tile == (128, 128) and actor.denoiser.max_batch == 3

@@ -77,6 +77,9 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
         raise missing_extra("ray", "ray") from None
     src, dst = check_folders(Path(input_dir), Path(output_dir))
     strength = check_strength(strength)
+    for kind, path in (("model file", model), ("noise estimator", estimator)):  # before any worker starts
+        if path and not Path(path).is_file():
+            raise DenoiseError(f"{kind} {path} does not exist; pass an exported .onnx file")
     summary = BatchSummary()
     settings = output_settings(Path(model) if model else DEFAULT_MODEL, Path(estimator) if estimator else DEFAULT_ESTIMATOR,
                                sigma, strength, precision, ensemble)
