@@ -113,6 +113,8 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc):
+        if self.name:  # stopping: a second signal while the summary is printed still exits at once, with 128 + signum
+            return
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
 
