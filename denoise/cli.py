@@ -21,7 +21,7 @@ from denoise import __version__
 from denoise.errors import BackendFault, DenoiseError
 from denoise.noise import PROTOCOLS, TRAIN_PROTOCOLS, parse_sigma
 from denoise.progress import ProgressBar
-from denoise.train import LOSSES
+from denoise.train import ANCHORS, LOSSES
 from denoise.formats import IMAGE_SUFFIXES
 from denoise.runtime.backends import BACKENDS
 from denoise.runtime.precision import PRECISIONS
@@ -373,7 +373,7 @@ def manifest_merge(input_dir, output_dir, as_json):
 @click.option("--through", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="With --model estimator: train the estimator through this frozen denoiser checkpoint, for the level "
                    "that minimizes the denoiser's error (CBDNet's reason), not only the true level.")
-@click.option("--anchor", type=click.Choice(["synthesized", "white"]), default="synthesized", show_default=True,
+@click.option("--anchor", type=click.Choice(ANCHORS), default="synthesized", show_default=True,
               help="With --through: the synthesized batches whose estimate is also held to their exact level -- all, or "
                    "the white-noise ones only (then the camera protocol's, JPEG'd, are left to the denoiser's error).")
 @click.option("--model", "model_name", default="fast", show_default=True,

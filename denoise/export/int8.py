@@ -73,7 +73,7 @@ def quantize_graph(fp32_path: Path, int8_path: Path, quantization: dict) -> None
     import torch
     from onnx import helper, numpy_helper
 
-    from denoise.train.qat import LEGACY_WEIGHT_LIMIT, activation_qparams, fake_quant_weight, weight_scales
+    from denoise.train.qat import activation_qparams, fake_quant_weight, stored_weight_limit, weight_scales
 
     model = onnx.load(str(fp32_path))
     graph = model.graph
@@ -97,7 +97,7 @@ def quantize_graph(fp32_path: Path, int8_path: Path, quantization: dict) -> None
     producer = {output: node for node in graph.node for output in node.output}
     conv_outputs = [node.output[0] for node in convs]  # before the loop renames them
     tied = set(quantization.get("tied_inputs", ()))
-    limit = int(quantization.get("weight_limit", LEGACY_WEIGHT_LIMIT))
+    limit = stored_weight_limit(quantization)
     for node in graph.node:
         index = position.get(id(node))
         if index is None or index not in layers:
@@ -307,14 +307,14 @@ def verified_up_to(reports: list[PrecisionReport]) -> float:
 def int8_card_entry(int8_path: Path, checkpoint: Path, state: dict, checked: dict) -> dict:
     """What the FP32 model's card says of its INT8 sibling (psnr_drop_db: against that FP32 model)."""
     from denoise.export.onnx_export import sha256_file
-    from denoise.train.qat import LEGACY_WEIGHT_LIMIT
+    from denoise.train.qat import stored_weight_limit
 
     reports: list[PrecisionReport] = checked["reports"]
     return {"onnx_sha256": sha256_file(int8_path), "sigma_max": checked["sigma_max"],
             "qat_checkpoint": Path(checkpoint).name, "qat_checkpoint_sha256": sha256_file(checkpoint),
             "qat_steps": state.get("step"), "qat_minutes": round(state.get("meta", {}).get("train_seconds", 0.0) / 60, 1),
             "quantized_convs": len(state["quantization"]["layers"]),
-            "weight_limit": int(state["quantization"].get("weight_limit", LEGACY_WEIGHT_LIMIT)),
+            "weight_limit": stored_weight_limit(state["quantization"]),
             "pair_sum_max": checked["pair_sum_max"],  # <= 32767: exact on AVX2 too (runtime.precision)
             "float_convs": state["quantization"]["float_layers"],
             "psnr_drop_db": {f"{r.sigma:g}": round(r.psnr_fp32 - r.psnr_other, 4) for r in reports},

@@ -89,9 +89,9 @@ def write_int8(qat_checkpoint: Path, fp32_path: Path, card: dict, verify_images:
         say(match.line())
     say(f"  kernels run: {checked['kernels'].get('QLinearConv', 0)} QLinearConv (INT8), {checked['kernels'].get('Conv', 0)} "
         "Conv (FP32) -> ok")
-    from denoise.runtime.precision import VPMADDUBSW_MAX
+    from denoise.runtime.precision import VPMADDUBSW_MAX, avx2_exact
 
-    exact = checked["pair_sum_max"] <= VPMADDUBSW_MAX
+    exact = avx2_exact({"int8": checked["card_entry"]})  # what the runtime will decide from the card written below
     say(f"  AVX2: two UINT8 x INT8 products of one channel sum to at most {checked['pair_sum_max']} "
         + (f"(<= {VPMADDUBSW_MAX}: exact in vpmaddubsw's 16 bits; AVX2 CPUs run it)" if exact else
            f"(> {VPMADDUBSW_MAX}: vpmaddubsw's 16-bit sums could saturate; AVX2 CPUs run FP32, VNNI ones INT8)"))

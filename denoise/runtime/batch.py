@@ -319,7 +319,7 @@ def run_batch(denoiser, inputs, output_dir: Path, sigma="auto", overwrite: bool 
     default_manifest = f"denoise-manifest.{shard.suffix}.jsonl" if shard else MANIFEST_NAME
     manifest_path = Path(manifest_path) if manifest_path else None if one_file else dst / default_manifest
     plan = lambda: plan_inputs(given, pattern, follow_symlinks, overwrite, fmt, shard,  # noqa: E731
-                               EarlierOutputs.read(manifest_path, settings))
+                               None if overwrite else EarlierOutputs.read(manifest_path, settings))
     if dry_run:
         jobs = plan()
         if not jobs:
@@ -576,8 +576,9 @@ def run_jobs(denoiser, jobs: list[Job], sigma, jpeg_quality: int, finish: Callab
                     try:  # e.g. no memory for this image's result: it fails, the run goes on
                         fields = level_fields(levels, strength, sigma == "auto", denoiser.sigma_range)
                         fields["backend"] = denoiser.backend_for(levels, strength)
-                        if denoiser.precision_why(fields["backend"]):
-                            fields["precision_why"] = denoiser.precision_why(fields["backend"])
+                        why = denoiser.precision_why(fields["backend"])
+                        if why:
+                            fields["precision_why"] = why
                         frames.start(job, len(levels))
                         for index, (frame, level) in enumerate(zip(image.frames or [image], levels)):
                             batcher.add((job, image, fields, timings, index), frame.pixels, level, strength)

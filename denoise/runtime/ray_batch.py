@@ -84,7 +84,7 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
     settings = output_settings(Path(model) if model else DEFAULT_MODEL, Path(estimator) if estimator else DEFAULT_ESTIMATOR,
                                sigma, strength, precision, ensemble)
     plan = lambda: plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt,  # noqa: E731
-                             earlier=EarlierOutputs.read(dst / MANIFEST_NAME, settings))
+                             earlier=None if overwrite else EarlierOutputs.read(dst / MANIFEST_NAME, settings))
     note = lambda: nothing_found_note(src, pattern, follow_symlinks)  # noqa: E731
     with planned_run(dst, LOCK_NAME, dst / MANIFEST_NAME, plan, note, summary, "ray", on_file,
                      settings) as (todo, finish):

@@ -54,7 +54,9 @@ class EarlierOutputs:
     """The settings each output was last made with, from the manifest a run appends to."""
 
     settings: dict  # this run's
-    made_with: dict[str, dict] = field(default_factory=dict)  # output path -> the settings of its last ok record
+    # output path -> the settings of its last ok record. Paths as the records hold them: absolute, under the resolved
+    # output folder, exactly as the planner builds them (runtime.batch), so no resolving is needed to match.
+    made_with: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def read(cls, manifest_path: Path | None, settings: dict) -> "EarlierOutputs":
@@ -68,11 +70,11 @@ class EarlierOutputs:
                 except ValueError:  # a line cut short by a killed run
                     continue
                 if isinstance(record, dict) and record.get("status") == "ok" and record.get("output"):
-                    earlier.made_with[str(Path(record["output"]).resolve())] = record.get("settings")
+                    earlier.made_with[record["output"]] = record.get("settings")
         return earlier
 
     def changed(self, output: Path) -> str:
         """What differs between this run's settings and those ``output`` was made with; "" when nothing does or
         they are not known (then it is skipped)."""
-        before = self.made_with.get(str(Path(output).resolve()))
+        before = self.made_with.get(str(output))
         return describe_change(before, self.settings) if before else ""

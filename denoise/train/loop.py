@@ -29,7 +29,7 @@ from denoise.camera_noise import camera_noise
 from denoise.model import CONFIGS, build_model, config_from_dict, is_estimator
 from denoise.noise import TRAIN_PROTOCOLS
 from denoise.progress import ProgressBar
-from denoise.train import LOSSES, qat
+from denoise.train import ANCHORS, LOSSES, qat
 from denoise.train.data import VALIDATION_EVERY, MixedSampler, is_image_folder, load_images, to_training_tensor
 from denoise.train.noise import add_noise, camera_batch, uses_camera
 from denoise.train.pairs import PairSampler, load_pairs
@@ -201,10 +201,9 @@ def estimator_loss(estimate: torch.Tensor, level: torch.Tensor, under_weight: fl
 UNDER_WEIGHT = 0.05  # an estimate half the true level costs 0.05 * log(2)^2 = 0.024: about 0.1 dB
 SMOOTH_WEIGHT = 0.02
 ANCHOR_WEIGHT = 20.0  # synthesized noise: estimator_loss to its exact level; 1.3x over costs 20 * 0.3 * 0.069 = 0.4
-# Which batches through_loss anchors: all synthesized ones, or the white ones only. The camera protocol's exact
-# level is its noise's RMS before JPEG, and JPEG'd camera noise (CC15's kind) needs about twice its RMS
-# (BENCHMARKS.md): anchored there, the estimator is held to the RMS; unanchored, the denoiser's error decides.
-ANCHORS = ("synthesized", "white")
+# Which batches through_loss anchors (ANCHORS): all synthesized ones, or the white ones only. The camera
+# protocol's exact level is its noise's RMS before JPEG, and JPEG'd camera noise (CC15's kind) needs about twice
+# its RMS (BENCHMARKS.md): anchored there, the estimator is held to the RMS; unanchored, the denoiser's error decides.
 
 
 def through_loss(estimate: torch.Tensor, level: torch.Tensor, denoised: torch.Tensor, clean: torch.Tensor,
@@ -346,6 +345,8 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
         raise DenoiseError(f"unknown model {settings.model!r}; choose one of {', '.join(CONFIGS)}")
     if settings.loss not in LOSSES:
         raise DenoiseError(f"unknown loss {settings.loss!r}; choose one of {', '.join(LOSSES)}")
+    if settings.anchor not in ANCHORS:
+        raise DenoiseError(f"unknown anchor {settings.anchor!r}; choose one of {', '.join(ANCHORS)}")
     if settings.protocol not in TRAIN_PROTOCOLS:
         raise DenoiseError(f"unknown noise protocol {settings.protocol!r}; choose one of {', '.join(TRAIN_PROTOCOLS)}")
     if settings.threads:

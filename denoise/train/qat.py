@@ -42,7 +42,7 @@ ACTIVATION_LEVELS = 255  # UINT8: 0..255
 # products a1*w1 + a2*w2 into a *saturating* 16-bit sum before widening (vpmaddwd) to 32 bits. With a <= 255
 # and |w| <= 64 that sum is at most 255 * 128 = 32640 <= 32767, whichever two weights the kernel pairs, so it
 # cannot saturate and the result is exact; with |w| up to 127 it can reach 64770. VNNI's vpdpbusd sums in 32
-# bits and never saturates, so one file serves both (denoise.export.int8.saturation_margin checks the file).
+# bits and never saturates, so one file serves both (denoise.export.int8.pair_sum_max checks the file).
 WEIGHT_LIMIT = 64
 LEGACY_WEIGHT_LIMIT = 127  # QAT checkpoints made before weight_limit was recorded used the full INT8 range
 OBSERVE_FRACTION = 0.5  # ranges are observed for the first half of a QAT run, frozen for the second
@@ -214,6 +214,11 @@ def ranges(model: CAE) -> dict:
             "weight_limit": weight_limit(model)}
 
 
+def stored_weight_limit(stored: dict) -> int:
+    """The weight grid of a checkpoint's stored quantization (``ranges``); LEGACY_WEIGHT_LIMIT where it predates it."""
+    return int(stored.get("weight_limit", LEGACY_WEIGHT_LIMIT))
+
+
 def use_weight_limit(model: CAE, limit: int) -> None:
     for layer in quantized_layers(model).values():
         layer.weight_limit = limit
@@ -236,7 +241,7 @@ def load_ranges(model: CAE, stored: dict) -> None:
     layers = quantized_layers(model)
     if sorted(map(int, stored["layers"])) != sorted(layers):
         raise ValueError("the stored quantization ranges are for other layers than this model quantizes")
-    use_weight_limit(model, int(stored.get("weight_limit", LEGACY_WEIGHT_LIMIT)))
+    use_weight_limit(model, stored_weight_limit(stored))
     # Outputs first, then inputs: where a layer's input is the previous layer's output grid, the input range
     # wins. They are equal in checkpoints of tied training; in older ones (trained with two grids there) the
     # input range is the grid the next layer was trained to see.
