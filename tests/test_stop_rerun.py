@@ -70,7 +70,9 @@ def test_sigint_inside_a_large_image_stops_within_seconds_and_the_rerun_does_it(
 def test_two_sigints_a_fifth_of_a_second_apart_stop_at_once(tmp_path, twelve_megapixels):
     process = start_batch(twelve_megapixels, tmp_path / "out")
     waited = signal_and_time(process, tmp_path / "out", [6, 0.2])
-    assert process.returncode == 130, process.stderr.read()
+    # 130 when the second signal finds our handler; killed by SIGINT itself (-2) when it lands after the stop,
+    # while the interpreter shuts down (CPython puts the default handlers back then): both stopped at once
+    assert process.returncode in (130, -signal.SIGINT), process.stderr.read()
     assert waited < 1.5, f"exited {waited:.1f} s after the second SIGINT"
     assert not list((tmp_path / "out").glob("big*"))
 
