@@ -405,12 +405,15 @@ def manifest_merge(input_dir, output_dir, as_json):
 @click.option("--qat", is_flag=True,
               help="Quantization-aware fine-tune of the --init model for the INT8 CPU model, taught by the --init model's "
                    "own outputs (--loss does not apply); then: denoise export --int8.")
+@click.option("--keep-white", is_flag=True,
+              help="A denoiser fine-tune (--init) on real pairs or camera noise: the white-noise batches are taught by the "
+                   "--init model's own outputs, so the model learns real noise without drifting on white noise.")
 @click.option("--resume", is_flag=True,
               help="Continue the run in OUT from its last.pt, with its settings: --steps and --minutes (and --threads, "
                    "--device) may change; any other option given must match the run's.")
 @user_errors
 def train(data, pairs, pairs_share, through, anchor, model_name, out, steps, minutes, device, batch_size, crop, lr, sigma_min, sigma_max, folder_sigma_max, protocol, val_every,
-          val_images, seed, threads, loss, init, qat, resume):
+          val_images, seed, threads, loss, init, qat, keep_white, resume):
     """Train a denoising model and write checkpoints (needs the `train` extra).
 
     \b
@@ -419,7 +422,7 @@ def train(data, pairs, pairs_share, through, anchor, model_name, out, steps, min
       denoise train --out runs/first --resume --minutes 30
       denoise train --data cifar10-jpeg.tar.gz --init runs/first/best.pt --loss log-mse --out runs/tuned
       denoise train --data photos/ --init runs/tuned/best.pt --qat --lr 2e-5 --out runs/int8
-      denoise train --data photos/ --pairs sidd/ --protocol mixed --init runs/tuned/best.pt --out runs/real
+      denoise train --data photos/ --pairs sidd/ --protocol mixed --init runs/tuned/best.pt --keep-white --out runs/real
       denoise train --model estimator --data photos/ --pairs sidd/ --through runs/real/best.pt --out runs/est
     """
     if sigma_min > sigma_max:
@@ -452,7 +455,7 @@ def training_values(params: dict) -> dict:
     --model, and paths and an unset --folder-sigma-max in the types the settings keep)."""
     values = {field: params[OPTION_OF.get(field, field)] for field in
               ("model", "steps", "minutes", "device", "batch_size", "crop", "lr", "sigma_min", "sigma_max", "protocol",
-               "val_every", "val_images", "seed", "threads", "loss", "qat", "pairs_share", "anchor")}
+               "val_every", "val_images", "seed", "threads", "loss", "qat", "pairs_share", "anchor", "keep_white")}
     return {**values, "data": [str(d) for d in params["data"]], "out": str(params["out"]),
             "pairs": [str(d) for d in params["pairs"]], "through": str(params["through"]) if params["through"] else "",
             "folder_sigma_max": params["folder_sigma_max"] or 0.0, "init": str(params["init"]) if params["init"] else ""}

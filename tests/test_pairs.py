@@ -195,3 +195,28 @@ def test_anchor_white_is_recorded_and_a_resume_keeps_it(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["settings"]["anchor"] == "white"
     again = run_cli(*args, "--anchor", "synthesized", "--resume", "--steps", "3")
     assert again.returncode == 1 and "--anchor 'synthesized' (the run has 'white')" in again.stderr
+
+
+def test_keep_white_leaves_white_noise_to_the_init_model_and_trains_on_the_real_pairs(tmp_path):
+    """--keep-white: on white-noise batches the target is the --init model's own output, so a run of white batches
+    alone leaves every weight where it was (the student starts equal to its teacher: zero loss, zero gradient),
+    where the same run with clean targets moves them; with real pairs in the mix the weights move."""
+    common = dict(data=str(SAMPLES / "clean"), steps=3, batch_size=4, crop=32, val_every=3, val_images=1,
+                  init=str(BUNDLED), protocol="gaussian", lr=1e-3, seed=1)
+    start = load_checkpoint(BUNDLED)["model"]
+
+    def moved(run, **settings) -> float:
+        train(TrainSettings(out=str(tmp_path / run), **{**common, **settings}), log=lambda line: None)
+        after = load_checkpoint(tmp_path / run / "last.pt")["model"]
+        return max(float((after[k] - start[k]).abs().max()) for k in start)
+
+    assert moved("white-kept", keep_white=True) == 0.0
+    assert moved("white-clean") > 1e-5
+    pairs = make_pairs(tmp_path / "set", [f"{i:04d}_x.png" for i in range(10)])
+    assert moved("real-kept", keep_white=True, pairs=[str(pairs)], pairs_share=1.0) > 1e-5
+
+
+def test_keep_white_needs_a_model_to_keep(tmp_path):
+    result = run_cli("train", "--data", SAMPLES / "clean", "--keep-white", "--steps", "1", "--out", tmp_path / "run")
+    assert result.returncode == 1 and "--keep-white is for a denoiser fine-tune" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -64,6 +64,7 @@ class TrainSettings:
     pairs_share: float = 0.25  # of the batches, drawn from the real pairs when there are any
     through: str = ""  # the estimator only: train it through this frozen denoiser checkpoint (through_loss)
     anchor: str = "synthesized"  # with through: the batches anchored to their exact level (ANCHORS)
+    keep_white: bool = False  # a denoiser fine-tune: white-noise batches taught by the --init model (keeps_white)
 
     def __post_init__(self):
         if isinstance(self.data, (str, Path)):
@@ -77,7 +78,7 @@ class TrainSettings:
 # and --device, which say where it runs, not what it is.
 RUN_FIELDS = ("model", "data", "loss", "protocol", "crop", "batch_size", "lr", "sigma_min", "sigma_max",
               "folder_sigma_max", "seed", "init", "val_every", "val_images", "qat", "pairs", "pairs_share", "through",
-              "anchor")
+              "anchor", "keep_white")
 
 
 def resume_settings(out: Path, changes: dict) -> TrainSettings:
@@ -249,7 +250,8 @@ def batch_loss(denoised: torch.Tensor, clean: torch.Tensor, kind: str) -> torch.
 
 
 def fp32_teacher(settings: TrainSettings, device: torch.device):
-    """The FP32 model a QAT run starts from (--init; the same on --resume), frozen: what it learns to match.
+    """The FP32 model a QAT or --keep-white run starts from (--init; the same on --resume), frozen: what it
+    learns to match (on every batch for QAT, on white-noise ones for --keep-white).
     Kept in training mode only so that its output is not clipped to [0,1], like the student's."""
     teacher = build_model(settings.model)
     teacher.load_state_dict(load_checkpoint(Path(settings.init))["model"])
@@ -279,6 +281,15 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, clean: torch
     targets alone, a QAT run lost 0.06-0.11 dB against FP32 in its float weights; BENCHMARKS.md)."""
     dims = (1, 2, 3)
     return ((student - teacher).pow(2).mean(dim=dims) / ((teacher - clean).pow(2).mean(dim=dims) + 1e-8)).mean()
+
+
+def keeps_white(settings: TrainSettings, real: bool, camera: bool) -> bool:
+    """With --keep-white, a white-noise batch (neither a real pair nor the camera protocol's) is taught by the
+    frozen --init model's output (distillation_loss), the others by their clean targets. A fine-tune on real
+    pairs with clean targets everywhere lost 0.35-0.9 dB on white noise in 600 steps (BENCHMARKS.md, real2)
+    though white batches were most of its diet: tied to the model it starts from, the white-noise behaviour
+    has one target per input instead of a noisy one, and the capacity left moves towards real noise."""
+    return settings.keep_white and not (real or camera)
 
 
 def frozen_denoiser(settings: TrainSettings, model, device: torch.device):
@@ -385,7 +396,9 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
         if settings.qat:  # a new QAT run trains on today's weight grid, whatever grid its --init was made on
             qat.use_weight_limit(model, qat.WEIGHT_LIMIT)
         log(f"starting from the weights of {settings.init} (step {state['step']})")
-    teacher = fp32_teacher(settings, device) if settings.qat else None
+    if settings.keep_white and (settings.qat or is_estimator(model) or not (settings.init or resume)):
+        raise DenoiseError("--keep-white is for a denoiser fine-tune without --qat: give it the model to keep with --init")
+    teacher = fp32_teacher(settings, device) if settings.qat or settings.keep_white else None
     denoiser = frozen_denoiser(settings, model, device)
     model.to(device)
     if device.type == "cuda":
@@ -486,7 +499,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                         loss = through_loss(estimate, level, denoiser(noisy, estimate), clean, anchored=anchored)
                     elif is_estimator(model):
                         loss = estimator_loss(model(noisy).float(), as_map(level, noisy))
-                    elif teacher is not None:
+                    elif teacher is not None and (settings.qat or keeps_white(settings, real, camera)):
                         with torch.no_grad():
                             target = teacher(noisy, level)
                         loss = distillation_loss(model(noisy, level), target, clean)
