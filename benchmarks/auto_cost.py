@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from denoise import Denoiser
-from denoise.evaluate import eval_image_paths
-from denoise.runtime.images import read_image
+from denoise.datasets import eval_image_paths
+from denoise.image_files import read_image
 
 
 def seconds(run, photos) -> float:

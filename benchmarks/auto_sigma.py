@@ -25,7 +25,8 @@ import numpy as np
 
 from denoise import Denoiser
 from denoise.camera_noise import camera_noise
-from denoise.evaluate import load_eval_images, noisy_images
+from denoise.datasets import load_eval_images
+from denoise.evaluate import noisy_images
 from denoise.metrics import psnr_uint8, to_uint8
 from denoise.noise import parse_sigma
 

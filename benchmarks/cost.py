@@ -34,7 +34,7 @@ def median_seconds(fn, repeats: int) -> float:
 
 
 def load_photos(folder: Path, count: int, held_out: bool) -> list[np.ndarray]:
-    from denoise.evaluate import load_eval_images
+    from denoise.datasets import load_eval_images
 
     return load_eval_images(folder, count, held_out)
 

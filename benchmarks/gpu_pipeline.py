@@ -60,7 +60,8 @@ def make_folder(folder: Path, files: int, width: int, height: int) -> float:
 def pure_inference(device: str, tile: int, max_batch: int, repeats: int) -> dict:
     from denoise.runtime.tiling import overlap_for
     from denoise.runtime.torch_backend import TorchBackend
-    from denoise.weights import DEFAULT_CHECKPOINT, read_card
+    from denoise.model_files import read_card
+    from denoise.weights import DEFAULT_CHECKPOINT
 
     card = read_card()
     size = tile + 2 * overlap_for(card["receptive_radius"], card["config"]["shuffle"])

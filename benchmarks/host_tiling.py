@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from denoise.runtime.tiling import TileBatcher, host_threads, overlap_for
-from denoise.weights import read_card
+from denoise.model_files import read_card
 
 
 def main() -> None:

@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from int8_ptq import run, session  # noqa: E402
 
 from denoise.noise import parse_sigma  # noqa: E402
-from denoise.runtime.precision import int8_instructions, int8_sibling  # noqa: E402
+from denoise.model_files import int8_sibling  # noqa: E402
+from denoise.runtime.precision import int8_instructions  # noqa: E402
 from denoise.weights import DEFAULT_MODEL  # noqa: E402
 
 

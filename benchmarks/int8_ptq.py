@@ -24,9 +24,9 @@ import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-from denoise.evaluate import load_eval_images, noisy_images
+from denoise.datasets import load_eval_images, load_images
+from denoise.evaluate import noisy_images
 from denoise.metrics import psnr_uint8, to_uint8
-from denoise.train.data import load_images
 from denoise.weights import DEFAULT_MODEL
 
 

@@ -32,12 +32,12 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
 from int8_ptq import run, session
-from denoise.evaluate import load_eval_images, noisy_images
+from denoise.datasets import load_eval_images, load_images
+from denoise.evaluate import noisy_images
 from denoise.metrics import psnr_uint8, to_uint8
 from denoise.model import build_model
-from denoise.runtime.precision import int8_sibling
-from denoise.train.data import load_images
-from denoise.train.qat import float_layers
+from denoise.model_files import int8_sibling
+from denoise.quantize import float_layers
 
 SIGMAS = (15, 25, 50)
 FLOAT_CONVS = list(float_layers(build_model("fast")))  # the convs the QAT model keeps FP32: PTQ keeps the same

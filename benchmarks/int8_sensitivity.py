@@ -18,9 +18,9 @@ import onnx
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
 from int8_ptq import Calibration, run, session
-from denoise.evaluate import load_eval_images, noisy_images
+from denoise.datasets import load_eval_images, load_images
+from denoise.evaluate import noisy_images
 from denoise.metrics import psnr_uint8, to_uint8
-from denoise.train.data import load_images
 from denoise.weights import DEFAULT_MODEL
 
 

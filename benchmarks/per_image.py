@@ -14,7 +14,8 @@ import argparse
 from pathlib import Path
 
 from denoise import Denoiser
-from denoise.evaluate import cbm3d, eval_image_paths, load_eval_images, noisy_images
+from denoise.datasets import eval_image_paths, load_eval_images
+from denoise.evaluate import cbm3d, noisy_images
 from denoise.metrics import psnr_uint8, to_uint8
 from denoise.noise import parse_sigma
 

@@ -1,8 +1,8 @@
 """Which quantized tensors cost the INT8 model its quality? The bundled FP32 model with every hidden convolution
-fake-quantized (denoise.train.qat, as INT8 runs it; only the first and last Conv FP32), ranges observed on
+fake-quantized (denoise.quantize, as INT8 runs it; only the first and last Conv FP32), ranges observed on
 training photos; then each quantized tensor -- a conv's input, output or weights -- put back to FP32 alone:
 what it recovers is what it costs. Torch, on the CPU; PSNR on 192x192 crops of held-out photos. With tied grids
-(qat.tied_inputs) a tied conv's input is the previous conv's output: its input column reads 0, and that grid's
+(quantize.tied_inputs) a tied conv's input is the previous conv's output: its input column reads 0, and that grid's
 cost is the previous conv's output column.
 
     python benchmarks/qat_sensitivity.py --photos ../shared/data/cbsd68 --sigma 15/255
@@ -17,11 +17,10 @@ import numpy as np
 import torch
 
 from denoise.checkpoint import model_from_checkpoint
-from denoise.evaluate import load_eval_images
+from denoise.datasets import load_eval_images, load_images
 from denoise.metrics import psnr_uint8, to_uint8
 from denoise.noise import parse_sigma
-from denoise.train import qat
-from denoise.train.data import load_images
+from denoise import quantize
 from denoise.weights import DEFAULT_CHECKPOINT
 
 CROP = 192
@@ -30,7 +29,7 @@ CROP = 192
 def fake_quantized(checkpoint: Path, photos: list[np.ndarray], sigma: float):
     """The model with convs 1-18 fake-quantized, ranges observed on ``photos`` at sigma/2 .. 2 sigma."""
     model, _ = model_from_checkpoint(checkpoint)
-    qat.prepare_qat(model, keep=(0, len(qat.conv_layers(model)) - 1)).train()
+    quantize.prepare_qat(model, keep=(0, len(quantize.conv_layers(model)) - 1)).train()
     rng = np.random.default_rng(1)
     with torch.no_grad():
         for level in (sigma / 2, sigma, 2 * sigma):
@@ -64,7 +63,7 @@ def main() -> None:
     print(f"sigma {args.sigma}: FP32 {fp32:.3f} dB, convs 1-18 fake-quantized {int8:.3f} ({int8 - fp32:+.3f})")
     print("| conv (graph order) | input FP32 again | output FP32 again | weights FP32 again |")
     print("|---|---|---|---|")
-    for position, layer in qat.quantized_layers(model).items():
+    for position, layer in quantize.quantized_layers(model).items():
         gains = []
         for part in ("input_range", "output_range"):
             saved = getattr(layer, part)

@@ -28,10 +28,10 @@ import numpy as np
 END_TO_END = """
 import json, resource, sys, time
 from pathlib import Path
-from denoise import Denoiser
+from denoise import Denoiser, denoise_folder
 denoiser = Denoiser(backend=sys.argv[3])
 start = time.perf_counter()
-summary = denoiser.denoise_folder(Path(sys.argv[1]), Path(sys.argv[2]), 0.1, overwrite=True)
+summary = denoise_folder(denoiser, Path(sys.argv[1]), Path(sys.argv[2]), 0.1, overwrite=True)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "megapixels": summary.megapixels, "ok": summary.ok,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -55,7 +55,7 @@ def main():
 
     from denoise import Denoiser
     from denoise.metrics import to_float
-    from denoise.runtime.images import read_image
+    from denoise.image_files import read_image
     from denoise.checkpoint import model_from_checkpoint
     from denoise.weights import DEFAULT_CHECKPOINT
 

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from denoise import Denoiser
-from denoise.evaluate import cbm3d, load_eval_images, load_real_pairs, noisy_images
+from denoise.datasets import load_eval_images
+from denoise.evaluate import cbm3d, load_real_pairs, noisy_images
 from denoise.metrics import psnr_uint8, to_uint8
 from denoise.noise import parse_sigma
 

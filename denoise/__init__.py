@@ -3,6 +3,10 @@
     from denoise import Denoiser
     clean = Denoiser().denoise(noisy_uint8_rgb, sigma=0.1)
 
+    from denoise import Denoiser, denoise_folder
+    with Denoiser() as denoiser:
+        summary = denoise_folder(denoiser, "noisy", "clean")   # every image under noisy/ into clean/
+
 Importing this package never imports torch; training and export do (the `train` extra).
 """
 
@@ -10,5 +14,6 @@ __version__ = "0.1.0"
 
 from denoise.errors import DenoiseError
 from denoise.runtime.denoiser import Denoiser
+from denoise.job.batch import denoise_folder
 
-__all__ = ["Denoiser", "DenoiseError", "__version__"]
+__all__ = ["Denoiser", "DenoiseError", "denoise_folder", "__version__"]

@@ -16,7 +16,7 @@ from denoise.metrics import psnr_uint8, ssim_uint8, to_uint8
 from denoise.formats import IMAGE_SUFFIXES
 from denoise.noise import noisy_pair
 from denoise.formats import list_inputs
-from denoise.runtime.images import read_image
+from denoise.image_files import read_image
 
 METHOD_TITLES = {"noisy": "noisy", "model": "model", "bm3d": "CBM3D"}
 
@@ -35,35 +35,6 @@ class EvalRow:
         return {"sigma": self.sigma, "protocol": self.protocol, "method": self.method, "images": self.images,
                 "psnr": round(self.psnr, 3), "ssim": None if self.ssim is None else round(self.ssim, 4),
                 "set_psnr": round(self.set_psnr, 3)}
-
-
-def load_eval_images(source: Path, limit: int | None = None, held_out: bool = False) -> list[np.ndarray]:
-    """Clean uint8 RGB images from a folder, or the test split of a CIFAR-10 archive / batches folder.
-
-    ``held_out``: of a folder, only the images ``denoise train`` keeps out of training (every 10th), so a
-    model trained on that folder is measured on photos it has not seen."""
-    from denoise.train.data import is_image_folder, load_images  # numpy + Pillow only
-
-    source = Path(source)
-    if not source.exists():
-        raise DenoiseError(f"clean images {source} do not exist")
-    folder = is_image_folder(source)
-    if held_out and not folder:
-        raise DenoiseError(f"--held-out is for image folders; {source} is CIFAR-10, whose test split is never trained on")
-    if folder:
-        return [to_uint8(read_image(p).rgb) for p in eval_image_paths(source, limit, held_out)]
-    return load_images(source, "test")[:limit]
-
-
-def eval_image_paths(folder: Path, limit: int | None = None, held_out: bool = False) -> list[Path]:
-    """The image files of a folder that ``load_eval_images`` reads, in its order."""
-    from denoise.train.data import held_out_paths
-
-    candidates = held_out_paths(folder) if held_out else list_inputs(folder)
-    paths = [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES][:limit]
-    if not paths:
-        raise DenoiseError(f"no images found in {folder}")
-    return paths
 
 
 def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:

@@ -32,7 +32,7 @@ def torch_gpu_possible() -> bool:
 def tensorrt_here() -> tuple[tuple | None, str]:
     """((TensorRT version, GPU name, compute capability) or None, a line saying what is here)."""
     try:
-        from denoise.export.tensorrt_build import gpu_info, import_tensorrt
+        from denoise.runtime.tensorrt_build import gpu_info, import_tensorrt
 
         machine = (import_tensorrt().__version__, *gpu_info())
         return machine, f"TensorRT {machine[0]} on {machine[1]} (sm {machine[2]})"
@@ -41,7 +41,7 @@ def tensorrt_here() -> tuple[tuple | None, str]:
 
 
 def cached_engines(machine: tuple | None) -> list[dict]:
-    from denoise.export.engine_cache import list_engines, spec_from_record
+    from denoise.runtime.engine_cache import list_engines, spec_from_record
 
     engines = []
     for record in list_engines():
@@ -54,8 +54,8 @@ def cached_engines(machine: tuple | None) -> list[dict]:
 
 def cpu_int8_report(model_path) -> dict:
     """What --precision auto does on this CPU with the bundled model, and why."""
-    from denoise.runtime.precision import cpu_model, int8_instructions, int8_sibling
-    from denoise.weights import read_card
+    from denoise.model_files import int8_sibling, read_card
+    from denoise.runtime.precision import cpu_model, int8_instructions
 
     instructions = int8_instructions()
     choice = cpu_model(model_path, "auto", instructions, read_card(model_path))
@@ -65,8 +65,9 @@ def cpu_int8_report(model_path) -> dict:
 
 
 def machine_report() -> dict:
-    from denoise.export.engine_cache import cache_dir
-    from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL, read_card
+    from denoise.model_files import read_card
+    from denoise.runtime.engine_cache import cache_dir
+    from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL
 
     try:
         import onnxruntime

@@ -57,6 +57,13 @@ class CAEConfig:
         return asdict(self)
 
     @property
+    def skip_layers(self) -> tuple[int, ...]:
+        """The skip connections (1-based layer numbers): every second layer but the last. Encoder layer i's
+        output, before its ReLU, is added to decoder layer ``layers - i``'s output, before that one's ReLU:
+        the same numbers on both sides, mirrored. CAE.forward wires them; quantize.skip_outputs reads them."""
+        return tuple(range(2, self.layers, 2))
+
+    @property
     def receptive_radius(self) -> int:
         """Pixels of context on each side that influence one output pixel (for tile overlap)."""
         per_layer = self.kernel // 2
@@ -139,17 +146,17 @@ class CAE(nn.Module):
             x = torch.cat([x, level_channel(sigma, noisy, cfg.shuffle).to(x.dtype)], dim=1)
 
         skips = []
-        n = cfg.layers
+        n, skip_layers = cfg.layers, cfg.skip_layers
         for i, conv in enumerate(self.encoder, start=1):
             x = conv(x)
-            if i % 2 == 0 and i < n:
+            if i in skip_layers:
                 skips.append(x)  # s1..s(n/2-1), before the ReLU as in the seed
             x = F.relu(x)
         for j, deconv in enumerate(self.decoder, start=1):
             x = deconv(x)
             if j == n:
                 break
-            if j % 2 == 0:
+            if j in skip_layers:
                 x = x + skips.pop()  # d2 + s(last), d4 + s(last-1), ... mirrored
             x = F.relu(x)
 
@@ -211,8 +218,8 @@ class NoiseEstimator(nn.Module):
 def with_plain_convolutions(model: CAE) -> CAE:
     """An inference copy in which every stride-1 transposed convolution is the equivalent convolution
     (weights transposed in/out and flipped in space): identical results, but ONNX Runtime's CPU Conv
-    kernels run it about 1.4x faster than its ConvTranspose ones. Export uses this copy and verifies it
-    against the original model."""
+    kernels run it faster than its ConvTranspose ones (BENCHMARKS.md, "Runtime: end to end vs pure inference vs
+    PyTorch eager"). Export uses this copy and verifies it against the original model."""
     copy = CAE(model.config)
     copy.load_state_dict(model.state_dict())
     for index, deconv in enumerate(copy.decoder):

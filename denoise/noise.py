@@ -57,7 +57,11 @@ def noisy_pair(clean: np.ndarray, sigma: float, protocol: str, rng: np.random.Ge
 
 
 def add_noise(clean: np.ndarray, sigma: float, protocol: str, rng: np.random.Generator) -> np.ndarray:
-    """Noisy float32 version of ``clean`` (float in [0,1]) under the named protocol."""
+    """Noisy float32 version of ``clean`` (float in [0,1]) under the named protocol.
+
+    One image, one sigma, in numpy: for the runtime, ``denoise eval`` and export's checks, which must not need
+    torch. Training draws whole batches with the same white-noise arithmetic in torch, on its device
+    (``denoise.train.noise.add_noise``)."""
     if protocol not in PROTOCOLS:
         raise DenoiseError(f"unknown noise protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     if protocol == "camera":

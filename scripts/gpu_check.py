@@ -24,8 +24,8 @@ import numpy as np
 
 from denoise import DenoiseError, Denoiser
 from denoise.metrics import psnr_uint8, to_uint8
-from denoise.runtime.backends import fp16_sibling
-from denoise.runtime.images import read_image
+from denoise.model_files import fp16_sibling
+from denoise.image_files import read_image
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 from denoise.weights import DEFAULT_MODEL
 

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from denoise import Denoiser
 from denoise.metrics import psnr_uint8, to_uint8
-from denoise.runtime.images import read_image
+from denoise.image_files import read_image
 
 CC15 = ("5dmark3_iso3200_1.png", "d600_iso3200_2.png", "d800_iso3200_1.png", "d800_iso6400_2.png")
 RNI15 = ("Bears.png", "Dog.png", "Boy.png", "Flowers.png")

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES, run_cli
-from denoise import Denoiser
+from denoise import Denoiser, denoise_folder
 from denoise.errors import BackendFault, DenoiseError
-from denoise.weights import DEFAULT_CHECKPOINT, DEFAULT_ESTIMATOR_CHECKPOINT, DEFAULT_MODEL, read_card
+from denoise.model_files import read_card
+from denoise.weights import DEFAULT_CHECKPOINT, DEFAULT_ESTIMATOR_CHECKPOINT, DEFAULT_MODEL
 
 torch = pytest.importorskip("torch", reason="the torch backend's tests need torch (the train extra)")
 
@@ -55,7 +56,7 @@ def test_torch_backend_matches_onnxruntime():
 
 
 def test_torch_backend_refuses_a_checkpoint_the_model_was_not_exported_from(tmp_path):
-    from denoise.runtime.torch_backend import checkpoint_for
+    from denoise.model_files import checkpoint_for
 
     assert checkpoint_for(DEFAULT_MODEL, read_card()) == DEFAULT_CHECKPOINT
     other = tmp_path / "default.pt"
@@ -107,7 +108,7 @@ def test_a_backend_that_always_faults_stops_the_batch_after_a_few_files(tmp_path
     with Denoiser(backend="cpu", max_batch=1) as denoiser:
         denoiser.backend = FaultingBackend()
         denoiser.infer = denoiser.backend.infer
-        summary = denoiser.denoise_folder(tmp_path / "in", tmp_path / "out", 0.1)
+        summary = denoise_folder(denoiser, tmp_path / "in", tmp_path / "out", 0.1)
     assert summary.exit_code == 1 and "3 backend faults in a row" in summary.stopped
     records = [json.loads(line) for line in (tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()]
     assert 3 <= len(records) < 20 and all(r["status"] == "failed" for r in records)
@@ -121,5 +122,5 @@ def test_user_errors_do_not_count_as_backend_faults(tmp_path):
         (tmp_path / "in").mkdir(exist_ok=True)
         (tmp_path / "in" / f"{i}.png").write_bytes(b"not a png")
     with Denoiser(backend="cpu") as denoiser:
-        summary = denoiser.denoise_folder(tmp_path / "in", tmp_path / "out", 0.1)
+        summary = denoise_folder(denoiser, tmp_path / "in", tmp_path / "out", 0.1)
     assert summary.failed == 6 and not summary.stopped and summary.exit_code == 3

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import run_cli
 from denoise.errors import DenoiseError
-from denoise.train.data import load_cifar_batches
+from denoise.datasets import load_cifar_batches
 
 
 def write_batches(folder, names, images=4):

@@ -20,7 +20,7 @@ import pytest
 from conftest import run_cli
 from trt_standins import fake_cudart, fake_tensorrt, install
 from denoise.errors import DenoiseError
-from denoise.export.engine_cache import EngineSpec, get_or_build, list_engines, spec_from_record
+from denoise.runtime.engine_cache import EngineSpec, get_or_build, list_engines, spec_from_record
 from denoise.runtime.tiling import engine_profile, overlap_for
 
 SPEC = dict(onnx_sha256="ab" * 32, tensorrt_version="10.13.0", gpu_name="NVIDIA H200", compute_capability="9.0",
@@ -91,7 +91,7 @@ def test_two_processes_build_once_and_never_see_half_an_engine(tmp_path):
     worker = textwrap.dedent(f"""
         import json, sys, time
         from pathlib import Path
-        from denoise.export.engine_cache import EngineSpec, get_or_build
+        from denoise.runtime.engine_cache import EngineSpec, get_or_build
         from denoise.runtime.tiling import engine_profile
         spec = EngineSpec(**{{**json.loads(sys.argv[1]), "profile": engine_profile((256, 256), 42, 8)}})
         log = Path(sys.argv[2])
@@ -133,7 +133,7 @@ def test_tensorrt_build_call_sequence(major, tmp_path, monkeypatch):
     calls = []
     trt = fake_tensorrt(major, calls)
     install(monkeypatch, trt, fake_cudart(), tmp_path / "cache")
-    from denoise.export.tensorrt_build import build_engine
+    from denoise.runtime.tensorrt_build import build_engine
 
     onnx_path = tmp_path / "m.onnx"
     onnx_path.write_bytes(b"not parsed by the stand-in")
@@ -157,7 +157,7 @@ def test_timing_cache_that_does_not_attach_is_replaced(tmp_path, monkeypatch):
     with a fresh cache (before: the bool was ignored and the finished engine lost to a crash on None)."""
     calls = []
     install(monkeypatch, fake_tensorrt(10, calls, attach_cache=False), fake_cudart(), tmp_path / "cache")
-    from denoise.export.tensorrt_build import build_engine, engine_spec, timing_cache_path
+    from denoise.runtime.tensorrt_build import build_engine, engine_spec, timing_cache_path
 
     onnx_path = tmp_path / "m.onnx"
     onnx_path.write_bytes(b"x")
@@ -172,7 +172,7 @@ def test_timing_cache_that_does_not_attach_is_replaced(tmp_path, monkeypatch):
 
 def test_no_timing_cache_after_build_keeps_the_engine(tmp_path, monkeypatch):
     install(monkeypatch, fake_tensorrt(11, [], timing_cache_after_build=False), fake_cudart(), tmp_path / "cache")
-    from denoise.export.tensorrt_build import build_engine
+    from denoise.runtime.tensorrt_build import build_engine
 
     onnx_path = tmp_path / "m.onnx"
     onnx_path.write_bytes(b"x")
@@ -185,7 +185,7 @@ def test_timing_cache_keeps_entries_of_a_build_that_finished_meanwhile(tmp_path,
     started, instead of overwriting it."""
     calls = []
     install(monkeypatch, fake_tensorrt(10, calls), fake_cudart(), tmp_path / "cache")
-    from denoise.export import tensorrt_build
+    from denoise.runtime import tensorrt_build
 
     onnx_path = tmp_path / "m.onnx"
     onnx_path.write_bytes(b"x")

@@ -37,7 +37,7 @@ def run(src, out):
 def test_heic_and_avif_round_trip(suffix, fmt, tmp_path):
     if fmt == "HEIF":
         pytest.importorskip("pillow_heif", reason="pillow-heif (the cpu extra) is not installed")
-        from denoise.runtime.images import heif_ready
+        from denoise.image_files import heif_ready
 
         heif_ready()
     exif, icc = exif_and_icc()

@@ -80,7 +80,7 @@ def test_torch_backend_matches_onnxruntime(precision):
 def test_tensorrt_matches_onnxruntime():
     pytest.importorskip("tensorrt", reason="TensorRT is not installed")
     from denoise import DenoiseError, Denoiser
-    from denoise.export.tensorrt_build import gpu_info
+    from denoise.runtime.tensorrt_build import gpu_info
 
     try:
         gpu_info()

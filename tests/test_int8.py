@@ -20,12 +20,14 @@ from denoise.export.onnx_export import export_onnx
 from denoise.export.precision_check import verification_images
 from denoise.model import build_model
 from denoise.runtime.denoiser import Denoiser
-from denoise.runtime.precision import VPMADDUBSW_MAX, cpu_model, int8_instructions, int8_sibling
-from denoise.train import qat
-from denoise.train.data import CropSampler, load_images, to_training_tensor
+from denoise.model_files import int8_sibling, read_card
+from denoise.runtime.precision import VPMADDUBSW_MAX, cpu_model, int8_instructions
+from denoise import quantize as qat
+from denoise.datasets import load_images
+from denoise.train.data import CropSampler, to_training_tensor
 from denoise.train.loop import TrainSettings, distillation_loss, train
 from denoise.train.noise import add_noise
-from denoise.weights import DEFAULT_CHECKPOINT, DEFAULT_INT8_CHECKPOINT, DEFAULT_MODEL, read_card
+from denoise.weights import DEFAULT_CHECKPOINT, DEFAULT_INT8_CHECKPOINT, DEFAULT_MODEL
 
 HASWELL = "processor : 0\nflags : fpu vme sse sse2 ssse3 sse4_1 sse4_2 avx avx2 fma bmi2\n"  # AVX2, no VNNI
 # An AMD EPYC (Zen 3) of the team's, 2026-12-07: AVX2, no AVX-512, no VNNI
@@ -283,15 +285,20 @@ def test_pair_sum_max_sees_an_8_bit_weight(tmp_path):
 
 
 def need_int8_cpu():
+    """The one skip for tests that run the INT8 model: it needs AVX2 or a dot product (the CI machines are an Intel
+    with AVX-512 VNNI and an AMD Zen 3 with AVX2 only: it runs on both). Elsewhere INT8 is refused (tested above)."""
     if int8_instructions() is None:
-        pytest.skip("this CPU has none of AVX2, VNNI, AMX or Arm's dot product: auto runs FP32 here (tested above)")
+        pytest.skip("this CPU has none of the INT8 instructions (/proc/cpuinfo flags avx2, avx512_vnni, avx_vnni, "
+                    "amx_int8, asimddp): --precision int8 is refused and auto runs FP32 here (tested above)")
 
 
-def test_auto_runs_the_bundled_int8_model_here_and_it_tiles_exactly(rng):
+def test_the_bundled_int8_model_tiles_exactly_and_stays_close_to_fp32(rng):
     need_int8_cpu()
     assert BUNDLED_INT8.is_file()
     image = rng.integers(0, 256, (150, 170, 3), dtype=np.uint8)
-    with Denoiser(tile=64) as tiled, Denoiser(tile=512) as whole, Denoiser(precision="fp32") as fp32:
+    with Denoiser(backend="cpu", tile=64, precision="int8") as tiled, \
+            Denoiser(backend="cpu", tile=512, precision="int8") as whole, \
+            Denoiser(backend="cpu", precision="fp32") as fp32:
         assert tiled.backend_name == "onnxruntime-cpu-int8" and fp32.backend_name == "onnxruntime-cpu"
         a, b = tiled.denoise(image, sigma=0.1), whole.denoise(image, sigma=0.1)
         assert np.array_equal(a, b)  # integer kernels: tiles equal the whole image exactly
@@ -311,9 +318,12 @@ def test_precision_int8_where_it_cannot_run_is_one_line(tmp_path, rng):
 
 
 def test_manifest_and_info_say_int8_ran(tmp_path, rng):
+    """What auto chooses on this CPU, said in the manifest and by `denoise info`: INT8 with AVX2 or VNNI alike (the
+    bundled card proves AVX2's 16-bit sums exact), so it asserts the same on either CI machine."""
     need_int8_cpu()
     write_png(tmp_path / "in" / "a.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
-    result = run_cli("batch", tmp_path / "in", tmp_path / "out", "--sigma", "0.1", "--json")
+    result = run_cli("batch", tmp_path / "in", tmp_path / "out", "--sigma", "0.1", "--json", "--backend", "cpu",
+                     "--precision", "auto")
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()[0])
     assert record["backend"] == "onnxruntime-cpu-int8" and record["precision_why"].startswith("this CPU runs INT8 with")
@@ -325,7 +335,7 @@ def test_manifest_and_info_say_int8_ran(tmp_path, rng):
 
 
 def test_skip_outputs_are_the_convs_whose_output_reaches_more_than_a_relu(tmp_path):
-    """qat.skip_outputs restates CAE.forward's skip rule; the exported graph says where the outputs go."""
+    """quantize.skip_outputs restates CAE.forward's skip rule; the exported graph says where the outputs go."""
     export_onnx(DEFAULT_CHECKPOINT, tmp_path / "m.onnx")
     graph = onnx.load(str(tmp_path / "m.onnx")).graph
     convs = [node for node in graph.node if node.op_type == "Conv"]
@@ -342,12 +352,13 @@ def test_noise_above_int8s_verified_range_runs_in_fp32(tmp_path, rng):
     limit = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["int8"]["sigma_max"]
     image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
     high = min(1.0, limit + 0.1)
-    with Denoiser(precision="int8") as int8, Denoiser(precision="fp32") as fp32:
+    with Denoiser(backend="cpu", precision="int8") as int8, Denoiser(backend="cpu", precision="fp32") as fp32:
         assert np.array_equal(int8.denoise(image, sigma=high), fp32.denoise(image, sigma=high))
         assert not np.array_equal(int8.denoise(image, sigma=limit), fp32.denoise(image, sigma=limit))
-        assert int8.backend_for([high]) == "onnxruntime-cpu" and int8.backend_for([limit]) == "onnxruntime-cpu-int8"
+        assert int8.route([high])[0] == "onnxruntime-cpu" and int8.route([limit])[0] == "onnxruntime-cpu-int8"
     write_png(tmp_path / "in" / "a.png", image)
-    result = run_cli("batch", tmp_path / "in", tmp_path / "out", "--sigma", str(high))
+    result = run_cli("batch", tmp_path / "in", tmp_path / "out", "--sigma", str(high), "--backend", "cpu",
+                     "--precision", "int8")
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()[0])
     assert record["backend"] == "onnxruntime-cpu"  # the manifest says what ran on this file, and why

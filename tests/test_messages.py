@@ -64,14 +64,14 @@ def test_an_output_folder_that_cannot_be_written_is_one_plain_line(tmp_path, mon
     (a folder a normal user cannot write to was not tried: no other user can run this venv here)."""
     import builtins
 
-    from denoise.runtime import batch
+    from denoise.job import lock
 
     def refuse(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(builtins, "open", refuse)
     with pytest.raises(DenoiseError) as info:
-        with batch.output_lock(tmp_path):
+        with lock.output_lock(tmp_path):
             pass
     message = str(info.value)
     assert "permission denied" in message and "Errno" not in message and ".denoise.lock" not in message

@@ -12,7 +12,7 @@ from conftest import SAMPLES, run_cli
 from denoise import Denoiser
 from denoise.errors import DenoiseError
 from denoise.metrics import to_float
-from denoise.runtime.images import read_image
+from denoise.image_files import read_image
 from denoise.runtime.tiling import TileBatcher, estimate_map, run_tiled
 
 DENOISER = Denoiser(backend="cpu", precision="fp32")  # FP32 on both sides: these tests are about tiling the estimator

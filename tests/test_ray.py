@@ -3,15 +3,15 @@ and a killed-and-restarted run loses nothing."""
 
 import json
 import signal
+import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli, write_png
+from conftest import run_cli, wait_for, write_png
 
 pytest.importorskip("ray", reason="the `ray` extra is not installed")
 
@@ -51,13 +51,8 @@ def test_killed_ray_run_restarts_without_loss(tmp_path):
                              "--workers", "2", "-q", "--backend", "cpu", "--precision", "fp32"],  # FP32: slow enough to kill mid-run
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     manifest = out / "denoise-manifest.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if manifest.exists() and manifest.read_text().count("\n") >= 1:
-            break
-        time.sleep(0.05)
-    import os
-
+    # the event: the first record (a finished Ray call; the model loaded on the workers), not a fixed time
+    wait_for(lambda: manifest.exists() and manifest.read_text().count("\n") >= 1, "a record in the manifest", proc)
     assert proc.poll() is None, "the run finished before the kill: the test would prove nothing"
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
     proc.wait()
@@ -74,7 +69,7 @@ def test_killed_ray_run_restarts_without_loss(tmp_path):
 
 
 def test_files_per_call_keeps_every_worker_busy():
-    from denoise.runtime.ray_batch import FILES_PER_CALL, files_per_call
+    from denoise.job.ray_batch import FILES_PER_CALL, files_per_call
 
     assert files_per_call(1000, 4) == FILES_PER_CALL  # big jobs: full calls
     assert files_per_call(6, 4) == 2 and files_per_call(3, 4) == 1  # small jobs: spread over the workers
@@ -121,11 +116,9 @@ def test_two_worker_nodes_share_the_job_and_a_lost_node_costs_nothing(tmp_path):
                                  "--ray", cluster.address, "--workers", "2", "-q", "--backend", "cpu"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         manifest = out / "denoise-manifest.jsonl"
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None and not (manifest.exists() and manifest.read_text()):
-            time.sleep(0.1)
+        wait_for(lambda: manifest.exists() and manifest.read_text().count("\n") >= 1, "a record in the manifest", proc)
         assert proc.poll() is None, "the run ended before the node could be lost mid-run"
-        done_before = len(manifest.read_text().splitlines())
+        done_before = manifest.read_text().count("\n")
         assert done_before < 24
         cluster.remove_node(nodes[1])  # a worker node lost mid-run
         cluster.add_node(num_cpus=1)  # its replacement

@@ -8,7 +8,7 @@ from PIL import Image
 
 from conftest import SAMPLES, run_cli, write_png
 from denoise.errors import DenoiseError
-from denoise.runtime.shards import Shard
+from denoise.job.shards import Shard
 
 
 def test_shards_are_disjoint_and_complete_for_any_n():

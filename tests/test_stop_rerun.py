@@ -15,7 +15,8 @@ from PIL import Image
 from conftest import SAMPLES, run_cli, write_png
 from denoise.errors import Stopped
 from denoise.runtime.denoiser import Denoiser
-from denoise.runtime.ray_batch import DenoiseActor
+from denoise.job.options import EngineOptions, JobOptions
+from denoise.job.ray_batch import DenoiseActor
 from denoise.runtime.tiling import TileBatcher, estimate_map
 from denoise.weights import DEFAULT_ESTIMATOR
 
@@ -33,7 +34,9 @@ def twelve_megapixels(tmp_path_factory):
 
 
 def start_batch(inputs, out):
-    return subprocess.Popen([sys.executable, "-m", "denoise", "batch", str(inputs), str(out)],
+    # FP32 said, not auto: auto's INT8 (AVX2 and VNNI CPUs alike) is faster, and the signals' delays count on the image
+    # taking long; the re-run below is a --dry-run, which denoises nothing
+    return subprocess.Popen([sys.executable, "-m", "denoise", "batch", str(inputs), str(out), "--precision", "fp32"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -146,11 +149,11 @@ def test_an_output_the_manifest_knows_nothing_of_is_kept(tmp_path):
 def test_ray_actors_get_the_estimator_tile_and_batch_options(tmp_path):
     """--ray used to drop --estimator, --tile and --max-batch. The actor is built here without starting Ray, to
     see what its Denoiser was given (tests/test_ray.py runs the whole path where the `ray` extra is installed)."""
-    actor = DenoiseActor(None, "cpu", "auto", 95, estimator=str(DEFAULT_ESTIMATOR), tile=128, max_batch=3)
+    actor = DenoiseActor(EngineOptions(backend="cpu", estimator=str(DEFAULT_ESTIMATOR), tile=128, max_batch=3), JobOptions())
     try:
         assert actor.denoiser.tile == (128, 128) and actor.denoiser.max_batch == 3
         assert actor.denoiser.estimator_path == DEFAULT_ESTIMATOR
     finally:
         actor.denoiser.close()
     with pytest.raises(Exception, match="does not exist"):
-        DenoiseActor(None, "cpu", "auto", 95, estimator=str(tmp_path / "missing.onnx"))
+        DenoiseActor(EngineOptions(backend="cpu", estimator=str(tmp_path / "missing.onnx")), JobOptions())

@@ -116,7 +116,7 @@ def test_close_frees_everything_and_denoiser_close_calls_it(tmp_path, monkeypatc
 def test_version_compatible_engine_loads_with_host_code_allowed(tmp_path, monkeypatch):
     calls = []
     start(monkeypatch, tmp_path, calls)
-    from denoise.export.tensorrt_build import build_engine
+    from denoise.runtime.tensorrt_build import build_engine
     from denoise.runtime import tensorrt_backend
 
     monkeypatch.setattr(tensorrt_backend, "build_engine",
@@ -132,7 +132,7 @@ def test_engine_cache_refuses_changed_or_foreign_engines(tmp_path, monkeypatch):
     with backend_type(onnx_path, PROFILE):
         pass
     (engine,) = (tmp_path / "cache" / "engines").glob("*.engine")
-    from denoise.export.engine_cache import read_engine
+    from denoise.runtime.engine_cache import read_engine
 
     assert read_engine(engine)[0] == b"ENGINE"
     os.chmod(engine, 0o666)

@@ -13,7 +13,7 @@ from denoise.metrics import from_float, to_float
 from denoise.runtime.levels import level_summary
 from denoise.runtime.tiling import TileBatcher, plan_tiles, run_tiled
 
-DENOISER = Denoiser(backend="cpu")
+DENOISER = Denoiser(backend="cpu", precision="fp32")  # said, not auto: auto runs INT8 on AVX2 and VNNI CPUs
 
 
 def whole(image, sigma):
@@ -55,7 +55,7 @@ def test_too_little_overlap_is_detected():
 
 def test_denoiser_tiles_large_images_and_matches_whole():
     image = np.random.default_rng(2).random((200, 300, 3), dtype=np.float32)
-    small_tiles = Denoiser(backend="cpu", tile=64, max_batch=4)
+    small_tiles = Denoiser(backend="cpu", tile=64, max_batch=4, precision="fp32")
     assert len(plan_tiles(200, 300, small_tiles.tile, small_tiles.overlap, small_tiles.align)) == 20
     out = small_tiles.denoise(image, 0.2)
     assert np.abs(out - whole(image, 0.2)).max() <= 1e-5
@@ -138,7 +138,7 @@ def test_memory_is_the_image_in_its_own_type_not_float_copies():
     """A uint8 image is denoised holding the image, its uint8 result and one batch of tiles: numpy's
     peak allocation stays far below one float32 copy of the image (4x its bytes)."""
     image = np.random.default_rng(5).integers(0, 256, (1024, 1536, 3), dtype=np.uint8)
-    denoiser = Denoiser(backend="cpu", tile=128, max_batch=4)
+    denoiser = Denoiser(backend="cpu", tile=128, max_batch=4, precision="fp32")
     tracemalloc.start()
     result = denoiser.denoise(image, 0.2)
     _, peak = tracemalloc.get_traced_memory()

@@ -14,7 +14,8 @@ from conftest import SAMPLES, need_shared, run_cli, write_png
 from denoise.errors import DenoiseError
 from denoise.export.onnx_export import build_card, export_onnx
 from denoise.model import build_model
-from denoise.train.data import CropSampler, MixedSampler, load_images, to_training_tensor
+from denoise.datasets import load_images
+from denoise.train.data import CropSampler, MixedSampler, to_training_tensor
 from denoise.checkpoint import load_checkpoint, model_from_checkpoint
 from denoise.train.loop import TrainSettings, batch_loss, save_checkpoint, sigma_top, train
 from denoise.train.noise import add_noise
@@ -196,23 +197,25 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_ctrl_c_writes_a_checkpoint(tmp_path):
+    import re
     import signal
     import subprocess
     import sys
-    import time
+
+    from conftest import wait_for
 
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "denoise", "train", "--data", SAMPLES / "clean", "--out", out,
                              "--steps", "100000", "--batch-size", "4", "--val-every", "5", "--val-images", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (out / "last.pt").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # a few steps past the last validation
+    # the event: the first validation's checkpoint (written whole, by rename) -- the loop is stepping, its Ctrl-C
+    # handler in place -- not a fixed time after it
+    wait_for(lambda: (out / "last.pt").exists(), "the first validation's last.pt", proc)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted: saved" in stderr
-    assert load_checkpoint(out / "last.pt")["step"] >= 5
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted: saved" in stderr, stderr
+    saved_at = int(re.search(r"interrupted: saved .* at step (\d+)", stderr).group(1))
+    assert load_checkpoint(out / "last.pt")["step"] == saved_at >= 5  # the checkpoint is the one Ctrl-C wrote
 
 
 def test_mixed_protocol_draws_each_protocol_per_image():

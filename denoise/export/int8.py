@@ -1,22 +1,23 @@
 """QAT checkpoint -> INT8 ONNX (QDQ) that ONNX Runtime runs with integer kernels, verified three ways.
 
-The QDQ graph is written here from the checkpoint's own quantization (``denoise.train.qat``), not by
+The QDQ graph is written here from the checkpoint's own quantization (``denoise.quantize``), not by
 calibrating again: the FP32 ONNX of the QAT weights gets, around every quantized Conv,
 
 * QuantizeLinear -> DequantizeLinear on its input and on its output (UINT8, the trained ranges) -- but where
-  its input is the previous quantized Conv's output through a ReLU on the same grid (``qat.tied_inputs``), it
+  its input is the previous quantized Conv's output through a ReLU on the same grid (``quantize.tied_inputs``), it
   takes that output's DequantizeLinear directly and the ReLU goes (a no-op on a grid from 0), so ONNX Runtime
   passes the UINT8 tensor from QLinearConv to QLinearConv without requantizing,
 * its weight as an INT8 initializer (per output channel, symmetric) -> DequantizeLinear,
 * its bias as an INT32 initializer at scale input_scale * weight_scale -> DequantizeLinear,
 
-which is the pattern ONNX Runtime's graph optimizer fuses into QLinearConv. The first and last Conv stay
-FP32, as in training.
+which is the pattern ONNX Runtime's graph optimizer fuses into QLinearConv. The Convs the checkpoint keeps in
+float (``quantize.float_layers``: the first two and the last three) stay FP32, as in training.
 
 Verification, against the FP32 model the INT8 file stands beside (the QAT checkpoint's own, or the model it
 was fine-tuned from: what the runtime runs where INT8 is not used), or the export fails and no INT8 file is left:
 
-1. the INT8 model in ONNX Runtime against the fake-quantized PyTorch model (``MATCH_MAX_ABS``);
+1. the INT8 model in ONNX Runtime against the fake-quantized PyTorch model: PSNR within ``MATCH_DB`` and mean
+   |difference| at most ``MATCH_MEAN_ABS``, at ``MATCH_SIGMAS``;
 2. its PSNR against FP32's on the verification images, per sigma (``MAX_PSNR_DROP_DB``), from sigma 0.02 up:
    the highest level up to which every level passes is the card's ``int8.sigma_max`` -- the runtime runs
    images with more noise in FP32 -- and it must reach ``REQUIRED_SIGMA_MAX``;
@@ -36,7 +37,7 @@ import numpy as np
 
 from denoise.atomic import atomic_save_onnx
 from denoise.errors import DenoiseError
-from denoise.export.precision_check import PrecisionReport, compare_precision, verification_images
+from denoise.export.precision_check import PrecisionReport, compare_precision, paired_runs, verification_images
 
 MAX_PSNR_DROP_DB = 0.1  # per verification sigma, INT8 against the FP32 model of the same weights
 INT8_VERIFY_SIGMAS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
@@ -73,7 +74,7 @@ def quantize_graph(fp32_path: Path, int8_path: Path, quantization: dict) -> None
     import torch
     from onnx import helper, numpy_helper
 
-    from denoise.train.qat import activation_qparams, fake_quant_weight, stored_weight_limit, weight_scales
+    from denoise.quantize import activation_qparams, fake_quant_weight, stored_weight_limit, weight_scales
 
     model = onnx.load(str(fp32_path))
     graph = model.graph
@@ -226,30 +227,20 @@ def requantizations(model_path: Path) -> int:
 
 
 def match_fake_quant(int8_path: Path, model, images: list[np.ndarray]) -> list[MatchReport]:
-    """The INT8 ONNX model and the fake-quantized PyTorch ``model`` it was written from (``qat.quantized_from_checkpoint``)
+    """The INT8 ONNX model and the fake-quantized PyTorch ``model`` it was written from (``quantize.quantized_from_checkpoint``)
     on the same noisy images."""
     import torch
 
-    from denoise.metrics import psnr_uint8, to_uint8
-    from denoise.noise import add_noise
     from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 
     backend = OnnxRuntimeBackend(int8_path, backend="cpu")
-    reports = []
-    for sigma in MATCH_SIGMAS:
-        scores, diffs = {"torch": [], "onnx": []}, []
-        for index, clean in enumerate(images):
-            noisy = add_noise(clean, sigma, "clip", np.random.default_rng([7, index])).transpose(2, 0, 1)[None].copy()
-            level = np.full((1, 1) + noisy.shape[2:], sigma, np.float32)
-            got = backend.infer(noisy, level)
-            with torch.no_grad():
-                want = model(torch.from_numpy(noisy), torch.from_numpy(level)).numpy()
-            diffs.append(float(np.abs(got - want).mean()))
-            for name, out in (("onnx", got), ("torch", want)):
-                scores[name].append(psnr_uint8(to_uint8(clean), to_uint8(out[0].transpose(1, 2, 0))))
-        reports.append(MatchReport(sigma, float(np.mean(scores["torch"])), float(np.mean(scores["onnx"])),
-                                   float(np.mean(diffs))))
-    return reports
+
+    def fake_quantized(noisy: np.ndarray, level: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(noisy), torch.from_numpy(level)).numpy()
+
+    return [MatchReport(run.sigma, psnr_torch=run.psnr[1], psnr_onnx=run.psnr[0], mean_abs=run.mean_abs)
+            for run in paired_runs((backend.infer, fake_quantized), images, MATCH_SIGMAS, seed=7)]
 
 
 def export_int8(checkpoint: Path, fp32_path: Path, int8_path: Path, images_folder: Path | None = None) -> dict:
@@ -258,7 +249,7 @@ def export_int8(checkpoint: Path, fp32_path: Path, int8_path: Path, images_folde
     Returns what was checked, with the card's "int8" entry; raises DenoiseError, removing the file, when a check fails."""
     from denoise.checkpoint import load_checkpoint
     from denoise.export.onnx_export import export_onnx
-    from denoise.train.qat import quantized_from_checkpoint, ranges
+    from denoise.quantize import quantized_from_checkpoint, ranges
 
     state = load_checkpoint(checkpoint)
     if "quantization" not in state:
@@ -306,8 +297,8 @@ def verified_up_to(reports: list[PrecisionReport]) -> float:
 
 def int8_card_entry(int8_path: Path, checkpoint: Path, state: dict, checked: dict) -> dict:
     """What the FP32 model's card says of its INT8 sibling (psnr_drop_db: against that FP32 model)."""
-    from denoise.export.onnx_export import sha256_file
-    from denoise.train.qat import stored_weight_limit
+    from denoise.model_files import sha256_file
+    from denoise.quantize import stored_weight_limit
 
     reports: list[PrecisionReport] = checked["reports"]
     return {"onnx_sha256": sha256_file(int8_path), "sigma_max": checked["sigma_max"],

@@ -7,7 +7,6 @@ supported by ONNX Runtime >= 1.14 and by TensorRT 10's ONNX parser.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import warnings
@@ -18,20 +17,13 @@ import numpy as np
 
 from denoise.atomic import atomic_save_onnx, atomic_write_text
 from denoise.errors import DenoiseError, missing_extra
+from denoise.model_files import card_path, sha256_file
 
 FORMAT_VERSION = 1
 DEFAULT_OPSET = 18
 # Shapes and batch sizes checked after every export: odd sizes exercise the shuffle padding.
 VERIFY_SHAPES = ((1, 32, 32), (2, 45, 67), (3, 17, 9))
 ATOL, RTOL = 1e-4, 1e-3
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -138,7 +130,7 @@ def export_onnx(checkpoint: Path, out_path: Path, opset: int = DEFAULT_OPSET) ->
         raise DenoiseError("exported ONNX differs from PyTorch:\n" + "\n".join(r.line() for r in reports))
     card["onnx_sha256"] = sha256_file(out_path)
     card["opset"] = opset
-    atomic_write_text(out_path.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
+    atomic_write_text(card_path(out_path), json.dumps(card, indent=2) + "\n")
     return card, reports
 
 

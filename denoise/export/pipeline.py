@@ -2,8 +2,8 @@
 verified INT8 ONNX of a quantization-aware checkpoint for the CPU.
 
 Each step runs only when asked for, and each verifies its result before the next uses it. Output
-files in the output folder: ``model.onnx`` + ``model.json`` (the card), ``model.fp16.onnx``, ``model.int8.onnx``; engines
-go to the per-user engine cache (see engine_cache).
+files in the output folder: ``model.onnx`` + ``model.json`` (the card), ``model.fp16.onnx``, ``model.int8.onnx`` (the
+names: ``denoise.model_files``); engines go to the per-user engine cache (see ``runtime.engine_cache``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from denoise.atomic import atomic_write_text
 from denoise.errors import DenoiseError
 from denoise.export.onnx_export import DEFAULT_OPSET, export_onnx
 from denoise.model import EstimatorConfig, config_from_dict
+from denoise.model_files import MODEL_NAME, card_path, fp16_sibling, int8_sibling
 from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE, engine_profile, overlap_for
 
 
@@ -25,13 +26,13 @@ def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bo
                  say: Callable[[str], None] = print) -> dict:
     """Run the asked-for steps; returns the paths written. Raises DenoiseError naming the failed step."""
     out_dir = Path(out_dir)
-    fp32_path = out_dir / "model.onnx"
+    fp32_path = out_dir / MODEL_NAME
     card, reports = export_onnx(Path(checkpoint), fp32_path, opset=opset)
-    say(f"wrote {fp32_path} (opset {opset}) and {fp32_path.with_suffix('.json')}")
+    say(f"wrote {fp32_path} (opset {opset}) and {card_path(fp32_path)}")
     say("FP32 check, ONNX Runtime (CPU) vs PyTorch on random inputs:")
     for report in reports:
         say(report.line())
-    written = {"onnx": str(fp32_path), "card": str(fp32_path.with_suffix(".json"))}
+    written = {"onnx": str(fp32_path), "card": str(card_path(fp32_path))}
 
     build_from, precision = fp32_path, "fp32"
     config = config_from_dict(card["config"])
@@ -44,7 +45,7 @@ def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bo
     if fp16 or engine:
         from denoise.export.fp16 import export_fp16
 
-        fp16_path = out_dir / "model.fp16.onnx"
+        fp16_path = fp16_sibling(fp32_path)
         fp16_reports = export_fp16(fp32_path, fp16_path, verify_images)
         say(f"wrote {fp16_path}")
         say(f"FP16 check, PSNR on {'images in ' + str(verify_images) if verify_images else 'procedural test images'} "
@@ -55,7 +56,7 @@ def export_model(checkpoint: Path, out_dir: Path, fp16: bool = False, engine: bo
         build_from, precision = fp16_path, "fp16"
 
     if engine:
-        from denoise.export.tensorrt_build import build_engine
+        from denoise.runtime.tensorrt_build import build_engine
 
         overlap = overlap_for(config.receptive_radius, config.shuffle)
         profile = engine_profile(tile, overlap, max_batch, sigma_map=bool(config.sigma_map))
@@ -75,7 +76,6 @@ def write_int8(qat_checkpoint: Path, fp32_path: Path, card: dict, verify_images:
     import json
 
     from denoise.export.int8 import export_int8
-    from denoise.runtime.precision import int8_sibling
 
     int8_path = int8_sibling(fp32_path)
     checked = export_int8(qat_checkpoint, fp32_path, int8_path, verify_images)
@@ -96,5 +96,5 @@ def write_int8(qat_checkpoint: Path, fp32_path: Path, card: dict, verify_images:
         + (f"(<= {VPMADDUBSW_MAX}: exact in vpmaddubsw's 16 bits; AVX2 CPUs run it)" if exact else
            f"(> {VPMADDUBSW_MAX}: vpmaddubsw's 16-bit sums could saturate; AVX2 CPUs run FP32, VNNI ones INT8)"))
     card["int8"] = checked["card_entry"]
-    atomic_write_text(fp32_path.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
+    atomic_write_text(card_path(fp32_path), json.dumps(card, indent=2) + "\n")
     return int8_path

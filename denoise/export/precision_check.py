@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def verification_images(folder: Path | None = None, size: int = 96) -> list[np.n
     """Clean float images: the ones in ``folder`` when given, else procedural ones (gradients, edges,
     fine texture) that exist wherever the package is installed."""
     if folder is not None:
-        from denoise.evaluate import load_eval_images
+        from denoise.datasets import load_eval_images
 
         return [im.astype(np.float32) / 255.0 for im in load_eval_images(folder, 8)]
     yy, xx = np.mgrid[0:size, 0:size] / size
@@ -55,25 +56,49 @@ def verification_images(folder: Path | None = None, size: int = 96) -> list[np.n
     return images
 
 
+Model = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (noisy [1,3,H,W], sigma map [1,1,H,W]) -> [1,3,H,W]
+
+
+@dataclass
+class PairedRun:
+    """Two models on the same noisy images at one noise level (``paired_runs``)."""
+
+    sigma: float
+    psnr: tuple[float, float]  # each model's mean PSNR against the clean images
+    max_abs: float  # the largest |difference| of their outputs
+    mean_abs: float  # the mean over the images of each image's mean |difference|
+    finite: bool  # every output of both was finite
+
+
+def paired_runs(models: tuple[Model, Model], images: list[np.ndarray], sigmas, seed: int) -> list[PairedRun]:
+    """Both ``models`` on the same noisy versions of ``images`` (clip noise, drawn with ``seed`` per image) at each
+    sigma: the one loop behind the FP16 / INT8 checks against FP32 and the INT8 ONNX's match to its PyTorch model."""
+    runs = []
+    for sigma in sigmas:
+        scores = ([], [])
+        max_abs, diffs, finite = 0.0, [], True
+        for index, clean in enumerate(images):
+            noisy = add_noise(clean, sigma, "clip", np.random.default_rng([seed, index])).transpose(2, 0, 1)[None].copy()
+            level = np.full((1, 1) + noisy.shape[2:], sigma, np.float32)
+            outs = []
+            for which, model in enumerate(models):
+                out = model(noisy, level)
+                outs.append(out)
+                finite &= bool(np.isfinite(out).all())
+                scores[which].append(psnr_uint8(to_uint8(clean), to_uint8(np.nan_to_num(out[0]).transpose(1, 2, 0))))
+            difference = np.abs(outs[0] - outs[1])
+            max_abs = max(max_abs, float(np.nanmax(difference)))
+            diffs.append(float(difference.mean()))
+        runs.append(PairedRun(sigma, (float(np.mean(scores[0])), float(np.mean(scores[1]))), max_abs,
+                              float(np.mean(diffs)), finite))
+    return runs
+
+
 def compare_precision(fp32_path: Path, other_path: Path, precision: str, images: list[np.ndarray],
                       max_drop_db: float, sigmas=VERIFY_SIGMAS, seed: int = 0) -> list[PrecisionReport]:
     from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 
     backends = [OnnxRuntimeBackend(p, backend="cpu") for p in (fp32_path, other_path)]
-    reports = []
-    for sigma in sigmas:
-        scores = {0: [], 1: []}
-        max_abs, finite = 0.0, True
-        for index, clean in enumerate(images):
-            noisy = add_noise(clean, sigma, "clip", np.random.default_rng([seed, index]))
-            level = np.full((1, 1) + noisy.shape[:2], sigma, np.float32)
-            outs = []
-            for which, backend in enumerate(backends):
-                out = backend.infer(noisy.transpose(2, 0, 1)[None].copy(), level)[0]
-                outs.append(out)
-                finite &= bool(np.isfinite(out).all())
-                scores[which].append(psnr_uint8(to_uint8(clean), to_uint8(np.nan_to_num(out).transpose(1, 2, 0))))
-            max_abs = max(max_abs, float(np.nanmax(np.abs(outs[0] - outs[1]))))
-        reports.append(PrecisionReport(sigma, precision, float(np.mean(scores[0])), float(np.mean(scores[1])),
-                                       max_abs, finite, max_drop_db))
-    return reports
+    runs = paired_runs((backends[0].infer, backends[1].infer), images, sigmas, seed)
+    return [PrecisionReport(run.sigma, precision, run.psnr[0], run.psnr[1], run.max_abs, run.finite, max_drop_db)
+            for run in runs]

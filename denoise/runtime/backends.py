@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from denoise.errors import BackendFault, DenoiseError
+from denoise.model_files import checkpoint_for, fp16_sibling
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,6 @@ class BackendRequest:
     precision: str = "auto"  # of the CPU model (runtime.precision); GPUs keep their own
 
 
-def fp16_sibling(model_path: Path) -> Path:
-    """``model.onnx`` -> ``model.fp16.onnx``: where export puts the FP16 graph TensorRT builds from."""
-    return model_path.with_name(model_path.stem + ".fp16.onnx")
-
-
 def open_tensorrt(request: BackendRequest) -> Backend:
     from denoise.runtime.tensorrt_backend import TensorRTBackend  # imports tensorrt lazily
     from denoise.runtime.tiling import engine_profile
@@ -80,7 +76,7 @@ def nvidia_device_present() -> bool:
 def open_torch(request: BackendRequest) -> Backend:
     import importlib.util
 
-    from denoise.runtime.torch_backend import TorchBackend, checkpoint_for, import_torch
+    from denoise.runtime.torch_backend import TorchBackend, import_torch
 
     if importlib.util.find_spec("torch") is None:
         import_torch()  # raises the message that says what to install

@@ -17,7 +17,8 @@ from denoise.runtime.backends import BACKENDS, Backend, BackendRequest, open_bac
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, estimate_map,
                                     host_threads, overlap_for, run_tiled, runs_above, tile_input_pixels)
-from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL, read_card
+from denoise.model_files import checkpoint_for, read_card
+from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class Denoiser:
             raise DenoiseError(f"{path} is not a noise estimator exported by denoise (it should take 'noisy', give "
                                "'sigma' and carry its receptive radius in its card)")
         self.estimator_card, self.estimator_path = card, path
-        from denoise.runtime.torch_backend import TorchBackend, checkpoint_for  # torch itself only if it runs
+        from denoise.runtime.torch_backend import TorchBackend  # torch itself only if it runs
 
         if isinstance(self.backend, TorchBackend) and self.backend.on_gpu:
             return TorchBackend(checkpoint_for(path, card), precision=self.backend.precision)
@@ -129,12 +130,14 @@ class Denoiser:
         fp32 = OnnxRuntimeBackend(self.model_path, "cpu", threads, spinning=False)
         return fp32, (float(self.card["int8"]["sigma_max"]), self_ensemble(fp32.infer) if self.ensemble else fp32.infer)
 
-    def backend_for(self, levels: list, strength: float = 1.0) -> str:
-        """The backend an image with these levels (one per frame) runs on: the FP32 one beside INT8 when a
-        level goes above INT8's range."""
+    def route(self, levels: list, strength: float = 1.0) -> tuple[str, str]:
+        """(the backend an image with these levels -- one per frame -- runs on, why in that precision): the FP32
+        one beside INT8 when a level goes above INT8's verified range; the why is "" on the GPU backends, which
+        run their own precision."""
         if any(runs_above(level, strength, self.above) for level in levels):
-            return self.fp32_backend.name + (" x8 ensemble" if self.ensemble else "")
-        return self.backend_name
+            return (self.fp32_backend.name + (" x8 ensemble" if self.ensemble else ""),
+                    f"its noise level goes above {self.above[0]:g}, up to which the INT8 model was verified: FP32")
+        return self.backend_name, getattr(self.backend, "precision_why", "")
 
     def close(self) -> None:
         """Release the backends (GPU memory, sessions); the Denoiser cannot be used afterwards."""
@@ -152,13 +155,6 @@ class Denoiser:
     @property
     def backend_name(self) -> str:
         return f"{self.backend.name} x8 ensemble" if self.ensemble else self.backend.name
-
-    def precision_why(self, backend_name: str) -> str:
-        """Why an image that ran on ``backend_name`` (``backend_for``) ran in that precision: the CPU's choice
-        (runtime.precision), or INT8's verified range; "" for the GPU backends, which run their own."""
-        if self.above is not None and backend_name != self.backend_name:
-            return f"its noise level goes above {self.above[0]:g}, up to which the INT8 model was verified: FP32"
-        return getattr(self.backend, "precision_why", "")
 
     def check_sigma(self, sigma: float) -> float:
         low, high = self.sigma_range
@@ -262,16 +258,3 @@ class Denoiser:
         infer = self.above[1] if runs_above(sigma, 1.0, self.above) else self.infer
         out = infer(batch, np.full((len(batch), 1) + batch.shape[2:], sigma, dtype=np.float32))
         return out.transpose(0, 2, 3, 1)
-
-    def output_settings(self, sigma, strength: float) -> dict:
-        """What shapes this Denoiser's outputs, as the manifest records it (runtime.rerun)."""
-        from denoise.runtime.rerun import output_settings
-
-        return output_settings(self.model_path, self.estimator_path, sigma, strength, self.precision, self.ensemble)
-
-    def denoise_folder(self, inputs, output_dir, sigma="auto", **options):
-        """Denoise every image under the folder ``inputs`` (or the files and folders it lists) into
-        ``output_dir``; see ``runtime.batch.run_batch``."""
-        from denoise.runtime.batch import run_batch
-
-        return run_batch(self, inputs, Path(output_dir), sigma, **options)

@@ -8,7 +8,7 @@ run on one of three kinds of instruction, and which one decides what ``auto`` do
   INT8 model, and fast. INT8 runs.
 * AVX2 alone (Haswell to Comet Lake, AMD Zen 1-3): MLAS's AVX2 kernel multiplies with ``vpmaddubsw``, which
   adds two adjacent UINT8 x INT8 products into a *saturating* 16-bit sum. That sum cannot saturate when every
-  weight is within 64 of zero (255 x 128 = 32640 <= 32767), which our QAT builds in (``train.qat.WEIGHT_LIMIT``)
+  weight is within 64 of zero (255 x 128 = 32640 <= 32767), which our QAT builds in (``quantize.WEIGHT_LIMIT``)
   and the export proves for the file it writes (``export.int8.pair_sum_max``, the card's ``int8.pair_sum_max``).
   INT8 runs where the card says so; an INT8 model made before (8-bit weights) stays FP32 there.
 * neither (x86 before AVX2; Arm without the dot product): MLAS widens to 16 bits and multiplies with
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from denoise.errors import DenoiseError
+from denoise.model_files import int8_sibling
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,6 @@ class CpuChoice(NamedTuple):
     model_path: Path  # the ONNX file the CPU backend opens
     precision: str  # "int8" or "fp32"
     why: str  # one line for `denoise info` and the manifest
-
-
-def int8_sibling(model_path: Path) -> Path:
-    """``model.onnx`` -> ``model.int8.onnx``: where ``denoise export --int8`` puts the INT8 model."""
-    return Path(model_path).with_name(Path(model_path).stem + ".int8.onnx")
 
 
 def int8_instructions(cpuinfo: str | None = None) -> str | None:

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from denoise.errors import BackendFault, DenoiseError
-from denoise.export.engine_cache import read_engine
-from denoise.export.tensorrt_build import build_engine, import_cudart, import_tensorrt
+from denoise.runtime.engine_cache import read_engine
 from denoise.runtime.levels import sigma_feed
+from denoise.runtime.tensorrt_build import build_engine, import_cudart, import_tensorrt
 
 log = logging.getLogger(__name__)
 

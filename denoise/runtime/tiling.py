@@ -140,7 +140,7 @@ _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
 def host_threads() -> int:
-    """Threads for host-side work beside a GPU (cutting tiles; decoding and encoding in runtime.batch): half
+    """Threads for host-side work beside a GPU (cutting tiles; decoding and encoding in job.pipeline): half
     the cores, at least 2, at most 16."""
     return max(2, min(16, (os.cpu_count() or 2) // 2))
 

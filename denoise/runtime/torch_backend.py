@@ -13,7 +13,6 @@ never picks it (``onnxruntime-cpu`` is the CPU backend).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from contextlib import nullcontext
 from pathlib import Path
@@ -35,20 +34,6 @@ def import_torch():
         raise DenoiseError("--backend torch needs PyTorch with CUDA; install a CUDA build of torch "
                            "(https://pytorch.org/get-started/locally/) or pip install 'denoise[train]'") from None
     return torch
-
-
-def checkpoint_for(model_path: Path, card: dict, checkpoint: Path | None = None) -> Path:
-    """The PyTorch checkpoint a model was exported from: ``checkpoint`` or the ``.pt`` beside the model,
-    checked against the sha256 the model's card recorded at export (so both backends run the same weights)."""
-    path = Path(checkpoint) if checkpoint else Path(model_path).with_suffix(".pt")
-    if not path.is_file():
-        raise DenoiseError(f"--backend torch needs the checkpoint {Path(model_path).name} was exported from; "
-                           f"{path} does not exist (put it beside the model)")
-    want = card.get("checkpoint_sha256")
-    if want and hashlib.sha256(path.read_bytes()).hexdigest() != want:
-        raise DenoiseError(f"checkpoint {path} is not the one {Path(model_path).name} was exported from (its sha256 "
-                           "differs from the model card's); export again, or use the matching checkpoint")
-    return path
 
 
 class TorchBackend:

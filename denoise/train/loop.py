@@ -29,8 +29,10 @@ from denoise.camera_noise import camera_noise
 from denoise.model import CONFIGS, build_model, config_from_dict, is_estimator
 from denoise.noise import TRAIN_PROTOCOLS
 from denoise.progress import ProgressBar
+from denoise import quantize
 from denoise.train import ANCHORS, LOSSES, qat
-from denoise.train.data import VALIDATION_EVERY, MixedSampler, is_image_folder, load_images, to_training_tensor
+from denoise.datasets import VALIDATION_EVERY, is_image_folder, load_images
+from denoise.train.data import MixedSampler, to_training_tensor
 from denoise.train.noise import add_noise, camera_batch, uses_camera
 from denoise.train.pairs import PairSampler, load_pairs
 
@@ -102,12 +104,12 @@ def check_resumable(saved: dict, settings: TrainSettings, last_path: Path) -> No
 
 def is_quantized(model) -> bool:
     """A QAT model (its observers are saved apart); the estimator never is (it stays FP32)."""
-    return not is_estimator(model) and bool(qat.quantized_layers(model))
+    return not is_estimator(model) and bool(quantize.quantized_layers(model))
 
 
 def save_checkpoint(path: Path, model, optimizer, step: int, best: float, settings: TrainSettings, meta: dict) -> None:
     state = {
-        "model": qat.float_state(model),  # a QAT model's observers are stored apart, as "quantization"
+        "model": quantize.float_state(model),  # a QAT model's observers are stored apart, as "quantization"
         "optimizer": optimizer.state_dict(),
         "config": model.config.to_dict(),
         "settings": asdict(settings),
@@ -116,7 +118,7 @@ def save_checkpoint(path: Path, model, optimizer, step: int, best: float, settin
         "meta": meta,
     }
     if is_quantized(model):
-        state["quantization"] = qat.ranges(model)
+        state["quantization"] = quantize.ranges(model)
     atomic_write(path, lambda f: torch.save(state, f))  # a killed run never leaves a half-written checkpoint
 
 
@@ -222,8 +224,8 @@ def through_loss(estimate: torch.Tensor, level: torch.Tensor, denoised: torch.Te
       slowly, and a map that follows texture would smooth texture;
     * ``anchored`` (synthesized white and camera noise, whose exact level the denoiser was trained with):
       CBDNet's asymmetric level loss to that level, weighted ANCHOR_WEIGHT. Without it, an estimator trained
-      through the denoiser on a mixture with real pairs drifted up on white noise (15/255 read as 27/255,
-      -2.6 dB; BENCHMARKS.md): 23 k parameters do not tell the kinds of noise apart well enough on their own,
+      through the denoiser on a mixture with real pairs drifted up on white noise, reading it far above its
+      level (by how much: BENCHMARKS.md, issue 23): 23 k parameters do not tell the kinds of noise apart well enough on their own,
       and the real pairs' large errors pulled every estimate up.
     """
     floor = 1.0 / 255.0
@@ -270,7 +272,7 @@ def load_weights(model, state: dict) -> None:
     if unexpected or any("_range." not in key for key in missing):
         raise DenoiseError(f"the checkpoint's weights do not fit this model (missing {missing}, unexpected {unexpected})")
     if "quantization" in state:
-        qat.load_ranges(model, state["quantization"])
+        quantize.load_ranges(model, state["quantization"])
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
@@ -278,15 +280,23 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, clean: torch
     own squared error. For a student error independent of the teacher's, this is the relative growth of the
     image's MSE: its PSNR loss against FP32 is 10 log10(1 + this), so the INT8 model learns to keep the FP32
     model's quality on every image and noise level alike, instead of drifting from it (fine-tuned on the clean
-    targets alone, a QAT run lost 0.06-0.11 dB against FP32 in its float weights; BENCHMARKS.md)."""
+    targets alone, a QAT run's float weights themselves lost PSNR against FP32; BENCHMARKS.md, "How the QAT got
+    there")."""
     dims = (1, 2, 3)
     return ((student - teacher).pow(2).mean(dim=dims) / ((teacher - clean).pow(2).mean(dim=dims) + 1e-8)).mean()
+
+
+# --keep-white's weight on the white batches' distillation loss. That loss is the relative growth of an image's MSE
+# (0.023 for -0.1 dB) and the real batches' log-mse moves by 0.23 per dB: at weight 1 a white-noise loss of 0.8 dB
+# bought a real-noise gain of 2.4 dB within 300 steps (BENCHMARKS.md, keepwhite1); 20 prices 0.1 dB of white noise
+# like half a dB of real noise.
+KEEP_WHITE_WEIGHT = 20.0
 
 
 def keeps_white(settings: TrainSettings, real: bool, camera: bool) -> bool:
     """With --keep-white, a white-noise batch (neither a real pair nor the camera protocol's) is taught by the
     frozen --init model's output (distillation_loss), the others by their clean targets. A fine-tune on real
-    pairs with clean targets everywhere lost 0.35-0.9 dB on white noise in 600 steps (BENCHMARKS.md, real2)
+    pairs with clean targets everywhere lost PSNR on white noise within 600 steps (how much: BENCHMARKS.md, real2)
     though white batches were most of its diet: tied to the model it starts from, the white-noise behaviour
     has one target per input instead of a noisy one, and the capacity left moves towards real noise."""
     return settings.keep_white and not (real or camera)
@@ -372,7 +382,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
             raise DenoiseError("--qat is for the denoisers; the noise estimator stays FP32")
         if not (settings.init or resume):
             raise DenoiseError("--qat fine-tunes a trained model: give it one with --init CHECKPOINT")
-        qat.prepare_qat(model)  # before the optimizer is made: it holds the parameters of this model
+        quantize.prepare_qat(model)  # before the optimizer is made: it holds the parameters of this model
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     step, best, state = 0, -math.inf, None
     last_path, best_path = out / "last.pt", out / "best.pt"
@@ -394,7 +404,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
             raise DenoiseError(f"--init {settings.init} holds a different model configuration than --model {settings.model}")
         load_weights(model, state)
         if settings.qat:  # a new QAT run trains on today's weight grid, whatever grid its --init was made on
-            qat.use_weight_limit(model, qat.WEIGHT_LIMIT)
+            quantize.use_weight_limit(model, quantize.WEIGHT_LIMIT)
         log(f"starting from the weights of {settings.init} (step {state['step']})")
     if settings.keep_white and (settings.qat or is_estimator(model) or not (settings.init or resume)):
         raise DenoiseError("--keep-white is for a denoiser fine-tune without --qat: give it the model to keep with --init")
@@ -490,7 +500,7 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                 for group in optimizer.param_groups:
                     group["lr"] = lr_now()
                 if settings.qat and progress() >= qat.OBSERVE_FRACTION:
-                    qat.freeze_ranges(model)  # the rest of the run trains against the ranges that ship
+                    quantize.freeze_ranges(model)  # the rest of the run trains against the ranges that ship
                 # QAT runs in float32 everywhere: its fake quantization rounds on the grid the INT8 model uses
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and not settings.qat):
                     if is_estimator(model) and denoiser is not None:
@@ -503,6 +513,8 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
                         with torch.no_grad():
                             target = teacher(noisy, level)
                         loss = distillation_loss(model(noisy, level), target, clean)
+                        if not settings.qat:
+                            loss = KEEP_WHITE_WEIGHT * loss
                     else:
                         loss = batch_loss(model(noisy, level).float(), clean, settings.loss)
                 optimizer.zero_grad(set_to_none=True)

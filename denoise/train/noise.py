@@ -23,7 +23,9 @@ CAMERA_SHARE = 0.5  # of photo batches, under "mixed"
 
 
 def add_noise(clean: torch.Tensor, sigma: torch.Tensor, protocol: str, generator: torch.Generator | None = None) -> torch.Tensor:
-    """clean [N,C,H,W] in [0,1], sigma [N] -> noisy [N,C,H,W] (white protocols; see denoise.noise)."""
+    """clean [N,C,H,W] in [0,1], sigma [N] -> noisy [N,C,H,W]: the white protocols of ``denoise.noise.add_noise``,
+    the same arithmetic in torch, so a training batch is made where it trains (on the GPU), one sigma per image,
+    plus ``mixed`` (a protocol drawn per image). The numpy one stays for the torch-free runtime and eval."""
     if protocol not in ("clip", "gaussian", "uint8", "mixed"):
         raise ValueError(f"unknown white noise protocol {protocol!r}")
     noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype, device=clean.device)

@@ -1,9 +1,10 @@
-"""The bundled default model and its noise estimator (``--sigma auto``): ONNX files and a small JSON card beside each."""
+"""The bundled default model and its noise estimator (``--sigma auto``): ONNX files and a small JSON card beside
+each (the names of a model's files: ``denoise.model_files``)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = WEIGHTS_DIR / "default.onnx"
@@ -11,15 +12,3 @@ DEFAULT_CHECKPOINT = WEIGHTS_DIR / "default.pt"  # weights + config, no optimize
 DEFAULT_INT8_CHECKPOINT = WEIGHTS_DIR / "default.int8.pt"  # the QAT fine-tune default.int8.onnx comes from
 DEFAULT_ESTIMATOR = WEIGHTS_DIR / "estimator.onnx"
 DEFAULT_ESTIMATOR_CHECKPOINT = WEIGHTS_DIR / "estimator.pt"
-
-
-def card_path(model_path: Path) -> Path:
-    return Path(model_path).with_suffix(".json")
-
-
-def read_card(model_path: Path = DEFAULT_MODEL) -> dict:
-    """The JSON card written beside an exported model ({} when there is none)."""
-    path = card_path(model_path)
-    if not path.is_file():
-        return {}
-    return json.loads(path.read_text())

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from denoise.errors import DenoiseError
+from denoise.formats import IMAGE_SUFFIXES, list_inputs
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,6 @@ def merge_manifests(input_dir: Path, output_dir: Path, merged_path: Path | None 
     """Combine every ``denoise-manifest*.jsonl`` in OUT; report inputs of IN that no shard finished,
     that failed, or that were denoised more than once. Writes the last record of each input to
     ``merged_path`` (default OUT/denoise-manifest.merged.jsonl)."""
-    from denoise.formats import list_inputs
-    from denoise.runtime.images import IMAGE_SUFFIXES
-
     manifests = sorted(p for p in Path(output_dir).glob("denoise-manifest*.jsonl") if "merged" not in p.name)
     if not manifests:
         raise DenoiseError(f"no denoise-manifest*.jsonl in {output_dir}: run denoise batch into it first")

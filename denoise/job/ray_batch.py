@@ -13,18 +13,20 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from denoise.errors import DenoiseError, missing_extra
-from denoise.runtime.levels import check_strength
-from denoise.runtime.rerun import EarlierOutputs, output_settings
-from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE
-from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL
-from denoise.runtime.batch import (LOCK_NAME, MANIFEST_NAME, BatchSummary, Job, check_folders, nothing_found_note,
-                                   failed_record, plan_jobs, planned_run, run_jobs)
+from denoise.job.batch import planned_run
+from denoise.job.lock import LOCK_NAME
+from denoise.job.manifest import MANIFEST_NAME, BatchSummary, failed_record
+from denoise.job.options import EngineOptions, JobOptions
+from denoise.job.pipeline import run_jobs
+from denoise.job.plan import Job, check_folders, nothing_found_note, plan_jobs
+from denoise.job.rerun import EarlierOutputs, output_settings
 
 FILES_PER_CALL = 8  # per actor call: enough to fill the pipeline and a batch, small enough to spread the work
 
@@ -34,19 +36,16 @@ class DenoiseActor:
     several files and runs them through the local path's pipeline: decoding and encoding overlap
     inference, and tiles of several images share a batch."""
 
-    def __init__(self, model: str | None, backend: str, sigma, jpeg_quality: int, ensemble: bool = False,
-                 strength: float = 1.0, precision: str = "auto", estimator: str | None = None,
-                 tile: int = DEFAULT_TILE, max_batch: int = DEFAULT_MAX_BATCH):
+    def __init__(self, engine: EngineOptions, options: JobOptions):
         from denoise.runtime.denoiser import Denoiser
 
-        self.denoiser = Denoiser(model, backend=backend, ensemble=ensemble, precision=precision, estimator=estimator,
-                                 tile=tile, max_batch=max_batch)
-        self.sigma, self.jpeg_quality, self.strength = sigma, jpeg_quality, strength
+        self.denoiser = Denoiser(**asdict(engine))
+        self.options = options
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         records = []
         jobs = [Job(Path(source), Path(output)) for source, output in zip(batch["source"], batch["output"])]
-        stopped, left = run_jobs(self.denoiser, jobs, self.sigma, self.jpeg_quality, records.append, self.strength)
+        stopped, left = run_jobs(self.denoiser, jobs, self.options, records.append)
         records += [failed_record(job, stopped) for job in left]  # this actor's backend keeps failing: a re-run retries them
         import ray
 
@@ -62,30 +61,22 @@ def files_per_call(todo: int, workers: int) -> int:
     return max(1, min(FILES_PER_CALL, -(-todo // workers)))
 
 
-def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None = None, model: str | None = None,
-                  backend: str = "auto", workers: int = 2, gpus_per_worker: float = 0.0, overwrite: bool = False,
-                  jpeg_quality: int = 95, pattern: str = "*", follow_symlinks: bool = False, fmt: str | None = None,
-                  on_file: Callable[[dict], None] | None = None, ensemble: bool = False,
-                  strength: float = 1.0, precision: str = "auto", estimator: str | None = None,
-                  tile: int = DEFAULT_TILE, max_batch: int = DEFAULT_MAX_BATCH) -> BatchSummary:
-    """Run the folder job on Ray (``address``: a cluster, e.g. "auto" or "ray://head:10001"; None: a
-    local Ray with ``workers`` CPUs). Each actor's Denoiser is made with the model, estimator, backend,
-    precision, tile and batch options given here, as the local path's is."""
+def run_ray_batch(input_dir: Path, output_dir: Path, options: JobOptions, engine: EngineOptions,
+                  address: str | None = None, workers: int = 2, gpus_per_worker: float = 0.0,
+                  on_file: Callable[[dict], None] | None = None) -> BatchSummary:
+    """Run the folder job on Ray (``address``: a cluster, e.g. "auto" or "ray://head:10001"; None: a local Ray
+    with ``workers`` CPUs). Each actor makes its Denoiser from ``engine``, as the local path does."""
     try:
         import ray
     except ImportError:
         raise missing_extra("ray", "ray") from None
     src, dst = check_folders(Path(input_dir), Path(output_dir))
-    strength = check_strength(strength)
-    for kind, path in (("model file", model), ("noise estimator", estimator)):  # before any worker starts
-        if path and not Path(path).is_file():
-            raise DenoiseError(f"{kind} {path} does not exist; pass an exported .onnx file")
+    engine.check_files()
     summary = BatchSummary()
-    settings = output_settings(Path(model) if model else DEFAULT_MODEL, Path(estimator) if estimator else DEFAULT_ESTIMATOR,
-                               sigma, strength, precision, ensemble)
-    plan = lambda: plan_jobs(src, dst, pattern, follow_symlinks, overwrite, fmt,  # noqa: E731
-                             earlier=None if overwrite else EarlierOutputs.read(dst / MANIFEST_NAME, settings))
-    note = lambda: nothing_found_note(src, pattern, follow_symlinks)  # noqa: E731
+    settings = output_settings(engine, options)
+    plan = lambda: plan_jobs(src, dst, options.pattern, options.follow_symlinks, options.overwrite,  # noqa: E731
+                             options.fmt, earlier=None if options.overwrite else EarlierOutputs.read(dst / MANIFEST_NAME, settings))
+    note = lambda: nothing_found_note(src, options.pattern, options.follow_symlinks)  # noqa: E731
     with planned_run(dst, LOCK_NAME, dst / MANIFEST_NAME, plan, note, summary, "ray", on_file,
                      settings) as (todo, finish):
         started = time.perf_counter()
@@ -103,11 +94,7 @@ def run_ray_batch(input_dir: Path, output_dir: Path, sigma, address: str | None 
                 results = dataset.map_batches(
                     DenoiseActor, batch_size=files_per_call(len(items), workers), concurrency=workers,
                     num_cpus=0 if gpus_per_worker else 1, num_gpus=gpus_per_worker or None,
-                    fn_constructor_kwargs={"model": str(model) if model else None, "backend": backend,
-                                           "sigma": sigma, "jpeg_quality": jpeg_quality, "ensemble": ensemble,
-                                           "strength": strength, "precision": precision,
-                                           "estimator": str(estimator) if estimator else None, "tile": tile,
-                                           "max_batch": max_batch})
+                    fn_constructor_kwargs={"engine": engine, "options": options})
                 for row in results.iter_rows():
                     finish(json.loads(row["record"]))
         finally:

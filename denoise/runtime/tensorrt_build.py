@@ -1,4 +1,6 @@
-"""Building TensorRT engines: the only module that calls TensorRT's builder (imported lazily).
+"""Building TensorRT engines: the only module that calls TensorRT's builder (imported lazily). The runtime owns it
+with its engine cache (``runtime.engine_cache``): the TensorRT backend builds the engine it needs on first use,
+and ``denoise export --engine`` calls the same builder ahead of time.
 
 TensorRT 10.x and 11.x both: 11.x removed weak typing (no ``BuilderFlag.FP16``; networks are always
 strongly typed, and the STRONGLY_TYPED creation flag is accepted but ignored), so precision comes from
@@ -17,8 +19,8 @@ from pathlib import Path
 
 from denoise.errors import DenoiseError
 from denoise.atomic import atomic_write_bytes
-from denoise.export.engine_cache import EngineSpec, cache_dir, file_lock, get_or_build
-from denoise.export.onnx_export import sha256_file
+from denoise.model_files import sha256_file
+from denoise.runtime.engine_cache import EngineSpec, cache_dir, file_lock, get_or_build
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from denoise.job.options import EngineOptions, JobOptions
+
 SETTINGS_KEYS = ("model_sha256", "sigma", "estimator_sha256", "strength", "precision", "ensemble")
 
 
@@ -26,14 +28,13 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def output_settings(model_path: Path, estimator_path: Path | None, sigma, strength: float, precision: str,
-                    ensemble: bool) -> dict:
+def output_settings(engine: EngineOptions, job: JobOptions) -> dict:
     """The settings a run's outputs are made with (what the manifest records, what a re-run compares)."""
-    auto = isinstance(sigma, str) and sigma == "auto"
-    estimator = file_sha256(estimator_path) if auto and estimator_path and Path(estimator_path).is_file() else None
-    return {"model_sha256": file_sha256(model_path), "sigma": "auto" if auto else round(float(sigma), 6),
-            "estimator_sha256": estimator, "strength": float(strength), "precision": precision,
-            "ensemble": bool(ensemble)}
+    estimator = engine.estimator_path
+    estimator_sha = file_sha256(estimator) if job.estimated and estimator.is_file() else None
+    return {"model_sha256": file_sha256(engine.model_path), "sigma": "auto" if job.estimated else round(float(job.sigma), 6),
+            "estimator_sha256": estimator_sha, "strength": float(job.strength), "precision": engine.precision,
+            "ensemble": bool(engine.ensemble)}
 
 
 def describe_change(before: dict, now: dict) -> str:
@@ -55,7 +56,7 @@ class EarlierOutputs:
 
     settings: dict  # this run's
     # output path -> the settings of its last ok record. Paths as the records hold them: absolute, under the resolved
-    # output folder, exactly as the planner builds them (runtime.batch), so no resolving is needed to match.
+    # output folder, exactly as the planner builds them (job.plan), so no resolving is needed to match.
     made_with: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
