@@ -14,6 +14,15 @@ __version__ = "0.1.0"
 
 from denoise.errors import DenoiseError
 from denoise.runtime.denoiser import Denoiser
-from denoise.job.batch import denoise_folder
+
+
+def __getattr__(name):
+    """``denoise_folder`` loads the folder job (and Pillow) when first asked for: ``import denoise``, which every
+    command runs, stays as light as the engine."""
+    if name == "denoise_folder":
+        from denoise.job.batch import denoise_folder
+
+        return denoise_folder
+    raise AttributeError(f"module 'denoise' has no attribute {name!r}")
 
 __all__ = ["Denoiser", "DenoiseError", "denoise_folder", "__version__"]

@@ -20,7 +20,7 @@ ALLOWED = {
     "above": {"runtime", "job", "export", "commands"},
     "floor": set(),
 }
-TORCH_SIDE = {"denoise.model", "denoise.checkpoint", "denoise.quantize"}  # the runtime imports them only here:
+TORCH_SIDE = {"denoise.model", "denoise.checkpoint", "denoise.quantize"}  # the runtime imports them only in
 TORCH_BACKEND = "denoise.runtime.torch_backend"
 
 

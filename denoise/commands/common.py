@@ -104,6 +104,7 @@ class StopSignals:
 
     def __exit__(self, *exc):
         if self.name:  # stopping: a second signal while the summary is printed still exits at once, with 128 + signum
+            # (or, once the interpreter is shutting down and CPython has put the default handlers back, by the signal)
             return
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)

@@ -30,11 +30,9 @@ def prefetch() -> int:
     return max(4, 2 * host_threads())
 
 
-
 def _read(job: Job):
     started = time.perf_counter()
     return read_image(job.source), time.perf_counter() - started
-
 
 
 def _write(job: Job, image, result, level: dict, timings: dict, jpeg_quality: int) -> dict:

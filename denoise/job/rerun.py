@@ -14,25 +14,21 @@ skipped as before: it may not be ours to replace.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from denoise.job.options import EngineOptions, JobOptions
+from denoise.model_files import sha256_file
 
 SETTINGS_KEYS = ("model_sha256", "sigma", "estimator_sha256", "strength", "precision", "ensemble")
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def output_settings(engine: EngineOptions, job: JobOptions) -> dict:
     """The settings a run's outputs are made with (what the manifest records, what a re-run compares)."""
     estimator = engine.estimator_path
-    estimator_sha = file_sha256(estimator) if job.estimated and estimator.is_file() else None
-    return {"model_sha256": file_sha256(engine.model_path), "sigma": "auto" if job.estimated else round(float(job.sigma), 6),
+    estimator_sha = sha256_file(estimator) if job.estimated and estimator.is_file() else None
+    return {"model_sha256": sha256_file(engine.model_path), "sigma": "auto" if job.estimated else round(float(job.sigma), 6),
             "estimator_sha256": estimator_sha, "strength": float(job.strength), "precision": engine.precision,
             "ensemble": bool(engine.ensemble)}
 

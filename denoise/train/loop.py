@@ -287,9 +287,9 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, clean: torch
 
 
 # --keep-white's weight on the white batches' distillation loss. That loss is the relative growth of an image's MSE
-# (0.023 for -0.1 dB) and the real batches' log-mse moves by 0.23 per dB: at weight 1 a white-noise loss of 0.8 dB
-# bought a real-noise gain of 2.4 dB within 300 steps (BENCHMARKS.md, keepwhite1); 20 prices 0.1 dB of white noise
-# like half a dB of real noise.
+# (0.023 for -0.1 dB) while the real batches' log-mse moves by 0.23 per dB, so at weight 1 the run traded far more
+# white-noise quality for real-noise gains than the bar allows (BENCHMARKS.md, keepwhite1); 20 prices 0.1 dB of
+# white noise like half a dB of real noise.
 KEEP_WHITE_WEIGHT = 20.0
 
 
