@@ -31,7 +31,7 @@ def main() -> None:
     print("| tile | threads | MP/s |\n|---|---|---|")
     for tile in (512, 1024):
         for threads in sorted({1, args.threads}):
-            batcher = TileBatcher(lambda batch, sigma: batch.copy(), (tile, tile), overlap, align, 8, threads=threads)
+            batcher = TileBatcher(lambda level: lambda batch, sigma: batch.copy(), (tile, tile), overlap, align, 8, threads=threads)
             times = []
             for _ in range(args.repeats):
                 started = time.perf_counter()

@@ -13,6 +13,23 @@ IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF"
                   ".gif": "GIF"}
 # HEIC/HEIF need pillow-heif (in the cpu and gpu extras); AVIF is Pillow's own (Pillow 11.2+).
 
+# Camera RAW files, read through LibRaw (rawpy, the `raw` extra: denoise/raw_files.py). They are inputs only: a
+# RAW's output is a developed image (a 16-bit TIFF unless --format says otherwise) or a linear DNG.
+RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw")
+RAW_OUTPUT_SUFFIX = ".tif"  # a RAW's output without --format: 16 bits per channel, EXIF and ICC profile kept
+
+# What can be written: the image files, and a linear DNG (from a RAW input only: it needs the camera's matrices).
+OUTPUT_SUFFIXES = {**IMAGE_SUFFIXES, ".dng": "DNG"}
+
+
+def is_raw(path: Path) -> bool:
+    return Path(path).suffix.lower() in RAW_SUFFIXES
+
+
+def is_input(path: Path) -> bool:
+    """Whether `denoise batch` takes the file: an image file or a camera RAW, told by its suffix."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES or is_raw(path)
+
 
 def list_inputs(input_dir: Path, pattern: str = "*", follow_symlinks: bool = False) -> list[Path]:
     """Regular files under ``input_dir`` whose relative path matches the shell-style ``pattern`` ("*" also

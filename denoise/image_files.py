@@ -3,7 +3,8 @@
 * 8-bit files go through Pillow. 16-bit PNG goes through pypng and 16-bit TIFF through tifffile,
   because Pillow opens 16-bit RGB as 8-bit without a word; their results are written back in 16 bits.
 * EXIF orientation is applied on reading, so the output looks like the input did in a viewer; the
-  EXIF block (with orientation reset) and the ICC profile are copied to the output.
+  EXIF block (with orientation reset) and the ICC profile are copied to the output (into 16-bit PNGs as
+  eXIf and iCCP chunks, which pypng does not write itself).
 * Grayscale stays grayscale, alpha is passed through untouched, palette images become RGB(A).
 * Files with several pages or frames (multi-page TIFF, animated GIF / WebP / PNG) are read whole: every
   frame is denoised and written back in the same format with its duration, the loop count and (TIFF) its
@@ -14,6 +15,8 @@
 * What cannot be written back faithfully is refused with a message, never half done: HEIC and AVIF deeper
   than 8 bits (the codecs hand us 8), multi-page 16-bit TIFF, multi-page CMYK.
 * HEIC/HEIF through pillow-heif (registered on first use), AVIF through Pillow itself.
+* Camera RAW files are developed by raw_files (LibRaw) into 16-bit sRGB with their EXIF and ICC profile; their
+  16-bit TIFFs are laid out by tiff_writer, which keeps EXIF, and ``.dng`` outputs are linear DNGs (linear_dng).
 * Every output is written to a temporary file in its folder and renamed into place.
 """
 
@@ -21,16 +24,22 @@ from __future__ import annotations
 
 import io
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from denoise.atomic import atomic_write
 from denoise.errors import DenoiseError
-from denoise.formats import IMAGE_SUFFIXES
+from denoise.formats import OUTPUT_SUFFIXES, is_raw
 from denoise.metrics import from_float, to_float, to_uint8
+from denoise.tiff_writer import SHORT, UNASSOCIATED_ALPHA, UNDEFINED, tiff_bytes
+
+if TYPE_CHECKING:
+    from denoise.raw_files import RawInfo
 
 SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
 
@@ -64,6 +73,7 @@ class LoadedImage:
     bits: int = 8
     frames: list["LoadedImage"] = field(default_factory=list)  # every frame/page (the first is this one), if several
     durations: list[float] = field(default_factory=list)  # ms per frame, for animations
+    raw: RawInfo | None = None  # for a camera RAW: what its development and a linear DNG of it need
 
     @property
     def rgb(self) -> np.ndarray:
@@ -71,7 +81,7 @@ class LoadedImage:
         return to_float(self.pixels)
 
 
-def _check_size(path: Path, width: int, height: int) -> None:
+def check_size(path: Path, width: int, height: int) -> None:
     megapixels = width * height / 1e6
     if megapixels > max_megapixels():
         raise DenoiseError(f"{path}: {megapixels:.0f} megapixels is over the limit of {max_megapixels():.0f} "
@@ -81,6 +91,10 @@ def _check_size(path: Path, width: int, height: int) -> None:
 def read_image(path: Path) -> LoadedImage:
     """Decode an image file; raise DenoiseError naming the file if it is not a readable image."""
     path = Path(path)
+    if is_raw(path):
+        from denoise.raw_files import read_raw
+
+        return read_raw(path)
     if path.suffix.lower() in (".heic", ".heif"):
         heif_ready()
     if path.suffix.lower() == ".avif" and path.is_file():
@@ -92,7 +106,7 @@ def read_image(path: Path) -> LoadedImage:
             return _read_tiff16(path)
         with Image.open(path) as im:
             frames = getattr(im, "n_frames", 1)
-            _check_size(path, im.size[0] * frames, im.size[1])
+            check_size(path, im.size[0] * frames, im.size[1])
             _check_faithful(path, im, frames)
             if frames > 1:
                 return _read_frames(im)
@@ -230,7 +244,7 @@ def _read_png16(path: Path) -> LoadedImage:
     import png  # pypng: keeps all 16 bits
 
     width, height, rows, info = png.Reader(filename=str(path)).asDirect()
-    _check_size(path, width, height)
+    check_size(path, width, height)
     planes = info["planes"]
     pixels = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, planes)
     return _from_planes(pixels, 16)
@@ -257,15 +271,15 @@ def _read_tiff16(path: Path) -> LoadedImage:
         pixels = pixels[..., None]
     if pixels.ndim != 3 or pixels.shape[2] > 4:
         raise DenoiseError(f"{path}: unsupported 16-bit TIFF layout {pixels.shape}")
-    _check_size(path, pixels.shape[1], pixels.shape[0])
+    check_size(path, pixels.shape[1], pixels.shape[0])
     return _from_planes(pixels, 16)
 
 
 def output_format(path: Path) -> str:
     """Pillow's format name for an output path's suffix, or a DenoiseError naming the ones we write."""
-    fmt = IMAGE_SUFFIXES.get(Path(path).suffix.lower())
+    fmt = OUTPUT_SUFFIXES.get(Path(path).suffix.lower())
     if fmt is None:
-        raise DenoiseError(f"{path}: cannot write this file type; use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+        raise DenoiseError(f"{path}: cannot write this file type; use one of {', '.join(sorted(OUTPUT_SUFFIXES))}")
     return fmt
 
 
@@ -274,6 +288,10 @@ def write_result(result: np.ndarray, image: LoadedImage, path: Path, jpeg_qualit
     mode, alpha, metadata and (where the format holds it) bit depth. 16-bit inputs written to
     8-bit-only formats (JPEG, WebP, BMP) become 8-bit."""
     fmt = output_format(path)
+    if fmt == "DNG":
+        from denoise.linear_dng import write_linear_dng
+
+        return write_linear_dng(result if result.dtype == np.uint16 else from_float(result, np.uint16), image, path)
     if image.mode == "CMYK":
         return _write_cmyk(result, image, path, fmt, jpeg_quality)
     if image.frames:
@@ -339,16 +357,30 @@ def _write16(values: np.ndarray, image: LoadedImage, path: Path, fmt: str) -> No
         import png
 
         writer = png.Writer(width, height, greyscale=channels in (1, 2), alpha=channels in (2, 4), bitdepth=16)
-        atomic_write(path, lambda f: writer.write(f, pixels.reshape(height, width * channels)))
+        buffer = io.BytesIO()
+        writer.write(buffer, pixels.reshape(height, width * channels))
+        chunks = list(png.Reader(bytes=buffer.getvalue()).chunks())
+        chunks[1:1] = _png_metadata_chunks(image.save_info)  # after IHDR, before the image data
+        atomic_write(path, lambda f: png.write_chunks(f, chunks))
     else:
-        import tifffile
+        tags = {262: (SHORT, 1 if channels in (1, 2) else 2)}  # photometric: grey or RGB
+        if channels in (2, 4):
+            tags[338] = (SHORT, UNASSOCIATED_ALPHA)
+        if image.save_info.get("icc_profile"):
+            tags[34675] = (UNDEFINED, image.save_info["icc_profile"])
+        data = tiff_bytes(pixels if channels > 1 else pixels[..., 0], tags, image.save_info.get("exif"))
+        atomic_write(path, lambda f: f.write(data))
 
-        photometric = "minisblack" if channels in (1, 2) else "rgb"
-        extrasamples = ("unassalpha",) if channels in (2, 4) else None
-        buffer = io.BytesIO()  # tifffile wants a named file or a seekable buffer, not a bare descriptor
-        tifffile.imwrite(buffer, pixels if channels > 1 else pixels[..., 0], photometric=photometric,
-                         extrasamples=extrasamples)
-        atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+def _png_metadata_chunks(save_info: dict) -> list[tuple[bytes, bytes]]:
+    """The ICC profile (iCCP) and EXIF (eXIf) chunks that pypng does not write itself."""
+    chunks = []
+    if save_info.get("icc_profile"):
+        chunks.append((b"iCCP", b"ICC profile\0\0" + zlib.compress(save_info["icc_profile"])))
+    if save_info.get("exif"):
+        exif = save_info["exif"]
+        chunks.append((b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif))
+    return chunks
 
 
 def to_pil(rgb_uint8: np.ndarray, mode: str, alpha: np.ndarray | None) -> Image.Image:

@@ -11,7 +11,8 @@ from importlib import metadata
 from denoise import __version__
 from denoise.errors import DenoiseError
 
-PACKAGES = ("numpy", "pillow", "pillow-heif", "onnxruntime", "onnxruntime-gpu", "torch", "onnx", "tensorrt", "cuda-python")
+PACKAGES = ("numpy", "pillow", "pillow-heif", "rawpy", "onnxruntime", "onnxruntime-gpu", "torch", "onnx", "tensorrt",
+            "cuda-python")
 
 
 def package_version(dist: str) -> str | None:
@@ -64,6 +65,14 @@ def cpu_int8_report(model_path) -> dict:
             "auto_runs": choice.precision, "why": choice.why}
 
 
+def raw_report() -> dict:
+    """Camera RAW support: LibRaw's version through rawpy (None without the `raw` extra), and the suffixes read."""
+    from denoise.formats import RAW_SUFFIXES
+    from denoise.raw_files import libraw_version
+
+    return {"libraw": libraw_version(), "suffixes": list(RAW_SUFFIXES)}
+
+
 def machine_report() -> dict:
     from denoise.model_files import read_card
     from denoise.runtime.engine_cache import cache_dir
@@ -89,5 +98,6 @@ def machine_report() -> dict:
         "bundled_estimator": {"path": str(DEFAULT_ESTIMATOR), "exists": DEFAULT_ESTIMATOR.is_file(),
                               "card": read_card(DEFAULT_ESTIMATOR)},
         "tensorrt": machine_note,
+        "raw": raw_report(),
         "engine_cache": {"path": str(cache_dir()), "engines": cached_engines(machine)},
     }

@@ -15,6 +15,7 @@ from conftest import SAMPLES, run_cli
 from denoise import Denoiser, denoise_folder
 from denoise.errors import BackendFault, DenoiseError
 from denoise.model_files import read_card
+from denoise.runtime.contract import BackendBase
 from denoise.weights import DEFAULT_CHECKPOINT, DEFAULT_ESTIMATOR_CHECKPOINT, DEFAULT_MODEL
 
 torch = pytest.importorskip("torch", reason="the torch backend's tests need torch (the train extra)")
@@ -49,7 +50,7 @@ def test_torch_backend_matches_onnxruntime():
     rng = np.random.default_rng(0)
     noisy = rng.random((3, 3, 70, 90), dtype=np.float32)
     ramp = np.linspace(0.02, 0.3, 90, dtype=np.float32)[None, None, None, :] * np.ones((3, 1, 70, 1), np.float32)
-    assert denoiser.sigma_rank == 4 and estimator.sigma_rank == 0
+    assert denoiser.sigma_input == "map" and estimator.sigma_input == "none"
     assert np.abs(denoiser.infer(noisy, ramp) - reference.backend.infer(noisy, ramp)).max() < 1e-4
     assert np.abs(estimator.infer(noisy) - reference.estimator.infer(noisy)).max() < 1e-4
     reference.close()
@@ -83,10 +84,10 @@ def test_auto_says_why_each_faster_backend_was_skipped(tmp_path):
         assert name in result.stderr, result.stderr
 
 
-class FaultingBackend:
+class FaultingBackend(BackendBase):
     """A stand-in for a backend whose every call fails as a sticky CUDA error would (no GPU here to fail)."""
 
-    name, on_gpu, sigma_rank = "faulty", False, 4
+    name, on_gpu, precision, sigma_input = "faulty", False, "fp32", "map"
 
     def __init__(self):
         self.calls = 0
@@ -107,7 +108,6 @@ def test_a_backend_that_always_faults_stops_the_batch_after_a_few_files(tmp_path
         write_png(tmp_path / "in" / f"{i:02d}.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
     with Denoiser(backend="cpu", max_batch=1) as denoiser:
         denoiser.backend = FaultingBackend()
-        denoiser.infer = denoiser.backend.infer
         summary = denoise_folder(denoiser, tmp_path / "in", tmp_path / "out", 0.1)
     assert summary.exit_code == 1 and "3 backend faults in a row" in summary.stopped
     records = [json.loads(line) for line in (tmp_path / "out" / "denoise-manifest.jsonl").read_text().splitlines()]

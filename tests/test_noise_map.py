@@ -76,7 +76,7 @@ def test_strength_scales_what_the_model_sees(level):
     seen = {}
     for strength in (1.0, 1.7):
         infer = RecordingInfer()
-        batcher = TileBatcher(infer, (32, 32), DENOISER.overlap, DENOISER.align)
+        batcher = TileBatcher(lambda level: infer, (32, 32), DENOISER.overlap, DENOISER.align)
         run_tiled(batcher, image, DENOISER.resolve_sigma(level, image), strength)
         seen[strength] = np.concatenate([lv.ravel() for lv in infer.levels])
     assert np.allclose(seen[1.7], 1.7 * seen[1.0], rtol=1e-6)

@@ -2,17 +2,17 @@
 real CLI subprocesses on a real 12-megapixel JPEG, real manifests, the real tiler and estimator."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SAMPLES, run_cli, write_png
+from conftest import SAMPLES, run_cli, wait_for, write_png
 from denoise.errors import Stopped
 from denoise.runtime.denoiser import Denoiser
 from denoise.job.options import EngineOptions, JobOptions
@@ -33,36 +33,43 @@ def twelve_megapixels(tmp_path_factory):
     return folder
 
 
-def start_batch(inputs, out):
-    # FP32 said, not auto: auto's INT8 (AVX2 and VNNI CPUs alike) is faster, and the signals' delays count on the image
-    # taking long; the re-run below is a --dry-run, which denoises nothing
-    return subprocess.Popen([sys.executable, "-m", "denoise", "batch", str(inputs), str(out), "--precision", "fp32"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+class Batch:
+    """``denoise -v batch`` on a real subprocess, its stderr read line by line as it comes: ``-v`` logs where the
+    run is (job.pipeline: a file's noise level under way, then its tiles), and the tests signal on those events."""
+
+    def __init__(self, inputs, out):
+        # FP32 said, not auto: auto's INT8 is faster, and the tests want the image to take long
+        self.process = subprocess.Popen([sys.executable, "-m", "denoise", "-v", "batch", str(inputs), str(out),
+                                         "--precision", "fp32"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stderr), daemon=True)
+        self.reader.start()
+
+    def signal_after(self, event: str, gaps=(0.0,)) -> float:
+        """Send SIGINT once a stderr line holds ``event``, then after each further gap (seconds); the seconds from
+        the last signal to the exit."""
+        wait_for(lambda: any(event in line for line in self.lines), f"a line with {event!r}", self.process)
+        for gap in gaps:
+            time.sleep(gap)
+            self.process.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        self.process.wait(timeout=60)
+        waited = time.monotonic() - sent
+        self.reader.join(timeout=10)
+        return waited
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
 
 
-def signal_and_time(process, out, delays) -> float:
-    """Send SIGINT after each delay (seconds, from the moment the run holds its output folder's lock -- model
-    loaded, signal handlers in place, however slow the machine -- or from the previous signal); the seconds
-    from the last signal to the exit."""
-    waited = time.monotonic()
-    while not (out / ".denoise.lock").exists() and process.poll() is None and time.monotonic() - waited < 120:
-        time.sleep(0.02)
-    for delay in delays:
-        time.sleep(delay)
-        process.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    process.wait(timeout=60)
-    return time.monotonic() - sent
-
-
-@pytest.mark.parametrize("seconds_in", [3, 8])  # 3: the estimator's map is under way; 8: the denoiser's tiles
-def test_sigint_inside_a_large_image_stops_within_seconds_and_the_rerun_does_it(tmp_path, twelve_megapixels, seconds_in):
-    process = start_batch(twelve_megapixels, tmp_path / "out")
-    waited = signal_and_time(process, tmp_path / "out", [seconds_in])
-    stderr = process.stderr.read()
-    assert process.returncode == 130, stderr
+@pytest.mark.parametrize("event", ["big.jpg: its noise level", "big.jpg: denoising"])  # the estimator's map; the tiles
+def test_sigint_inside_a_large_image_stops_within_seconds_and_the_rerun_does_it(tmp_path, twelve_megapixels, event):
+    batch = Batch(twelve_megapixels, tmp_path / "out")
+    waited = batch.signal_after(event, [0.5])
+    assert batch.process.returncode == 130, batch.stderr
     assert waited < 10, f"exited {waited:.1f} s after SIGINT"
-    assert "the image under way is left for a re-run" in stderr and "Traceback" not in stderr
+    assert "the image under way is left for a re-run" in batch.stderr and "Traceback" not in batch.stderr
     left = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert left == ["denoise-manifest.jsonl"]  # no partial output, no temporary file, the lock released
     assert (tmp_path / "out" / "denoise-manifest.jsonl").read_text() == ""  # nothing recorded for the image
@@ -71,11 +78,11 @@ def test_sigint_inside_a_large_image_stops_within_seconds_and_the_rerun_does_it(
 
 
 def test_two_sigints_a_fifth_of_a_second_apart_stop_at_once(tmp_path, twelve_megapixels):
-    process = start_batch(twelve_megapixels, tmp_path / "out")
-    waited = signal_and_time(process, tmp_path / "out", [6, 0.2])
+    batch = Batch(twelve_megapixels, tmp_path / "out")
+    waited = batch.signal_after("big.jpg: denoising", [0.5, 0.2])
     # 130 when the second signal finds our handler; killed by SIGINT itself (-2) when it lands after the stop,
     # while the interpreter shuts down (CPython puts the default handlers back then): both stopped at once
-    assert process.returncode in (130, -signal.SIGINT), process.stderr.read()
+    assert batch.process.returncode in (130, -signal.SIGINT), batch.stderr
     assert waited < 1.5, f"exited {waited:.1f} s after the second SIGINT"
     assert not list((tmp_path / "out").glob("big*"))
 
@@ -87,7 +94,7 @@ def test_tile_batcher_runs_nothing_more_once_stop_says_so():
         calls.append(len(batch))
         return batch
 
-    batcher = TileBatcher(infer, (32, 32), overlap=4, max_batch=1)
+    batcher = TileBatcher(lambda level: infer, (32, 32), overlap=4, max_batch=1)
     batcher.add("a", np.zeros((100, 100, 3), np.uint8), 0.1)
     assert batcher.run(flush=True, stop=lambda: len(calls) >= 2) == []  # stopped after two batches, image unfinished
     assert len(calls) == 2 and batcher.in_flight == 1

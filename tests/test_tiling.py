@@ -25,7 +25,7 @@ def whole(image, sigma):
 
 
 def tiled(image, sigma, tile, overlap, max_batch=8):
-    batcher = TileBatcher(DENOISER.backend.infer, (tile, tile), overlap, DENOISER.align, max_batch=max_batch)
+    batcher = TileBatcher(lambda level: DENOISER.backend.infer, (tile, tile), overlap, DENOISER.align, max_batch=max_batch)
     return run_tiled(batcher, image, sigma)
 
 
@@ -102,7 +102,7 @@ def test_batcher_runs_tiles_of_many_images_together_and_matches_whole():
               for h, w, s in [(200, 150, 0.1), (150, 200, 0.3), (37, 41, 0.5), (37, 41, 0.2), (250, 251, 0.7)]]
     images.append((rng.integers(0, 65536, (130, 90, 3), dtype=np.uint16), 0.4))
     infer = CountingInfer()
-    batcher = TileBatcher(infer, (32, 32), DENOISER.overlap, DENOISER.align, max_batch=4)
+    batcher = TileBatcher(lambda level: infer, (32, 32), DENOISER.overlap, DENOISER.align, max_batch=4)
     for key, (pixels, sigma) in enumerate(images):
         batcher.add(key, pixels, sigma)
     done = batcher.run(flush=True)
@@ -125,7 +125,7 @@ def test_batcher_runs_tiles_of_many_images_together_and_matches_whole():
 def test_a_failing_batch_fails_only_its_images():
     rng = np.random.default_rng(4)
     infer = CountingInfer(fail_sigma=0.25)
-    batcher = TileBatcher(infer, (32, 32), DENOISER.overlap, DENOISER.align, max_batch=4)
+    batcher = TileBatcher(lambda level: infer, (32, 32), DENOISER.overlap, DENOISER.align, max_batch=4)
     batcher.add("bad", rng.random((300, 300, 3), dtype=np.float32), 0.25)
     batcher.add("good", rng.random((300, 300, 3), dtype=np.float32), 0.3)
     batcher.add("small", rng.random((20, 20, 3), dtype=np.float32), 0.3)
@@ -157,7 +157,7 @@ def test_tiles_cut_and_stored_on_threads_equal_one_thread():
               (rng.random((70, 190, 3), dtype=np.float32), 0.2)]
     results = []
     for threads in (1, 4):
-        batcher = TileBatcher(DENOISER.backend.infer, (64, 64), DENOISER.overlap, DENOISER.align, max_batch=3,
+        batcher = TileBatcher(lambda level: DENOISER.backend.infer, (64, 64), DENOISER.overlap, DENOISER.align, max_batch=3,
                               threads=threads)
         for key, (pixels, level) in enumerate(images):
             batcher.add(key, pixels, level, 1.1)

@@ -11,12 +11,12 @@ import click
 
 from denoise.commands.common import SigmaType, StopSignals, engine_options, strength_option, user_errors
 from denoise.errors import DenoiseError
-from denoise.formats import IMAGE_SUFFIXES
+from denoise.formats import OUTPUT_SUFFIXES
 from denoise.progress import ProgressBar
 from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE
 
 
-OUTPUT_FORMATS = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # what --format may name
+OUTPUT_FORMATS = sorted(suffix.lstrip(".") for suffix in OUTPUT_SUFFIXES)  # what --format may name
 
 
 @click.command()
@@ -33,7 +33,8 @@ OUTPUT_FORMATS = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # what
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="Quality of JPEG, WebP, AVIF and HEIC outputs.")
 @click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default=None,
-              help="Write every output in this format (default: the input's).")
+              help="Write every output in this format (default: the input's; a camera RAW's: a 16-bit tif). "
+                   "dng: a linear DNG, for camera RAW inputs.")
 @click.option("--glob", "pattern", default="*", show_default=True,
               help="Shell-style pattern on paths relative to the input folder ('*' also matches '/'; case-insensitive: '*.jpg' takes IMG_1.JPG), e.g. 'raw/*.png'.")
 @click.option("--follow-symlinks", is_flag=True, help="Follow links that lead outside the input folders.")
@@ -42,7 +43,7 @@ OUTPUT_FORMATS = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # what
 @click.option("--max-batch", type=click.IntRange(1), default=DEFAULT_MAX_BATCH, show_default=True,
               help="Tiles (of one shape, from any images) run together; more uses more memory.")
 @click.option("--ensemble", is_flag=True,
-              help="Average the results on 8 flips/rotations of each image: better (about +0.15 dB), 8x slower.")
+              help="Average the results on 8 flips/rotations of each image: a little better, 8x slower.")
 @click.option("--dry-run", is_flag=True, help="List what would be done; write nothing.")
 @click.option("--shard", default=None, metavar="K/N",
               help="Only this job's share of the files: K from 1 to N (e.g. $SLURM_ARRAY_TASK_ID/16 with --array=1-16), "

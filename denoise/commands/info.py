@@ -38,6 +38,10 @@ def info(as_json):
     click.echo(f"ONNX Runtime providers available: {', '.join(providers) or 'none (install denoise[cpu])'}")
     click.echo("  note: the CUDA provider is only used if a session really obtains it (checked at run time)")
     click.echo(f"TensorRT: {machine_note}")
+    raw = report["raw"]
+    suffixes = " ".join(suffix.lstrip(".").upper() for suffix in raw["suffixes"])
+    click.echo(f"camera RAW ({suffixes}): " + (f"LibRaw {raw['libraw']} through rawpy" if raw["libraw"]
+               else "not installed (pip install 'denoise[raw]')"))
     click.echo(f"PyTorch backend (--backend torch): {'possible here (torch installed, an NVIDIA device present)' if report['backends']['torch'] else 'not here (needs torch with CUDA and an NVIDIA GPU)'}")
     int8 = report["cpu_int8"]
     click.echo(f"CPU precision (--precision auto): {int8['auto_runs'].upper()} -- {int8['why']}")

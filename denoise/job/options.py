@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from denoise.errors import DenoiseError
-from denoise.formats import IMAGE_SUFFIXES
+from denoise.formats import OUTPUT_SUFFIXES
 from denoise.job.shards import Shard
 from denoise.runtime.levels import check_strength
 from denoise.runtime.tiling import DEFAULT_MAX_BATCH, DEFAULT_TILE
@@ -32,8 +32,8 @@ class JobOptions:
     shard: Shard | None = None
 
     def __post_init__(self):
-        if self.fmt and "." + self.fmt.lower().lstrip(".") not in IMAGE_SUFFIXES:
-            raise DenoiseError(f"unknown output format {self.fmt!r}; choose one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+        if self.fmt and "." + self.fmt.lower().lstrip(".") not in OUTPUT_SUFFIXES:
+            raise DenoiseError(f"unknown output format {self.fmt!r}; choose one of {', '.join(sorted(OUTPUT_SUFFIXES))}")
         object.__setattr__(self, "strength", check_strength(self.strength))
 
     @property

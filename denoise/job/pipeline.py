@@ -52,6 +52,8 @@ def _write(job: Job, image, result, level: dict, timings: dict, jpeg_quality: in
     record.update(level, megapixels=round(pixels / 1e6, 6), timings={k: round(v, 4) for k, v in timings.items()})
     if isinstance(result, list) and image.mode != "CMYK":  # CMYK's two planes are not frames
         record["frames"] = len(result)
+    if image.raw is not None:  # a camera RAW: its camera and ISO beside the level found (ISO may help the estimator)
+        record.update(image.raw.manifest_fields())
     return record
 
 
@@ -61,6 +63,7 @@ def _decode(engine: Engine, job: Job, read: Callable[[], tuple], sigma, stop: Ca
     try:
         image, read_seconds = read()
         started = time.perf_counter()
+        log.info("%s: its noise level", job.source)  # -v shows where a run is (the stop tests wait on these)
         levels = [engine.resolve_sigma(sigma, frame.pixels, stop) for frame in image.frames or [image]]
     except Stopped:
         raise
@@ -192,6 +195,7 @@ def run_jobs(engine: Engine, jobs: list[Job], options: JobOptions, finish: Calla
                         frames.start(job, len(levels))
                         for index, (frame, level) in enumerate(zip(image.frames or [image], levels)):
                             batcher.add((job, image, fields, timings, index), frame.pixels, level, strength)
+                        log.info("%s: denoising", job.source)
                     except Exception as exc:
                         frames.drop(job)
                         record(failed_record(job, _describe(job, exc)), job, exc)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from denoise.errors import DenoiseError
-from denoise.formats import IMAGE_SUFFIXES, list_inputs
+from denoise.formats import OUTPUT_SUFFIXES, RAW_OUTPUT_SUFFIX, is_input, is_raw, list_inputs
 from denoise.job.rerun import EarlierOutputs
 
 
@@ -40,8 +40,11 @@ def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
 
 
 def output_path_for(source: Path, src: Path, dst: Path, fmt: str | None) -> Path:
+    """OUT/the same relative path, with ``fmt``'s suffix if given; a camera RAW's output is a TIFF without one."""
     out = dst / source.relative_to(src)
-    return out.with_suffix("." + fmt.lower().lstrip(".")) if fmt else out
+    if fmt:
+        return out.with_suffix("." + fmt.lower().lstrip("."))
+    return out.with_suffix(RAW_OUTPUT_SUFFIX) if is_raw(source) else out
 
 
 def safe_output(path: Path, dst: Path) -> bool:
@@ -55,9 +58,14 @@ def safe_output(path: Path, dst: Path) -> bool:
 def plan_file(path: Path, out: Path, dst: Path, overwrite: bool, earlier: EarlierOutputs | None = None) -> Job:
     """One input's job: skipped (not an image, an output through a link out of ``dst``, an output already
     there and made with this run's settings, or with settings unknown), or to do (``redo`` says why an
-    existing output is made again)."""
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
+    existing output is made again). A camera RAW without the `raw` extra stops the plan with the line that says
+    which extra to install: nothing is written, rather than every RAW failing one by one."""
+    if not is_input(path):
         return Job(path, None, f"not an image file type ({path.suffix or 'no extension'})")
+    if is_raw(path):
+        from denoise.raw_files import rawpy_module
+
+        rawpy_module()
     if not safe_output(out, dst):
         return Job(path, None, f"output {out} would be written through a link leading outside the output folder")
     if out.exists() and not overwrite:
@@ -105,7 +113,7 @@ def check_inputs(inputs, output: Path) -> Inputs:
             raise DenoiseError(f"input {path} does not exist")
         resolved.append(path.resolve())
     target = None
-    if len(paths) == 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
+    if len(paths) == 1 and output.suffix.lower() in OUTPUT_SUFFIXES and not output.is_dir():
         target, dst = output.resolve(), output.resolve().parent
     else:
         dst = output.resolve()
@@ -123,11 +131,13 @@ def check_inputs(inputs, output: Path) -> Inputs:
 
 def plan_inputs(given: Inputs, pattern: str, follow_symlinks: bool, overwrite: bool, fmt: str | None,
                 shard=None, earlier: EarlierOutputs | None = None) -> list[Job]:
-    """The jobs for what the run was given (see Inputs); an output name two inputs would share is done
+    """The jobs for what the run was given (see Inputs); an output name two inputs would share (two files given,
+    ``--format``, or a RAW beside a TIFF of the same name: IMG_1.NEF and IMG_1.tif both make IMG_1.tif) is done
     once, for the first of them, and the other is skipped with a reason."""
     if given.single_folder:
-        return plan_jobs(given.single_folder, given.dst, pattern, follow_symlinks, overwrite, fmt, shard, earlier)
-    jobs, taken = [], set()
+        return one_output_each(plan_jobs(given.single_folder, given.dst, pattern, follow_symlinks, overwrite, fmt,
+                                         shard, earlier))
+    jobs = []
     for path in given.paths:
         if path.is_dir():
             planned = plan_jobs(path, given.dst / path.name, pattern, follow_symlinks, overwrite, fmt, shard, earlier)
@@ -139,12 +149,18 @@ def plan_inputs(given: Inputs, pattern: str, follow_symlinks: bool, overwrite: b
         else:
             planned = [plan_file(path, given.target or output_path_for(path, path.parent, given.dst, fmt), given.dst,
                                  overwrite, earlier)]
-        for job in planned:
-            if job.output is not None and job.output in taken:
-                job.output, job.reason = None, f"another input has the same output name {job.output}"
-            if job.output is not None:
-                taken.add(job.output)
-            jobs.append(job)
+        jobs.extend(planned)
+    return one_output_each(jobs)
+
+
+def one_output_each(jobs: list[Job]) -> list[Job]:
+    """Skip, with a reason, each job whose output an earlier job has: one output is never written twice."""
+    taken = set()
+    for job in jobs:
+        if job.output is not None and job.output in taken:
+            job.output, job.reason = None, f"another input has the same output name {job.output}"
+        if job.output is not None:
+            taken.add(job.output)
     return jobs
 
 

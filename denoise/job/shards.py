@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from denoise.errors import DenoiseError
-from denoise.formats import IMAGE_SUFFIXES, list_inputs
+from denoise.formats import is_input, list_inputs
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def merge_manifests(input_dir: Path, output_dir: Path, merged_path: Path | None 
                 last[path] = record
     report = MergeReport(manifests=[str(m) for m in manifests])
     for source in list_inputs(Path(input_dir)):
-        if source.suffix.lower() not in IMAGE_SUFFIXES:
+        if not is_input(source):
             continue
         key = str(source.resolve())
         report.inputs += 1

@@ -1,50 +1,38 @@
-"""The one seam between the runtime and what runs the model: the ``Backend`` interface, one factory per
-backend, and the ordered table that ``--backend auto`` walks.
+"""The one way backends are made: one factory per backend, the ordered table that ``--backend auto`` walks, and
+the noise estimator's backend beside the denoiser's.
 
-A backend is anything with ``name``, ``on_gpu``, ``sigma_rank`` (4: takes [N,1,H,W] noise maps, 1: [N]
-levels, 0: no sigma input), ``infer(noisy, sigma) -> output`` and ``close()``. Factories take a
-``BackendRequest`` and return a ready backend, or raise ``DenoiseError`` (this machine cannot run it: the
-message says why) or ``BackendFault`` (it failed while starting). ``auto`` takes the first that starts,
-logging why each faster one was skipped (shown with ``-v``). Backend modules are imported inside their
-factory, so a runtime-only install never imports torch or TensorRT.
+Every backend keeps runtime.contract's ``Backend``. Factories take a ``BackendRequest`` and return a ready
+backend, or raise ``DenoiseError`` (this machine cannot run it: the message says why) or ``BackendFault`` (it
+failed while starting). ``auto`` takes the first that starts, logging why each faster one was skipped (shown
+with ``-v``). Backend modules are imported inside their factory, so a runtime-only install never imports torch
+or TensorRT.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
-
-import numpy as np
 
 from denoise.errors import BackendFault, DenoiseError
 from denoise.model_files import checkpoint_for, fp16_sibling
+from denoise.runtime.contract import Backend
 
 log = logging.getLogger(__name__)
 
 
-class Backend(Protocol):
-    name: str
-    on_gpu: bool
-    sigma_rank: int
-
-    def infer(self, noisy: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray: ...
-
-    def close(self) -> None: ...
-
-
 @dataclass(frozen=True)
 class BackendRequest:
-    """What a factory needs: the model, its card, the shapes the runtime will feed (for TensorRT's profile),
-    CPU threads, and the PyTorch checkpoint (None: the ``.pt`` beside the model)."""
+    """What a factory needs: the model, its card, the shapes the runtime will feed (for TensorRT's profile), the
+    form of its sigma input (runtime.contract), CPU threads, and the PyTorch checkpoint (None: the ``.pt`` beside
+    the model)."""
 
     model_path: Path
     card: dict
     tile: tuple[int, int]
     overlap: int
     max_batch: int
-    takes_map: bool
+    sigma_input: str = "map"
     threads: int = 0
     checkpoint: Path | None = None
     precision: str = "auto"  # of the CPU model (runtime.precision); GPUs keep their own
@@ -57,7 +45,7 @@ def open_tensorrt(request: BackendRequest) -> Backend:
     fp16 = fp16_sibling(request.model_path)
     if not fp16.is_file():
         raise DenoiseError(f"no FP16 model {fp16} (write one with: denoise export --fp16)")
-    profile = engine_profile(request.tile, request.overlap, request.max_batch, sigma_map=request.takes_map)
+    profile = engine_profile(request.tile, request.overlap, request.max_batch, sigma_map=request.sigma_input == "map")
     return TensorRTBackend(fp16, profile, precision="fp16")
 
 
@@ -87,15 +75,25 @@ def open_torch(request: BackendRequest) -> Backend:
 
 
 def open_onnx_cpu(request: BackendRequest) -> Backend:
+    """The CPU's model in the precision runtime.precision chooses; INT8 comes with its FP32 model beside it
+    (runtime.int8_fallback)."""
+    from denoise.runtime.int8_fallback import Int8WithFp32
     from denoise.runtime.onnx_backend import OnnxRuntimeBackend
     from denoise.runtime.precision import cpu_model, int8_instructions
 
     choice = cpu_model(request.model_path, request.precision, int8_instructions(), request.card)
-    # No spinning threads: with the estimator's session taking turns with this one, idle threads busy-waiting
-    # slowed the other (benchmarks/auto_cost.py: --sigma auto 1.18x a fixed sigma with spinning, 1.07x without).
+    # No spinning threads: the estimator's session takes turns with this one, and idle threads busy-waiting
+    # slow the other (benchmarks/auto_cost.py measures it).
     backend = OnnxRuntimeBackend(choice.model_path, "cpu", request.threads, spinning=False)
     backend.precision_why = choice.why
-    return backend
+    if choice.precision != "int8":
+        return backend
+    try:
+        fp32 = OnnxRuntimeBackend(request.model_path, "cpu", request.threads, spinning=False)
+    except BaseException:
+        backend.close()
+        raise
+    return Int8WithFp32(backend, fp32, request.card["int8"]["sigma_max"], choice.why)
 
 
 # Fastest first: the order ``auto`` tries them in.
@@ -112,6 +110,15 @@ def open_backend(choice: str, request: BackendRequest) -> Backend:
             raise DenoiseError(f"--precision int8 runs on the CPU, not with --backend {choice} (GPUs run FP16); "
                                "use --backend cpu, or leave --precision out")
         choice = "cpu"
+    backend = _open(choice, request)
+    if backend.precision == "int8" and "int8" not in request.card:
+        backend.close()
+        raise DenoiseError(f"{request.model_path} is an INT8 model file; give its FP32 model as --model (the .onnx "
+                           "beside it without .int8) and --precision int8: the runtime needs both")
+    return backend
+
+
+def _open(choice: str, request: BackendRequest) -> Backend:
     if choice != "auto":
         return FACTORIES[choice](request)
     *faster, (_, slowest) = FACTORIES.items()
@@ -126,3 +133,20 @@ def open_backend(choice: str, request: BackendRequest) -> Backend:
     backend = slowest(request)  # the CPU: if it cannot start either, its error is the one to see
     log.info("using %s", backend.name)
     return backend
+
+
+def open_estimator(request: BackendRequest, beside: Backend) -> Backend:
+    """The noise estimator's backend, beside the denoiser's ``beside``: PyTorch on the GPU beside the torch
+    backend (in its precision), ONNX Runtime on CUDA beside any other GPU backend where it can, else the CPU in
+    FP32. It is small (a few % of the denoiser's work), so it need not run in TensorRT."""
+    if beside.on_gpu:
+        from denoise.runtime.torch_backend import TorchBackend
+
+        if isinstance(beside, TorchBackend):
+            return TorchBackend(checkpoint_for(request.model_path, request.card, request.checkpoint),
+                                precision=beside.precision)
+        try:
+            return open_onnx_cuda(request)
+        except (DenoiseError, BackendFault) as exc:
+            log.info("noise estimator on the CPU: %s", exc)
+    return open_onnx_cpu(replace(request, precision="fp32"))

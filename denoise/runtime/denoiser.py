@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -13,27 +14,26 @@ from denoise.metrics import from_float, to_float
 from denoise.noise import estimate_sigma, parse_sigma
 from denoise.runtime.ensemble import self_ensemble
 from denoise.runtime.levels import check_level_map, check_strength, level_summary
-from denoise.runtime.backends import BACKENDS, Backend, BackendRequest, open_backend
+from denoise.runtime.backends import BACKENDS, BackendRequest, open_backend, open_estimator
+from denoise.runtime.contract import SIGMA_INPUTS, Backend
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
-from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, TileBatcher, estimate_map,
-                                    host_threads, overlap_for, run_tiled, runs_above, tile_input_pixels)
-from denoise.model_files import checkpoint_for, read_card
+from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, Infer, TileBatcher, estimate_map,
+                                    host_threads, overlap_for, run_tiled, tile_input_pixels)
+from denoise.model_files import read_card
 from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
-SIGMA_RANKS = {"map": 4, "number": 1, "none": 0}
 
-
-def describe_model(model_path: Path) -> tuple[dict, int]:
-    """(card, sigma rank) of an exported model, from the JSON card export writes beside it; a model without
-    one, or with an older card that does not say its sigma input, is read through one ONNX Runtime session
-    on the CPU (its embedded card and its inputs)."""
+def describe_model(model_path: Path) -> tuple[dict, str]:
+    """(card, the form of its sigma input: runtime.contract) of an exported model, from the JSON card export
+    writes beside it; a model without one, or with an older card that does not say its sigma input, is read
+    through one ONNX Runtime session on the CPU (its embedded card and its inputs)."""
     card = read_card(model_path)
-    if card.get("sigma_input") in SIGMA_RANKS:
-        return card, SIGMA_RANKS[card["sigma_input"]]
-    session = OnnxRuntimeBackend(model_path, backend="cpu", threads=1)
-    return card or session.card, session.sigma_rank
+    if card.get("sigma_input") in SIGMA_INPUTS:
+        return card, card["sigma_input"]
+    with OnnxRuntimeBackend(model_path, backend="cpu", threads=1) as session:
+        return card or session.card, session.sigma_input
 
 
 class Denoiser:
@@ -66,7 +66,7 @@ class Denoiser:
         self.tile = (tile, tile) if isinstance(tile, int) else tuple(tile)
         self.max_batch, self.precision = max_batch, precision
         self.estimator_path: Path | None = None
-        self.card, sigma_rank = describe_model(self.model_path)
+        self.card, sigma_input = describe_model(self.model_path)
         self.align = int(self.card.get("config", {}).get("shuffle", 1))
         if "receptive_radius" in self.card:
             self.overlap = overlap_for(int(self.card["receptive_radius"]), self.align)
@@ -76,75 +76,57 @@ class Denoiser:
         if any(side % self.align for side in self.tile):
             raise DenoiseError(f"tile {self.tile[0]}x{self.tile[1]} is not a multiple of {self.align}, which this model "
                                f"needs (its pixel shuffle); use --tile {-(-self.tile[0] // self.align) * self.align}")
-        request = BackendRequest(self.model_path, self.card, self.tile, self.overlap, max_batch, sigma_rank == 4,
+        request = BackendRequest(self.model_path, self.card, self.tile, self.overlap, max_batch, sigma_input,
                                  threads, Path(checkpoint) if checkpoint else None, precision)
         self.backend: Backend = open_backend(backend, request)
-        self.takes_map = self.backend.sigma_rank == 4
-        self.estimator, self.ensemble = None, ensemble
+        self.takes_map = self.backend.sigma_input == "map"
+        self.ensemble, self.calls = ensemble, {}
         try:
-            if getattr(self.backend, "precision", None) == "int8" and "int8" not in self.card:
-                raise DenoiseError(f"{self.model_path} is an INT8 model file; give its FP32 model as --model (the .onnx "
-                                   "beside it without .int8) and --precision int8: the runtime needs both")
-            self.estimator = self._load_estimator(estimator, threads) if self.takes_map else None
-            self.fp32_backend, self.above = self._fp32_beside_int8(threads)
+            self.estimator = self._load_estimator(estimator, request) if self.takes_map else None
         except BaseException:
-            for opened in (self.backend, self.estimator):
-                if opened is not None:
-                    opened.close()
+            self.backend.close()
             raise
         if self.estimator is not None:
             self.estimator_overlap = overlap_for(int(self.estimator_card["receptive_radius"]), self.align)
-        self.infer = self_ensemble(self.backend.infer) if ensemble else self.backend.infer
         low, high = self.card.get("sigma_range", [0.0, 1.0])
         self.sigma_range = (float(low), float(high))
 
-    def _load_estimator(self, estimator, threads: int) -> Backend | None:
-        """The noise estimator: in PyTorch on the GPU beside the torch backend (from its checkpoint), else in
-        ONNX Runtime -- on CUDA when the denoiser runs on a GPU and ONNX Runtime can, else on the CPU. It is
-        small (a few % of the denoiser's work), so it need not run in TensorRT."""
+    def _load_estimator(self, estimator, denoiser: BackendRequest) -> Backend | None:
+        """The noise estimator, checked to be one, on the backend runtime.backends.open_estimator picks beside
+        the denoiser's."""
         path = Path(estimator) if estimator else DEFAULT_ESTIMATOR
         if not path.is_file():
             if estimator:
                 raise DenoiseError(f"noise estimator {path} does not exist; pass an exported estimator .onnx file")
             return None  # no bundled estimator: auto falls back to Immerkaer's estimate
-        card, rank = describe_model(path)
-        if rank != 0 or "receptive_radius" not in card or card.get("config", {}).get("kind") != "estimator":
+        card, sigma_input = describe_model(path)
+        if sigma_input != "none" or "receptive_radius" not in card or card.get("config", {}).get("kind") != "estimator":
             raise DenoiseError(f"{path} is not a noise estimator exported by denoise (it should take 'noisy', give "
                                "'sigma' and carry its receptive radius in its card)")
         self.estimator_card, self.estimator_path = card, path
-        from denoise.runtime.torch_backend import TorchBackend  # torch itself only if it runs
+        return open_estimator(replace(denoiser, model_path=path, card=card, sigma_input="none", checkpoint=None),
+                              self.backend)
 
-        if isinstance(self.backend, TorchBackend) and self.backend.on_gpu:
-            return TorchBackend(checkpoint_for(path, card), precision=self.backend.precision)
-        session = OnnxRuntimeBackend(path, backend="auto" if self.backend.on_gpu else "cpu", threads=threads,
-                                     spinning=False)
-        if session.output_name != "sigma":
-            raise DenoiseError(f"{path} is not a noise estimator exported by denoise (its output is not 'sigma')")
-        return session
-
-    def _fp32_beside_int8(self, threads: int) -> tuple[Backend | None, tuple | None]:
-        """Beside an INT8 model, its FP32 model and the noise level above which images run on it: INT8 was
-        verified only up to the level its card says (runtime.precision)."""
-        if getattr(self.backend, "precision", None) != "int8":
-            return None, None
-        fp32 = OnnxRuntimeBackend(self.model_path, "cpu", threads, spinning=False)
-        return fp32, (float(self.card["int8"]["sigma_max"]), self_ensemble(fp32.infer) if self.ensemble else fp32.infer)
+    def infer_for(self, level: float) -> Infer:
+        """The inference call for an image whose largest noise level (times strength) is ``level``: its backend's
+        (runtime.contract ``for_level``), over the 8 flips and rotations with ``ensemble``."""
+        backend = self.backend.for_level(level)
+        if backend not in self.calls:
+            self.calls[backend] = self_ensemble(backend.infer) if self.ensemble else backend.infer
+        return self.calls[backend]
 
     def route(self, levels: list, strength: float = 1.0) -> tuple[str, str]:
-        """(the backend an image with these levels -- one per frame -- runs on, why in that precision): the FP32
-        one beside INT8 when a level goes above INT8's verified range; the why is "" on the GPU backends, which
-        run their own precision."""
-        if any(runs_above(level, strength, self.above) for level in levels):
-            return (self.fp32_backend.name + (" x8 ensemble" if self.ensemble else ""),
-                    f"its noise level goes above {self.above[0]:g}, up to which the INT8 model was verified: FP32")
-        return self.backend_name, getattr(self.backend, "precision_why", "")
+        """(the backend an image with these levels -- one per frame -- runs on, why in that precision; "" on the
+        GPU backends, which run their own)."""
+        backend = self.backend.for_level(max(float(np.max(level)) for level in levels) * strength)
+        return backend.name + (" x8 ensemble" if self.ensemble else ""), backend.precision_why
 
     def close(self) -> None:
         """Release the backends (GPU memory, sessions); the Denoiser cannot be used afterwards."""
-        for backend in (self.backend, self.estimator, self.fp32_backend):
+        for backend in (self.backend, self.estimator):
             if backend is not None:
                 backend.close()
-        self.estimator = None
+        self.estimator, self.calls = None, {}
 
     def __enter__(self):
         return self
@@ -239,14 +221,14 @@ class Denoiser:
 
     def batcher(self) -> TileBatcher:
         """A TileBatcher on this backend and tiling: batches tiles of many images (``denoise batch`` uses it)."""
-        return TileBatcher(self.infer, self.tile, self.overlap, self.align, self.max_batch, self.max_batch_pixels,
-                           threads=host_threads() if self.backend.on_gpu else 1, above=self.above, limits=self.sigma_range)
+        return TileBatcher(self.infer_for, self.tile, self.overlap, self.align, self.max_batch, self.max_batch_pixels,
+                           threads=host_threads() if self.backend.on_gpu else 1, limits=self.sigma_range)
 
     @property
     def max_batch_pixels(self) -> int | None:
         """On the CPU a batch holds at most one full tile's pixels: batching large tiles there is no
-        faster but costs ~300 MB of ONNX Runtime memory per 596x596 tile (benchmarks/large_image.py),
-        while small images still batch (1.19x on CIFAR-size files, benchmarks/small_images.py)."""
+        faster but multiplies ONNX Runtime's working memory (benchmarks/large_image.py), while small images
+        still batch, which is faster (benchmarks/small_images.py)."""
         if self.backend.on_gpu:
             return None
         return tile_input_pixels(self.tile, self.overlap)
@@ -255,6 +237,5 @@ class Denoiser:
         """float32 NxHxWx3 in [0,1], one sigma for all -> float32 NxHxWx3 in [0,1]; whole images, no
         tiling (for many small images, such as CIFAR's, at once)."""
         batch = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), dtype=np.float32)
-        infer = self.above[1] if runs_above(sigma, 1.0, self.above) else self.infer
-        out = infer(batch, np.full((len(batch), 1) + batch.shape[2:], sigma, dtype=np.float32))
+        out = self.infer_for(sigma)(batch, np.full((len(batch), 1) + batch.shape[2:], sigma, dtype=np.float32))
         return out.transpose(0, 2, 3, 1)

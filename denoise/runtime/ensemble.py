@@ -1,19 +1,16 @@
 """Geometric self-ensemble: denoise the 8 flips and rotations of the input and average the results.
 
 The noise is white, so each orientation sees an independent-looking view of the same image; averaging
-the eight outputs removes part of the model's own error. Measured on the 7 held-out CBSD68 photos with the
-bundled model: about +0.15 dB at sigma 15 and 25 for 8x the work (BENCHMARKS.md). It works per batch of
-tiles, so tiling, batching and every backend are unchanged; a tile of HxW is also run as WxH (square
-tiles, the default, keep TensorRT engines within their shape profile).
+the eight outputs removes part of the model's own error, for 8x the work (the gain: BENCHMARKS.md). It works
+per batch of tiles, so tiling, batching and every backend are unchanged; a tile of HxW is also run as WxH
+(square tiles, the default, keep TensorRT engines within their shape profile).
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
-Infer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+from denoise.runtime.contract import Infer
 
 
 def _orient(array: np.ndarray, turns: int, flip: bool) -> np.ndarray:

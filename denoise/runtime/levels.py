@@ -12,11 +12,11 @@ import numpy as np
 from denoise.errors import DenoiseError
 
 
-def sigma_feed(levels: np.ndarray, rank: int) -> np.ndarray:
-    """float32 [N,1,H,W] maps -> what a model with a ``sigma`` input of ``rank`` takes: the maps themselves
-    (rank 4), or one number per image (rank 1, older models), which only a constant map can give."""
+def sigma_feed(levels: np.ndarray, form: str) -> np.ndarray:
+    """float32 [N,1,H,W] maps -> what a model whose ``sigma`` input has this form (runtime.contract) takes: the
+    maps themselves ("map"), or one number per image ("number", older models), which only a constant map can give."""
     levels = np.ascontiguousarray(levels, dtype=np.float32)
-    if rank == 4:
+    if form == "map":
         return levels
     flat = levels.reshape(len(levels), -1)
     if flat.shape[1] and not np.all(flat == flat[:, :1]):

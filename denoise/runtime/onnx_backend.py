@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from denoise.errors import BackendFault, DenoiseError, missing_extra
+from denoise.runtime.contract import BackendBase
 from denoise.runtime.levels import sigma_feed
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,10 @@ def _import_ort():
     return onnxruntime
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(BackendBase):
     """Runs an exported ONNX: a denoiser (inputs ``noisy`` and optionally ``sigma``, a [N,1,H,W] map or [N];
-    output ``denoised``) or the noise estimator (input ``noisy``, output ``sigma``)."""
-
-    precision_why = ""  # why the CPU runs this precision: set by backends.open_onnx_cpu (runtime.precision)
+    output ``denoised``) or the noise estimator (input ``noisy``, output ``sigma``). ``precision_why`` is set by
+    backends.open_onnx_cpu (runtime.precision)."""
 
     def __init__(self, model_path: Path, backend: str = "auto", threads: int = 0, spinning: bool = True):
         ort = _import_ort()
@@ -67,7 +67,11 @@ class OnnxRuntimeBackend:
         if "noisy" not in self.input_names:
             raise DenoiseError(f"{model_path} is not a denoise model: it has no input named 'noisy'")
         self.output_name = self.session.get_outputs()[0].name
-        self.sigma_rank = next((len(i.shape) for i in self.session.get_inputs() if i.name == "sigma"), 0)
+        sigma = next((i for i in self.session.get_inputs() if i.name == "sigma"), None)
+        self.sigma_input = "none" if sigma is None else {4: "map", 1: "number"}.get(len(sigma.shape))
+        if self.sigma_input is None:
+            raise DenoiseError(f"{model_path} is not a denoise model: its 'sigma' input has {len(sigma.shape)} "
+                               "dimensions (it should be a [N,1,H,W] map or [N] levels)")
         log.info("backend %s (providers %s)", self.name, ", ".join(self.providers))
 
     @staticmethod
@@ -92,16 +96,14 @@ class OnnxRuntimeBackend:
         text = self.metadata.get("denoise_card")
         return json.loads(text) if text else {}
 
-    @property
-    def takes_sigma(self) -> bool:
-        return "sigma" in self.input_names
-
     def infer(self, noisy: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
         """noisy: float32 [N,3,H,W] in [0,1]; sigma: float32 [N,1,H,W] noise maps (converted to what the
         model takes). Returns the model's output: [N,3,H,W] denoised, or the estimator's [N,1,H,W] map."""
         feeds = {"noisy": np.ascontiguousarray(noisy, dtype=np.float32)}
-        if self.takes_sigma:
-            feeds["sigma"] = sigma_feed(sigma, self.sigma_rank)
+        if self.sigma_input != "none":
+            if sigma is None:
+                raise DenoiseError("this model needs a noise level: give sigma as [N,1,H,W] maps")
+            feeds["sigma"] = sigma_feed(sigma, self.sigma_input)
         try:
             return self.session.run([self.output_name], feeds)[0]
         except Exception as exc:  # ORT's own types (a failed CUDA kernel, no memory): not the user's to fix

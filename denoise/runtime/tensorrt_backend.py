@@ -1,6 +1,6 @@
 """TensorRT backend: a cached engine, device and pinned host buffers from cuda-python, a non-default
-stream and ``execute_async_v3``, and a CUDA graph per input shape. Same interface as the other backends
-(runtime.backends: ``name``, ``on_gpu``, ``sigma_rank``, ``infer``, ``close``), usable as a context manager.
+stream and ``execute_async_v3``, and a CUDA graph per input shape. Same contract as the other backends
+(runtime.contract).
 
 CUDA graphs: the runtime feeds few shapes (every tile of a large image has one shape, see runtime.tiling),
 so the engine's kernels for each shape are captured once into a graph and replayed, which removes the
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from denoise.errors import BackendFault, DenoiseError
+from denoise.runtime.contract import BackendBase
 from denoise.runtime.engine_cache import read_engine
 from denoise.runtime.levels import sigma_feed
 from denoise.runtime.tensorrt_build import build_engine, import_cudart, import_tensorrt
@@ -72,11 +73,12 @@ class _Buffer:
         cudart.cudaFree(self.device_ptr)
 
 
-class TensorRTBackend:
+class TensorRTBackend(BackendBase):
     name = "tensorrt"
     on_gpu = True
 
     def __init__(self, onnx_path: Path, profile: tuple, precision: str = "fp16", cuda_graphs: bool = True):
+        self.precision = precision
         trt = self.trt = import_tensorrt()
         self.cudart = import_cudart()
         self.buffers: dict[str, _Buffer] = {}
@@ -104,15 +106,16 @@ class TensorRTBackend:
             self.runtime.engine_host_code_allowed = True
         self.engine = _ok(self.runtime.deserialize_cuda_engine(data), "deserialize_cuda_engine (a damaged or "
                           "foreign engine file)")
-        self.takes_sigma = self._check_io(trt)
         # [N,1,H,W] noise maps, or [N] for models exported before maps (ICudaEngine.get_tensor_shape: -1 = dynamic)
-        self.sigma_rank = len(self.engine.get_tensor_shape("sigma")) if self.takes_sigma else 0
+        self.sigma_input = "none"
+        if self._check_io(trt):
+            self.sigma_input = "map" if len(self.engine.get_tensor_shape("sigma")) == 4 else "number"
         (_, _, _, noisy_max), *_ = profile
         self.max_shape = tuple(noisy_max)
         count = int(np.prod(self.max_shape))
         self.buffers = {"noisy": _Buffer(count), "denoised": _Buffer(count)}
-        if self.takes_sigma:
-            self.buffers["sigma"] = _Buffer(count // 3 if self.sigma_rank == 4 else self.max_shape[0])
+        if self.sigma_input != "none":
+            self.buffers["sigma"] = _Buffer(count // 3 if self.sigma_input == "map" else self.max_shape[0])
         self.scratch_bytes = int(self.engine.device_memory_size_v2)
         self.scratch = _check(self.cudart.cudaMalloc(max(self.scratch_bytes, 1)))
         self.context = self._new_context()
@@ -147,11 +150,13 @@ class TensorRTBackend:
             _ok(context.set_tensor_address(name, int(buffer.device_ptr)), f"set_tensor_address({name!r})")
         return context
 
-    def infer(self, noisy: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    def infer(self, noisy: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
         """noisy: float32 [N,3,H,W] within the engine's profile; sigma: float32 [N,1,H,W] noise maps."""
         n, c, h, w = noisy.shape
         if n > self.max_shape[0] or h > self.max_shape[2] or w > self.max_shape[3]:
             raise DenoiseError(f"input {noisy.shape} exceeds the engine's profile {self.max_shape}")
+        if sigma is None and self.sigma_input != "none":
+            raise DenoiseError("this model needs a noise level: give sigma as [N,1,H,W] maps")
         try:
             return self._infer(noisy, sigma)
         except (DenoiseError, BackendFault):
@@ -159,12 +164,12 @@ class TensorRTBackend:
         except Exception as exc:  # TensorRT/cuda-python raising instead of returning an error
             raise BackendFault(f"TensorRT failed on a {noisy.shape} batch: {exc}") from exc
 
-    def _infer(self, noisy: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    def _infer(self, noisy: np.ndarray, sigma: np.ndarray | None) -> np.ndarray:
         h2d, d2h = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         shapes = {"noisy": noisy.shape}
         inputs = {"noisy": np.ascontiguousarray(noisy, np.float32).reshape(-1)}
-        if self.takes_sigma:
-            feed = sigma_feed(sigma, self.sigma_rank)
+        if self.sigma_input != "none":
+            feed = sigma_feed(sigma, self.sigma_input)
             inputs["sigma"], shapes["sigma"] = feed.reshape(-1), feed.shape
         for name, values in inputs.items():
             buffer = self.buffers[name]
@@ -231,9 +236,3 @@ class TensorRTBackend:
         if self.stream is not None:
             self.cudart.cudaStreamDestroy(self.stream)
             self.stream = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -40,6 +40,7 @@ import numpy as np
 
 from denoise.errors import Stopped
 from denoise.metrics import from_float, to_float
+from denoise.runtime.contract import Infer
 
 DEFAULT_TILE = 512
 DEFAULT_MAX_BATCH = 8
@@ -131,7 +132,7 @@ def store_core(result: np.ndarray, core: tuple[int, int, int, int], output: np.n
     the result's type (metrics.from_float: clipped to [0,1], scaled, rounded half to even; floats as given)."""
     cy0, cy1, cx0, cx1 = core
     target = result[cy0:cy1, cx0:cx1]
-    for channel in range(output.shape[0]):  # channel by channel: 2.4x faster than one transposed pass
+    for channel in range(output.shape[0]):  # channel by channel: faster than one transposed pass (contiguous reads)
         target[..., channel] = from_float(output[channel], result.dtype)
 
 
@@ -150,7 +151,6 @@ def host_pool(threads: int) -> ThreadPoolExecutor:
     if threads not in _POOLS:
         _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="tiles")
     return _POOLS[threads]
-Infer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(eq=False)
@@ -164,7 +164,7 @@ class _InFlight:
     strength: float
     result: np.ndarray
     tiles_left: int
-    above: bool = False  # its level goes above the batcher's ``above[0]``: its tiles run on ``above[1]``
+    infer: Infer  # the call its tiles run on (TileBatcher's ``infer_for``)
     started: float = field(default_factory=time.perf_counter)
     error: BaseException | None = None
 
@@ -177,12 +177,6 @@ def tiles_per_batch(shape: tuple, max_batch: int, max_batch_pixels: int | None) 
     return max(1, min(max_batch, max_batch_pixels // (shape[0] * shape[1])))
 
 
-def runs_above(level: Level, strength: float, above: tuple | None) -> bool:
-    """Whether an image with this level (a number or a map, times ``strength``) anywhere exceeds ``above[0]``,
-    so that it runs on ``above[1]`` (see TileBatcher)."""
-    return above is not None and float(np.max(level)) * strength > above[0]
-
-
 class TileBatcher:
     """Runs the tiles of many images in batches of one shape, across image boundaries.
 
@@ -191,18 +185,19 @@ class TileBatcher:
     returns the images now complete, in the order they were added, as ``(key, result, seconds)``. ``result``
     has the input's dtype, or is the exception that failed one of the image's batches -- a failing batch
     fails only the images with a tile in it.
-    ``infer(batch [N,3,h,w], sigma [N,1,h,w]) -> [N,3,h,w]`` is a backend's inference call. ``above``: (a
-    level, another inference call) -- images whose level (times strength) anywhere exceeds it run every tile
-    on that one instead (the INT8 model's FP32 sibling, for noise beyond INT8's verified range). ``limits``: the
+    ``infer_for(level)`` gives the inference call, ``infer(batch [N,3,h,w], sigma [N,1,h,w]) -> [N,3,h,w]``, for
+    an image whose largest level (times strength) is ``level``: every tile of an image runs on the same call, and
+    only tiles of the same call share a batch (runtime.contract's ``for_level``; a single backend gives one call
+    for every level: ``lambda level: backend.infer``). ``limits``: the
     model's noise range; a map times strength is clamped into it (a given number is refused beforehand, by
     Denoiser.check_scaled_sigma; an estimated map cannot be, and a model fed levels it never saw gives garbage).
     """
 
-    def __init__(self, infer: Infer, tile: tuple[int, int], overlap: int, align: int = 1,
+    def __init__(self, infer_for: Callable[[float], Infer], tile: tuple[int, int], overlap: int, align: int = 1,
                  max_batch: int = DEFAULT_MAX_BATCH, max_batch_pixels: int | None = None, threads: int = 1,
-                 above: tuple[float, Infer] | None = None, limits: tuple[float, float] = (0.0, np.inf)):
-        self.infer, self.tile, self.overlap, self.align, self.max_batch = infer, tile, overlap, align, max_batch
-        self.above, self.limits = above, limits
+                 limits: tuple[float, float] = (0.0, np.inf)):
+        self.infer_for, self.tile, self.overlap, self.align = infer_for, tile, overlap, align
+        self.max_batch, self.limits = max_batch, limits
         self.threads = threads  # >1: tiles are cut and stored by that many threads (a GPU backend's host side)
         self.max_batch_pixels = max_batch_pixels  # None: no limit but max_batch (see batch_size)
         self.queues: dict[tuple[int, int], deque] = {}
@@ -223,11 +218,11 @@ class TileBatcher:
             level = float(level)
         plan = plan_tiles(height, width, self.tile, self.overlap, self.align)
         dtype = pixels.dtype if pixels.dtype in (np.uint8, np.uint16) else np.float32
-        image = _InFlight(key, pixels, level, float(strength), np.empty(pixels.shape, dtype), len(plan),
-                          above=runs_above(level, strength, self.above))
+        infer = self.infer_for(float(np.max(level)) * strength)
+        image = _InFlight(key, pixels, level, float(strength), np.empty(pixels.shape, dtype), len(plan), infer)
         self.images.append(image)
-        for core, box in plan:  # queues by shape, and apart for the images that run on ``above``'s call
-            self.queues.setdefault((box[1] - box[0], box[3] - box[2], image.above), deque()).append((image, core, box))
+        for core, box in plan:  # queues by shape and by the call the image runs on
+            self.queues.setdefault((box[1] - box[0], box[3] - box[2], infer), deque()).append((image, core, box))
 
     def batch_size(self, shape: tuple) -> int:
         return tiles_per_batch(shape, self.max_batch, self.max_batch_pixels)
@@ -249,7 +244,7 @@ class TileBatcher:
 
     def _inputs(self, count: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """The (pixels [N,3,h,w], levels [N,1,h,w]) float32 arrays a batch is written into, reused from batch
-        to batch (a fresh 34 MB array per batch cost more in page faults than filling it; backends copy their
+        to batch (a fresh array per batch of large tiles costs more in page faults than filling it; backends copy their
         inputs). The few most recent shapes are kept."""
         shape = (count, height, width)
         if shape not in self.buffers:
@@ -288,7 +283,7 @@ class TileBatcher:
                 batch, levels = self._inputs(len(live), box[1] - box[0], box[3] - box[2])
                 self._each([lambda t=t, slot=slot: tile_input(t[0].pixels, t[2], slot) for t, slot in zip(live, batch)])
                 self._levels(live, levels)
-                output = (self.above[1] if live[0][0].above else self.infer)(batch, levels)
+                output = live[0][0].infer(batch, levels)
                 self._each([lambda t=t, out=out: store_core(t[0].result, t[1], out[(slice(None),) + core_in_tile(t[1], t[2])])
                             for t, out in zip(live, output)])
         except Exception as exc:  # the images of this batch fail; the others go on

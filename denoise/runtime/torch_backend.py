@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from denoise.errors import BackendFault, DenoiseError
+from denoise.runtime.contract import BackendBase
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def import_torch():
     return torch
 
 
-class TorchBackend:
+class TorchBackend(BackendBase):
     """A denoiser or noise estimator checkpoint on ``device``; ``infer`` as the other backends'."""
 
     def __init__(self, checkpoint: Path, device: str = "cuda", precision: str = "fp16", cuda_graphs: bool = True):
@@ -50,7 +51,7 @@ class TorchBackend:
         from denoise.checkpoint import model_from_checkpoint
         from denoise.model import is_estimator
 
-        model, state = model_from_checkpoint(checkpoint)
+        model, _ = model_from_checkpoint(checkpoint)
         self.estimator = is_estimator(model)
         self.device = torch.device(device)
         self.on_gpu = self.device.type == "cuda"
@@ -58,7 +59,8 @@ class TorchBackend:
             self.model = model.to(self.device, memory_format=torch.channels_last)
         except RuntimeError as exc:  # e.g. CUDA out of memory, or a broken driver
             raise BackendFault(f"cannot move the model to {device}: {exc}") from exc
-        self.sigma_rank = 0 if self.estimator or not state["config"].get("sigma_map") else 4
+        # Every exported denoiser takes a map, also one built without a level channel (which ignores it)
+        self.sigma_input = "none" if self.estimator else "map"
         self.precision = precision if self.on_gpu else "fp32"
         self.autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
         self.cuda_graphs = cuda_graphs and self.on_gpu
@@ -69,6 +71,8 @@ class TorchBackend:
 
     def infer(self, noisy: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
         """noisy: float32 [N,3,H,W] in [0,1]; sigma: float32 [N,1,H,W] maps (ignored by the estimator)."""
+        if sigma is None and not self.estimator:
+            raise DenoiseError("this model needs a noise level: give sigma as [N,1,H,W] maps")
         try:
             with self.torch.inference_mode():
                 return self._infer(np.ascontiguousarray(noisy, np.float32),

@@ -14,8 +14,7 @@ out. ``held_out_pair_names`` lists them.
 The clean reference is shifted, per channel, to the noisy shot's mean brightness (``align_brightness``):
 SIDD's clean images are 1-9 grey levels brighter than their noisy shots (its ground truth is estimated from
 many frames and lands slightly off in brightness), and a denoiser trained on that offset learns to brighten
-what it denoises -- which costs it on every other kind of noise (a first fine-tune lost 0.4 dB on white noise at
-25/255 that way). Noise has no mean; what differs on average is the reference, not the noise.
+what it denoises -- which costs it on every other kind of noise (BENCHMARKS.md, the real1 run). Noise has no mean; what differs on average is the reference, not the noise.
 
 The level the denoiser is given for a real pair is the true local noise level, measured the way the
 camera protocol measures it (``camera_noise.local_noise_level``: the RMS of noisy - clean over a 9x9
