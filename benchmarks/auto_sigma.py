@@ -34,8 +34,8 @@ FLOOR = 1 / 255
 
 
 def estimated_map(denoiser: Denoiser, noisy: np.ndarray) -> np.ndarray:
-    chw = np.ascontiguousarray(noisy.transpose(2, 0, 1))[None]
-    return denoiser.estimator.infer(chw)[0, 0]
+    """The map ``--sigma auto`` gives the denoiser: the estimator's, raised for real noise (runtime.real_noise)."""
+    return denoiser.resolve_sigma("auto", noisy)
 
 
 def row(denoiser, pairs) -> dict:

@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SAMPLES, run_cli
+from conftest import SAMPLES, need_shared, run_cli
 from denoise import Denoiser
 from denoise.errors import DenoiseError
-from denoise.metrics import to_float
+from denoise.metrics import psnr_uint8, to_float
 from denoise.image_files import read_image
+from denoise.runtime import real_noise
 from denoise.runtime.tiling import TileBatcher, estimate_map, run_tiled
 
 DENOISER = Denoiser(backend="cpu", precision="fp32")  # FP32 on both sides: these tests are about tiling the estimator
@@ -161,3 +162,48 @@ def test_eval_camera_protocol_runs_auto_and_measures_against_the_camera_target(t
     rows = {r["method"]: r for r in json.loads(result.stdout)}
     assert set(rows) == {"noisy", "model"}  # no CBM3D: it needs a number, camera noise is a map
     assert rows["model"]["psnr"] > rows["noisy"]["psnr"]
+
+
+def photo_crop(size=256):
+    clean = read_image(SAMPLES / "clean" / "cbsd68-21077.png").rgb
+    return clean[:size, :size] if min(clean.shape[:2]) >= size else clean
+
+
+def test_the_residual_statistic_is_one_for_white_noise_and_two_for_noise_in_2x2_blocks(rng):
+    white = rng.normal(0, 0.1, (256, 256, 3))
+    assert real_noise.block_ratio(white) == pytest.approx(1.0, abs=0.03)
+    blocks = np.repeat(np.repeat(rng.normal(0, 0.1, (128, 128, 3)), 2, axis=0), 2, axis=1)
+    assert real_noise.block_ratio(blocks) == pytest.approx(2.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("h, w, count", [(100, 300, 1), (512, 512, 1), (1024, 768, 3), (3000, 4000, 4)])
+def test_the_statistic_is_read_on_at_most_a_quarter_of_a_large_image(h, w, count):
+    boxes = real_noise.crop_boxes(h, w)
+    assert len(boxes) == count
+    if h * w > 2 * real_noise.CROP ** 2:
+        assert sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) <= h * w / 4
+    assert all(0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w for y0, y1, x0, x1 in boxes)
+
+
+def test_auto_keeps_the_estimators_level_on_white_noise_and_raises_it_on_correlated_noise(rng):
+    """White noise: the map is the estimator's, untouched. Noise correlated as a camera's pipeline leaves it
+    (white noise smoothed over 2x2 pixels, as demosaicing and in-camera noise reduction do): the map is raised."""
+    clean = photo_crop()
+    white = np.clip(clean + rng.normal(0, 25 / 255, clean.shape), 0, 1).astype(np.float32)
+    assert np.array_equal(DENOISER.resolve_sigma("auto", white), DENOISER.estimate_map(white))
+    grain = rng.normal(0, 1, (clean.shape[0] + 1, clean.shape[1] + 1, 3))
+    smooth = (grain[1:, 1:] + grain[:-1, 1:] + grain[1:, :-1] + grain[:-1, :-1]) / 2  # unit variance, correlated
+    camera = np.clip(clean + smooth * 12 / 255, 0, 1).astype(np.float32)
+    assert float(DENOISER.resolve_sigma("auto", camera).mean()) > 1.3 * float(DENOISER.estimate_map(camera).mean())
+
+
+@pytest.mark.parametrize("folder, name", [("sidd", "0010_001_S6_00800_00350_3200_N_59.png"),
+                                          ("renoir-t3i", "t3i-06.png")])
+def test_auto_on_a_held_out_real_pair_beats_the_estimators_level(folder, name):
+    """Real camera noise (a pair training holds out): the raised map gives a better result than the estimator's."""
+    pairs = need_shared(folder)
+    noisy, clean = (read_image(pairs / part / name).pixels for part in ("noisy", "clean"))
+    estimated = DENOISER.estimate_map(noisy)
+    raised = DENOISER.resolve_sigma("auto", noisy)
+    gain = psnr_uint8(clean, DENOISER.denoise(noisy, raised)) - psnr_uint8(clean, DENOISER.denoise(noisy, estimated))
+    assert gain > 1.0, gain

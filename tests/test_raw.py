@@ -131,13 +131,12 @@ def test_batch_develops_and_denoises_raws_into_16_bit_tiffs_with_their_exif(tmp_
     import tifffile
     from PIL import ImageCms
 
+    gains = {}
     for name, reference in references.items():
         noisy = develop(src / f"{name}.dng")
         denoised = tifffile.imread(out / f"{name}.tif")
         assert denoised.dtype == np.uint16 and denoised.shape == (*SIZE, 3)
-        gain = psnr16(reference, denoised) - psnr16(reference, noisy)
-        # The issue asks for 3 dB; the bundled model gives +2.1 to +2.3 dB on these (README, Camera RAW, says why).
-        assert gain > 1.5, f"{name}: {gain:.2f} dB"
+        gains[name] = psnr16(reference, denoised) - psnr16(reference, noisy)
         ifd0, exif, gps, icc = tiff_metadata(out / f"{name}.tif")
         assert (ifd0[271], ifd0[272]) == CAMERA
         assert exif["ISOSpeedRatings"] == 3200 and exif["ExposureTime"] == pytest.approx(1 / 125) and exif["FNumber"] == 2.8
@@ -147,6 +146,9 @@ def test_batch_develops_and_denoises_raws_into_16_bit_tiffs_with_their_exif(tmp_
         assert record["status"] == "ok" and record["output"].endswith(f"{name}.tif")
         assert record["camera"] == " ".join(CAMERA) and record["iso"] == 3200 and record["sigma_estimated"]
         assert 0 < record["sigma"] < 0.2
+    # The issue asks for 3 dB; with the real-noise factor of --sigma auto (runtime.real_noise) the bundled model gives
+    # +2.9 dB at sigma 0.05 and +3.9 to +4.0 at 0.1 on these (README, Camera RAW)
+    assert min(gains.values()) > 2.5, gains
 
 
 @pytest.mark.parametrize("level", [0.2, 0.8])

@@ -17,6 +17,7 @@ from denoise.runtime.levels import check_level_map, check_strength, level_summar
 from denoise.runtime.backends import BACKENDS, BackendRequest, open_backend, open_estimator
 from denoise.runtime.contract import SIGMA_INPUTS, Backend
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
+from denoise.runtime.real_noise import real_noise_factor
 from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, Infer, TileBatcher, estimate_map,
                                     host_threads, overlap_for, run_tiled, tile_input_pixels)
 from denoise.model_files import read_card
@@ -157,11 +158,13 @@ class Denoiser:
 
     def resolve_sigma(self, sigma, pixels: np.ndarray, stop: Callable[[], bool] | None = None):
         """What an image's noise level becomes: a checked number; an HxW map (checked); or for "auto" the
-        estimator's map of this image (HxWx3, uint8, uint16 or float), or, for a model that takes one level
-        per image, Immerkaer's estimate (clamped to the model's range). ``stop``: see estimate_map."""
+        estimator's map of this image (HxWx3, uint8, uint16 or float) times the factor real camera noise needs
+        (runtime.real_noise; 1 for white noise), or, for a model that takes one level per image, Immerkaer's
+        estimate (clamped to the model's range). ``stop``: see estimate_map."""
         if isinstance(sigma, str) and sigma == "auto":
             if self.estimator is not None:
-                return self.estimate_map(pixels, stop)
+                level = self.estimate_map(pixels, stop)
+                return level * np.float32(real_noise_factor(pixels, level, self.denoise_pixels))
             low, high = self.sigma_range
             return float(min(max(estimate_sigma(pixels), low), high))
         if isinstance(sigma, np.ndarray) and sigma.ndim >= 2:

@@ -1,0 +1,73 @@
+"""Real camera noise, told from white noise by what the denoiser leaves of it, and the factor it needs.
+
+The noise estimator reads the level a white-noise-trained denoiser sees per pixel. A camera's noise has been
+through demosaicing, in-camera noise reduction and JPEG, and is spatially correlated: at the level the estimator
+reads, the denoiser takes out its fine grain and leaves its low-frequency blotches, and it needs about twice that
+level (issue 23; BENCHMARKS.md, "Real noise told from white noise").
+
+The tell is the residual of a denoising pass at the estimated level, ``noisy - denoised``: for white noise it is
+white, for a camera's it keeps low-frequency energy. The statistic is ``sqrt(4 var(2x2 block means) / var)`` of
+the residual, per colour channel, averaged: 1 for white noise (the mean of 4 independent values has a quarter of
+their variance), more for correlated noise. The estimated map is multiplied by ``max(1, r) ** POWER``: exactly 1
+where the residual is white, so white noise keeps the estimator's level.
+
+POWER was fitted (``benchmarks/noise_correlation.py fit``) on the training part of the SIDD and RENOIR pairs and
+on synthesized white and camera noise, never on the sets it is measured on. The statistic works as a switch
+between white and real noise more than as a measure of how much more level a photo needs (the note in
+BENCHMARKS.md).
+
+Cost: a denoising pass over crops of the image (at most ``CROPS`` of ``CROP`` x ``CROP`` pixels, and at most a
+quarter of a large image), with the map the estimator made -- nothing is estimated again.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from denoise.metrics import to_float
+
+POWER = 2.225
+CROP = 256
+CROPS = 4
+MIN_PIXELS = 128 * 128  # below this the residual's statistics are too few to tell: the factor stays 1
+
+
+def crop_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) of the crops the statistic is read on: the whole of a small image; on a larger one up to
+    CROPS crops of CROP x CROP, spread over its middle, together at most a quarter of it."""
+    if height * width <= CROP * CROP * 2:
+        return [(0, height, 0, width)]
+    ch, cw = min(CROP, height), min(CROP, width)
+    count = max(1, min(CROPS, height * width // (4 * ch * cw)))
+    rows = [height // 4, 3 * height // 4 - ch] if count >= 2 and height >= 2 * ch else [(height - ch) // 2]
+    cols = [width // 4, 3 * width // 4 - cw] if count >= 2 and width >= 2 * cw else [(width - cw) // 2]
+    corners = [(y, x) for y in rows for x in cols][:count]
+    return [(y, y + ch, x, x + cw) for y, x in corners]
+
+
+def block_ratio(residual: np.ndarray) -> float:
+    """sqrt(4 var(2x2 block means) / var) of an HxWx3 residual, per channel, averaged (1 for white noise)."""
+    h, w = residual.shape[0] // 2 * 2, residual.shape[1] // 2 * 2
+    res = residual[:h, :w].astype(np.float64)
+    res = res - res.mean(axis=(0, 1))
+    var = (res ** 2).mean(axis=(0, 1))
+    means = res.reshape(h // 2, 2, w // 2, 2, -1).mean(axis=(1, 3))
+    return float(np.mean(np.sqrt(4 * (means ** 2).mean(axis=(0, 1)) / np.maximum(var, 1e-12))))
+
+
+def real_noise_factor(pixels: np.ndarray, level: np.ndarray,
+                      denoise: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float:
+    """The factor for the estimated HxW map ``level`` of HxWx3 ``pixels`` (uint8, uint16 or float in [0,1]):
+    ``max(1, r) ** POWER`` of the residual's statistic r, read on crop_boxes; 1 for an image of fewer than
+    MIN_PIXELS. ``denoise(pixels, level) -> denoised`` (same dtype) is the denoiser at that level."""
+    height, width = pixels.shape[:2]
+    if height * width < MIN_PIXELS:
+        return 1.0
+    ratios = []
+    for y0, y1, x0, x1 in crop_boxes(height, width):
+        crop = np.ascontiguousarray(pixels[y0:y1, x0:x1])
+        denoised = denoise(crop, np.ascontiguousarray(level[y0:y1, x0:x1]))
+        ratios.append(block_ratio(to_float(crop) - to_float(denoised)))
+    return float(max(1.0, float(np.mean(ratios))) ** POWER)
