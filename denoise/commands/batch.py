@@ -25,7 +25,7 @@ OUTPUT_FORMATS = sorted(suffix.lstrip(".") for suffix in OUTPUT_SUFFIXES)  # wha
 @click.option("--sigma", type=SigmaType(), default="auto", show_default=True,
               help="Noise level on [0,1] (0.1, 25/255), or 'auto': a noise map estimated per image.")
 @strength_option("Scale the noise level, given or estimated. Result too smooth or waxy (fine detail gone): try 0.7; "
-                 "grain or colour blotches left: try 1.5. 1 is what measured best on real camera photos.")
+                 "grain or colour blotches left: try 1.3 to 1.5. 1 is what measured best on real camera photos.")
 @engine_options
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
