@@ -30,7 +30,7 @@ demo: $(BIN)/python
 test: $(TEST_BIN)/python
 	@echo "make test: installing the development extras into $(TEST_VENV) (torch 2.13.0 CPU, onnxruntime, ray, ...; several minutes the first time)"
 	$(TEST_BIN)/pip install --quiet -e '.[cpu,train,eval,ray,dev]' -c constraints-ci.txt
-	@echo "make test: running the suite (about 10 minutes on 2 cores; skipped tests are listed with their reasons at the end)"
+	@echo "make test: running the suite (about 15 minutes on 2 cores; skipped tests are listed with their reasons at the end)"
 	$(TEST_BIN)/python -m pytest -q -rs
 
 clean:
