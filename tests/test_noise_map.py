@@ -207,3 +207,11 @@ def test_auto_on_a_held_out_real_pair_beats_the_estimators_level(folder, name):
     raised = DENOISER.resolve_sigma("auto", noisy)
     gain = psnr_uint8(clean, DENOISER.denoise(noisy, raised)) - psnr_uint8(clean, DENOISER.denoise(noisy, estimated))
     assert gain > 1.0, gain
+
+
+@pytest.mark.parametrize("shape", [(1, 20000, 3), (20000, 1, 3), (100, 100, 3)])
+def test_no_factor_where_the_image_has_no_2x2_block_or_too_few_pixels(shape):
+    def never(*_):
+        raise AssertionError("the statistic was read on an image it cannot be read on")
+
+    assert real_noise.real_noise_factor(np.zeros(shape, np.float32), np.zeros(shape[:2], np.float32), never) == 1.0

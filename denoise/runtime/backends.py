@@ -93,7 +93,7 @@ def open_onnx_cpu(request: BackendRequest) -> Backend:
     except BaseException:
         backend.close()
         raise
-    return Int8WithFp32(backend, fp32, request.card["int8"]["sigma_max"], choice.why)
+    return Int8WithFp32(backend, fp32, request.card["int8"]["sigma_max"])
 
 
 # Fastest first: the order ``auto`` tries them in.

@@ -20,10 +20,9 @@ class Int8WithFp32(BackendBase):
     on_gpu = False
     precision = "int8"
 
-    def __init__(self, int8: Backend, fp32: Backend, verified_max: float, why: str):
+    def __init__(self, int8: Backend, fp32: Backend, verified_max: float):
         self.int8, self.fp32, self.verified_max = int8, fp32, float(verified_max)
-        self.name, self.sigma_input, self.precision_why = int8.name, int8.sigma_input, why
-        int8.precision_why = why
+        self.name, self.sigma_input, self.precision_why = int8.name, int8.sigma_input, int8.precision_why
         fp32.precision_why = (f"its noise level goes above {self.verified_max:g}, up to which the INT8 model was "
                               "verified: FP32")
 

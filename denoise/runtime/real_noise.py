@@ -61,9 +61,10 @@ def real_noise_factor(pixels: np.ndarray, level: np.ndarray,
                       denoise: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float:
     """The factor for the estimated HxW map ``level`` of HxWx3 ``pixels`` (uint8, uint16 or float in [0,1]):
     ``max(1, r) ** POWER`` of the residual's statistic r, read on crop_boxes; 1 for an image of fewer than
-    MIN_PIXELS. ``denoise(pixels, level) -> denoised`` (same dtype) is the denoiser at that level."""
+    MIN_PIXELS or a side under 2 (no 2x2 block). ``denoise(pixels, level) -> denoised`` (same dtype) is the
+    denoiser at that level."""
     height, width = pixels.shape[:2]
-    if height * width < MIN_PIXELS:
+    if height * width < MIN_PIXELS or min(height, width) < 2:
         return 1.0
     ratios = []
     for y0, y1, x0, x1 in crop_boxes(height, width):
