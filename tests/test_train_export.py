@@ -105,6 +105,36 @@ def test_fine_tune_from_init_with_log_mse(tmp_path):
         train(TrainSettings(steps=1, out=str(tmp_path / "c"), model="residual", init=str(first), **base), log=lambda line: None)
 
 
+def test_a_fine_tune_averaged_with_its_start_is_between_them_and_says_so(tmp_path):
+    """average_checkpoints (WiSE-FT): every weight at (1 - w) start + w tune; the checkpoint keeps the tune's
+    settings, drops its validation scores (they were the tune's), and the card -- its own and that of a run
+    fine-tuned from it -- says how it was made. Other models cannot be averaged."""
+    from denoise.checkpoint import average_checkpoints
+
+    base = dict(data=str(SAMPLES / "clean"), batch_size=4, val_every=4, val_images=1, seed=0)
+    start = train(TrainSettings(steps=2, out=str(tmp_path / "a"), **base), log=lambda line: None)
+    tuned = train(TrainSettings(steps=3, out=str(tmp_path / "b"), init=str(start), lr=1e-2, **base), log=lambda line: None)
+    average_checkpoints(start, tuned, 0.25, tmp_path / "avg.pt")
+    a, t, avg = (load_checkpoint(p) for p in (start, tuned, tmp_path / "avg.pt"))
+    moved = 0
+    for name, value in avg["model"].items():
+        if value.is_floating_point():
+            assert torch.allclose(value, 0.75 * a["model"][name] + 0.25 * t["model"][name], atol=1e-6)
+            moved += not torch.equal(a["model"][name], t["model"][name])
+    assert moved > 0 and "optimizer" not in avg and "val_psnr" not in avg["meta"]
+    assert avg["settings"] == t["settings"] and avg["meta"]["init"]["steps"] == 2
+    card = build_card(avg, tmp_path / "avg.pt")
+    assert card["weight_average"]["tuned_weight"] == 0.25 and card["training"]["fine_tuned_from"]["steps"] == 2
+    again = train(TrainSettings(steps=1, out=str(tmp_path / "c"), init=str(tmp_path / "avg.pt"), **base), log=lambda line: None)
+    assert build_card(load_checkpoint(again), again)["training"]["fine_tuned_from"]["weight_average"]["tuned_weight"] == 0.25
+    other, model = tmp_path / "other.pt", build_model("residual")
+    save_checkpoint(other, model, torch.optim.Adam(model.parameters()), 0, 0.0, TrainSettings(data="x"), {"data": "x"})
+    with pytest.raises(DenoiseError, match="not the same model"):
+        average_checkpoints(start, other, 0.5, tmp_path / "bad.pt")
+    with pytest.raises(DenoiseError, match="not on"):
+        average_checkpoints(start, tuned, 1.5, tmp_path / "bad.pt")
+
+
 def test_log_mse_weighs_images_equally():
     """log-mse is the mean of per-image log(MSE): scaling one image's error by 10 moves it by log(100)/N,
     whatever the other images' errors; MSE is dominated by the largest error."""

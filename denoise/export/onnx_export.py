@@ -68,6 +68,7 @@ def build_card(state: dict, checkpoint: Path) -> dict:
                            "held_out": "every 5th scene of each folder (denoise/train/pairs.py)"}}
            if settings.get("pairs") else {}),
         **({"trained_through": Path(settings["through"]).name} if settings.get("through") else {}),
+        **({"weight_average": meta["weight_average"]} if "weight_average" in meta else {}),
         **validation_entries(state, estimator, bool(settings.get("through"))),
         "checkpoint_sha256": sha256_file(checkpoint),
     }
@@ -97,7 +98,8 @@ def fine_tuning(meta: dict) -> dict:
     entry = {"steps": init.get("steps"), "minutes": round(init.get("train_seconds", 0.0) / 60, 1),
              "data": init.get("data_description"), "device": init.get("device"), "loss": settings.get("loss", "mse"),
              "protocol": settings.get("protocol", "clip"), "batch_size": settings.get("batch_size"),
-             "crop": settings.get("crop"), "folder_sigma_max": settings.get("folder_sigma_max") or None}
+             "crop": settings.get("crop"), "folder_sigma_max": settings.get("folder_sigma_max") or None,
+             **({"weight_average": init["weight_average"]} if "weight_average" in init else {})}
     return {"fine_tuned_from": {**entry, **fine_tuning({"init": init.get("init")})}}
 
 

@@ -451,7 +451,8 @@ def train(settings: TrainSettings, resume: bool = False, log: Callable[[str], No
     if settings.init and not resume:  # the card then says what this run was fine-tuned from
         meta["init"] = {"checkpoint": settings.init, "steps": state["step"], "train_seconds": state["meta"].get("train_seconds", 0.0),
                         "data_description": state["meta"].get("data_description"), "settings": state.get("settings", {}),
-                        "device": state["meta"].get("device"), "init": state["meta"].get("init")}  # the whole chain
+                        "device": state["meta"].get("device"), "init": state["meta"].get("init"),  # the whole chain
+                        **({"weight_average": state["meta"]["weight_average"]} if "weight_average" in state["meta"] else {})}
     elif resume:
         meta["init"] = state["meta"].get("init")
     seconds_before = meta["train_seconds"]
