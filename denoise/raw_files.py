@@ -16,10 +16,15 @@ offsets point into the RAW.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
+import os
 import struct
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +40,7 @@ MAKER_NOTE = 0x927C
 ISO_TAG = 0x8827
 
 log = logging.getLogger(__name__)
+_STDERR_SWAP = threading.Lock()  # one LibRaw read at a time holds file descriptor 2 (libraw_lines_held)
 
 
 @dataclass(frozen=True)
@@ -79,15 +85,46 @@ def develop_options(rawpy) -> dict:
                 no_auto_bright=True, adjust_maximum_thr=0.0, output_color=rawpy.ColorSpace.sRGB, gamma=SRGB_GAMMA)
 
 
+@contextlib.contextmanager
+def libraw_lines_held(path: Path):
+    """While LibRaw reads ``path`` (opens and unpacks it), what the process writes to its stderr (file descriptor 2)
+    is held in a temporary file and passed on afterwards, less LibRaw's own lines about this file.
+
+    Why: on a damaged file LibRaw prints a line itself ("<file>: Unexpected end of file") beside the error it
+    raises, which read_raw turns into the one line a failed file gets -- two lines for one failure. rawpy offers
+    no way to set LibRaw's data-error handler. Other threads' writes in that window are not lost, only held: they
+    are passed on when the read ends. Where stderr is not a file descriptor (embedded Python), nothing is held."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    with _STDERR_SWAP, tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        saved = os.dup(fd)
+        os.dup2(held.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            held.seek(0)
+            own = f"{path}: ".encode()
+            kept = b"".join(line for line in held.read().splitlines(keepends=True) if not line.startswith(own))
+            if kept:
+                os.write(fd, kept)
+
+
 def read_raw(path: Path) -> LoadedImage:
     """Develop a camera RAW file (see the module docstring); a DenoiseError naming the file if LibRaw cannot."""
     path = Path(path)
     rawpy = rawpy_module()
     try:
         with rawpy.RawPy() as raw:
-            raw.open_file(str(path))
-            check_size(path, raw.sizes.width, raw.sizes.height)  # before the mosaic is decoded
-            raw.unpack()
+            with libraw_lines_held(path):  # where LibRaw reads the file (the development after it only computes)
+                raw.open_file(str(path))
+                check_size(path, raw.sizes.width, raw.sizes.height)  # before the mosaic is decoded
+                raw.unpack()
             pixels = raw.postprocess(**develop_options(rawpy))
             from_libraw, colors = libraw_exif(raw), raw.num_colors
             white_balance = tuple(float(m) for m in raw.auto_whitebalance[:3])

@@ -196,6 +196,18 @@ def test_linear_dng_develops_back_to_the_denoised_image(tmp_path):
     assert manifest(tmp_path / "dng")["IMG_0001.dng"]["output"].endswith("IMG_0001.dng")
 
 
+def test_while_libraw_reads_only_its_own_lines_about_the_file_are_held_back(tmp_path):
+    """libraw_lines_held, in a real process: a line LibRaw would print about the file (written to file descriptor 2
+    as C code does) is dropped; another line written meanwhile, and Python's own stderr, come through."""
+    code = ("import os, sys; from denoise.raw_files import libraw_lines_held\n"
+            "print('before', file=sys.stderr)\n"
+            "with libraw_lines_held('/x/cut.dng'):\n"
+            "    os.write(2, b'/x/cut.dng: Unexpected end of file\\n'); os.write(2, b'another thread\\n')\n"
+            "print('after', file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0 and result.stderr == "before\nanother thread\nafter\n", result.stderr
+
+
 def test_bad_raws_fail_with_one_line_each_and_the_run_goes_on(tmp_path):
     """A truncated DNG and a JPEG renamed .NEF fail with one line each (exit 3), the good RAW is written (here as a
     JPEG, with its EXIF), a `--format dng` of a JPEG input fails with a line, and nothing is lost."""
@@ -208,6 +220,7 @@ def test_bad_raws_fail_with_one_line_each_and_the_run_goes_on(tmp_path):
     assert result.returncode == 3, result.stderr
     failed = [line for line in result.stderr.splitlines() if line.startswith("failed")]
     assert len(failed) == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "Unexpected end of file" not in result.stderr, result.stderr  # LibRaw's own line is not passed on
     assert any("cut.dng" in line and "cut short" in line for line in failed)
     assert any("IMG_2.NEF" in line and "not RAW" in line for line in failed)
     records = manifest(out)
