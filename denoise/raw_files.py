@@ -93,14 +93,17 @@ def libraw_lines_held(path: Path):
     Why: on a damaged file LibRaw prints a line itself ("<file>: Unexpected end of file") beside the error it
     raises, which read_raw turns into the one line a failed file gets -- two lines for one failure. rawpy offers
     no way to set LibRaw's data-error handler. Other threads' writes in that window are not lost, only held: they
-    are passed on when the read ends. Where stderr is not a file descriptor (embedded Python), nothing is held."""
+    are passed on when the read ends. Descriptor 2 itself, not ``sys.stderr``: LibRaw writes to C's stderr, whatever
+    Python's has been pointed at. Where the process has no descriptor 2, nothing is held."""
+    fd = 2
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
+        os.fstat(fd)
+    except OSError:
         yield
         return
     with _STDERR_SWAP, tempfile.TemporaryFile() as held:
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()  # what Python wrote before goes out first
         saved = os.dup(fd)
         os.dup2(held.fileno(), fd)
         try:
