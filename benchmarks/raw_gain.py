@@ -20,25 +20,20 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import tifffile  # noqa: E402
-from test_raw import camera, clean_photo, develop, psnr16, write_bayer_dng  # noqa: E402
+from test_raw import develop, gain_test_raws, psnr16  # noqa: E402
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp())
-    photo, src, out, references = clean_photo(), tmp / "raws", tmp / "out", {}
-    for phase in ((0, 0), (1, 0)):
-        for sigma in (0.05, 0.1):
-            name = f"IMG_{phase[0]}{phase[1]}_{round(sigma * 100):02d}"
-            write_bayer_dng(src / f"{name}.dng", photo, camera(phase, sigma), noise_seed=1)
-            references[name] = develop(write_bayer_dng(tmp / "clean" / f"{name}.dng", photo, camera(phase, sigma), None))
-    result = subprocess.run([sys.executable, "-m", "denoise", "batch", str(src), str(out), "--backend", "cpu", *sys.argv[1:]],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(result.stderr)
-    for name, reference in references.items():
-        gain = psnr16(reference, tifffile.imread(out / f"{name}.tif")) - psnr16(reference, develop(src / f"{name}.dng"))
-        print(f"{name}: {gain:+.2f} dB")
-
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "raws", Path(tmp) / "out"
+        references = gain_test_raws(src, Path(tmp) / "clean")
+        result = subprocess.run([sys.executable, "-m", "denoise", "batch", str(src), str(out), "--backend", "cpu",
+                                 *sys.argv[1:]], capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(result.stderr)
+        for name, reference in references.items():
+            gain = psnr16(reference, tifffile.imread(out / f"{name}.tif")) - psnr16(reference, develop(src / f"{name}.dng"))
+            print(f"{name}: {gain:+.2f} dB")
 
 if __name__ == "__main__":
     main()

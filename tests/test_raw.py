@@ -92,6 +92,19 @@ def develop(path) -> np.ndarray:
     return read_raw(path).pixels
 
 
+def gain_test_raws(src, clean) -> dict[str, np.ndarray]:
+    """The four noisy DNGs of the gain test (two Bayer phases, sigma 0.05 and 0.1) written into ``src``, each with
+    its noise-free twin in ``clean``; {name: the twin's development}, what the gain is measured against (also
+    benchmarks/raw_gain.py)."""
+    photo, references = clean_photo(), {}
+    for phase in ((0, 0), (1, 0)):
+        for sigma in (0.05, 0.1):
+            name = f"IMG_{phase[0]}{phase[1]}_{round(sigma * 100):02d}"
+            write_bayer_dng(src / f"{name}.dng", photo, camera(phase, sigma), noise_seed=1)
+            references[name] = develop(write_bayer_dng(clean / f"{name}.dng", photo, camera(phase, sigma), None))
+    return references
+
+
 def psnr16(reference: np.ndarray, test: np.ndarray) -> float:
     error = np.mean((reference.astype(np.float64) - test.astype(np.float64)) ** 2) / 65535.0 ** 2
     return float(10 * np.log10(1.0 / error))
@@ -115,14 +128,8 @@ def test_batch_develops_and_denoises_raws_into_16_bit_tiffs_with_their_exif(tmp_
     """Four DNGs (two Bayer phases, two noise levels) through `denoise batch` with its defaults: 16-bit TIFFs,
     each closer to the same mosaic developed without noise than the noisy development is, with the RAW's EXIF, an
     sRGB ICC profile, and the camera and ISO in the manifest beside the level found."""
-    photo = clean_photo()
     src, out = tmp_path / "raws", tmp_path / "out"
-    references = {}
-    for phase in ((0, 0), (1, 0)):
-        for sigma in (0.05, 0.1):
-            name = f"IMG_{phase[0]}{phase[1]}_{round(sigma * 100):02d}"
-            write_bayer_dng(src / f"{name}.dng", photo, camera(phase, sigma), noise_seed=1)
-            references[name] = develop(write_bayer_dng(tmp_path / "clean" / f"{name}.dng", photo, camera(phase, sigma), None))
+    references = gain_test_raws(src, tmp_path / "clean")
     before = {p.name: p.read_bytes() for p in src.iterdir()}
     result = run_cli("batch", src, out, "--backend", "cpu")
     assert result.returncode == 0, result.stderr
