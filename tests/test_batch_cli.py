@@ -166,6 +166,8 @@ def test_info_reports_backends_and_card():
     while card.get("fine_tuned_from"):
         stages, card = stages + 1, card["fine_tuned_from"]
     assert text.stdout.count("fine-tuned from:") == stages  # every training stage of the card is listed
+    calibration = info["bundled_estimator"]["card"]["calibration"]  # the estimator's map, mapped back on white noise
+    assert f"calibration: white-noise reads above {calibration['read'][1] * 255:.1f}/255 mapped back" in text.stdout
 
 
 def test_help_has_examples():

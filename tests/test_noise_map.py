@@ -14,16 +14,23 @@ from denoise.errors import DenoiseError
 from denoise.metrics import psnr_uint8, to_float
 from denoise.image_files import read_image
 from denoise.runtime import real_noise
+from denoise.runtime.levels import calibrate_levels
 from denoise.runtime.tiling import TileBatcher, estimate_map, run_tiled
 
 DENOISER = Denoiser(backend="cpu", precision="fp32")  # FP32 on both sides: these tests are about tiling the estimator
 
 
+def whole_map(image):
+    """The estimator's own map of the whole image in one call (before its calibration)."""
+    return DENOISER.estimator.infer(np.ascontiguousarray(image.transpose(2, 0, 1))[None])[0, 0]
+
+
 def whole_auto(image):
-    """--sigma auto on the whole image in single calls: the estimator's map, then the denoiser with it."""
+    """--sigma auto on the whole image in single calls: the estimator's map through its calibration, then the
+    denoiser with it."""
     chw = np.ascontiguousarray(image.transpose(2, 0, 1))[None]
-    level = DENOISER.estimator.infer(chw)
-    return DENOISER.backend.infer(chw, level)[0].transpose(1, 2, 0), level[0, 0]
+    level = calibrate_levels(whole_map(image), DENOISER.estimator_calibration)
+    return DENOISER.backend.infer(chw, level[None, None])[0].transpose(1, 2, 0), level
 
 
 def test_bundled_model_takes_a_map_and_has_an_estimator():
@@ -45,7 +52,7 @@ def test_auto_tiled_equals_whole(h, w, tile):
 def test_estimator_tiles_need_its_receptive_radius_as_overlap():
     """Not vacuous: the tiled map equals the whole-image map with the estimator's overlap, and not with less."""
     image = np.random.default_rng(7).random((128, 128, 3), dtype=np.float32)
-    want = whole_auto(image)[1]
+    want = whole_map(image)
     exact = estimate_map(DENOISER.estimator.infer, image, (16, 16), DENOISER.estimator_overlap, DENOISER.align)
     short = estimate_map(DENOISER.estimator.infer, image, (16, 16), 2, DENOISER.align)
     assert np.abs(exact - want).max() <= 1e-6 and np.abs(short - want).max() > 1e-4

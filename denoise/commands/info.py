@@ -79,3 +79,7 @@ def info(as_json):
         click.echo(f"noise estimator (--sigma auto): {report['bundled_estimator']['path']}, receptive radius {estimator.get('receptive_radius')} px, "
                    f"trained on {estimator.get('training_data')}")
         click.echo("  validation level error (dB): " + ", ".join(f"{k}: {v:.2f}" for k, v in errors.items()))
+        calibration = estimator.get("calibration")
+        click.echo("  calibration: " + (f"white-noise reads above {calibration['read'][1] * 255:.1f}/255 mapped back to the true level, "
+                                        f"fitted on {calibration.get('fitted_on')} (scripts/calibrate_estimator.py)"
+                                        if calibration else "none (the map is the estimator's own)"))

@@ -13,7 +13,7 @@ from denoise.errors import DenoiseError
 from denoise.metrics import from_float, to_float
 from denoise.noise import estimate_sigma, parse_sigma
 from denoise.runtime.ensemble import self_ensemble
-from denoise.runtime.levels import check_level_map, check_strength, level_summary
+from denoise.runtime.levels import calibrate_levels, check_calibration, check_level_map, check_strength, level_summary
 from denoise.runtime.backends import BACKENDS, BackendRequest, open_backend, open_estimator
 from denoise.runtime.contract import SIGMA_INPUTS, Backend
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
@@ -67,6 +67,7 @@ class Denoiser:
         self.tile = (tile, tile) if isinstance(tile, int) else tuple(tile)
         self.max_batch, self.precision = max_batch, precision
         self.estimator_path: Path | None = None
+        self.estimator_calibration = None
         self.card, sigma_input = describe_model(self.model_path)
         self.align = int(self.card.get("config", {}).get("shuffle", 1))
         if "receptive_radius" in self.card:
@@ -105,6 +106,7 @@ class Denoiser:
             raise DenoiseError(f"{path} is not a noise estimator exported by denoise (it should take 'noisy', give "
                                "'sigma' and carry its receptive radius in its card)")
         self.estimator_card, self.estimator_path = card, path
+        self.estimator_calibration = check_calibration(card.get("calibration"), path)
         return open_estimator(replace(denoiser, model_path=path, card=card, sigma_input="none", checkpoint=None),
                               self.backend)
 
@@ -179,11 +181,14 @@ class Denoiser:
             raise DenoiseError(f"sigma {sigma!r} is not a noise level: give a number on [0,1], an HxW map, or 'auto'") from None
         return self.check_sigma(value)
 
-    def estimate_map(self, pixels: np.ndarray, stop: Callable[[], bool] | None = None) -> np.ndarray:
+    def estimate_map(self, pixels: np.ndarray, stop: Callable[[], bool] | None = None, calibrated: bool = True) -> np.ndarray:
         """The noise estimator's HxW map of an HxWx3 image (tiled; equal to a whole-image run), batched as the
-        denoiser's tiles are (at most one tile's pixels per batch on the CPU). ``stop``: see tiling.estimate_map."""
-        return estimate_map(self.estimator.infer, pixels, self.tile, self.estimator_overlap, self.align, self.max_batch,
-                            self.max_batch_pixels, stop)
+        denoiser's tiles are (at most one tile's pixels per batch on the CPU), through the calibration in the
+        estimator's card unless ``calibrated`` is False (runtime.levels.calibrate_levels). ``stop``: see
+        tiling.estimate_map."""
+        level = estimate_map(self.estimator.infer, pixels, self.tile, self.estimator_overlap, self.align, self.max_batch,
+                             self.max_batch_pixels, stop)
+        return calibrate_levels(level, self.estimator_calibration) if calibrated else level
 
     def denoise(self, image: np.ndarray, sigma="auto", strength: float = 1.0) -> np.ndarray:
         """Denoise one HxWx3 (or HxW) image; uint8, uint16 or float in [0,1] in, same dtype out. ``sigma``:

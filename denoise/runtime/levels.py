@@ -62,3 +62,60 @@ def level_summary(level: float | np.ndarray, strength: float, limits: tuple[floa
                 "clamped": bool(float(level.max()) * strength > limits[1])}
     value = float(level) * strength
     return {"mean": value, "min": value, "max": value, "clamped": False}
+
+
+def calibration_from_reads(sigmas, reads) -> dict:
+    """The estimator's calibration from its mean read of white noise at known levels (both on the [0,1] scale):
+    the points (read, level) that ``calibrate_levels`` maps a map through.
+
+    Up to the highest level the estimator does not over-read, a read stays as it is (the line read = level):
+    there its under-reads depend on the photo (CBSD68's held-out photos read white noise of 15/255 as 15.5,
+    the training photos as 13.1), and raising them cost more on one set than it gained on the other. From the
+    first level above which every level is over-read, each level's mean read maps back to that level, and
+    beyond the last one the last segment's slope goes on to a read of 1. The over-read is the estimator's own
+    bias (BENCHMARKS.md, "`--sigma auto` on white noise: the estimator's calibration")."""
+    sigmas, reads = np.asarray(sigmas, np.float64), np.asarray(reads, np.float64)
+    order = np.argsort(sigmas)
+    sigmas, reads = sigmas[order], reads[order]
+    first_over = len(sigmas)
+    while first_over > 0 and reads[first_over - 1] > sigmas[first_over - 1]:
+        first_over -= 1
+    if first_over == len(sigmas):
+        return {"read": [0.0, 1.0], "level": [0.0, 1.0]}
+    knee = float(reads[first_over - 1]) if first_over else 0.0
+    read = [0.0] + ([knee] if knee > 0 else []) + reads[first_over:].tolist()
+    level = [0.0] + ([knee] if knee > 0 else []) + sigmas[first_over:].tolist()
+    if np.any(np.diff(read) <= 0):
+        raise ValueError(f"the estimator's mean reads do not grow with the level ({np.round(reads * 255, 2)} x255 "
+                         f"for {np.round(sigmas * 255, 2)}): no calibration can be read from them")
+    if read[-1] < 1.0:
+        slope = (level[-1] - level[-2]) / (read[-1] - read[-2])
+        read.append(1.0)
+        level.append(level[-1] + (1.0 - read[-2]) * slope)
+    return {"read": [round(v, 6) for v in read], "level": [round(v, 6) for v in level]}
+
+
+def check_calibration(calibration, source) -> tuple[np.ndarray, np.ndarray] | None:
+    """A card's ``calibration`` as (read, level) arrays for np.interp; None when the card has none."""
+    if calibration is None:
+        return None
+    try:
+        read = np.asarray(calibration["read"], np.float32)
+        level = np.asarray(calibration["level"], np.float32)
+        valid = (read.ndim == 1 and read.shape == level.shape and len(read) >= 2 and np.all(np.isfinite(read))
+                 and np.all(np.isfinite(level)) and np.all(np.diff(read) > 0) and np.all(np.diff(level) >= 0)
+                 and level.min() >= 0)
+    except (TypeError, KeyError, ValueError):
+        valid = False
+    if not valid:
+        raise DenoiseError(f"the calibration in {source}'s card is not two growing lists 'read' and 'level' of one "
+                           "length: run scripts/calibrate_estimator.py on it again, or remove the calibration")
+    return read, level
+
+
+def calibrate_levels(level: np.ndarray, calibration: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """An estimated map through the estimator's calibration (``check_calibration``), pixel by pixel."""
+    if calibration is None:
+        return level
+    read, mapped = calibration
+    return np.interp(level, read, mapped).astype(np.float32)

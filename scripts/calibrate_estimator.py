@@ -1,0 +1,84 @@
+"""Fit the noise estimator's calibration and write it into its card: the estimator over-reads white noise above
+about 20/255 (50/255 as 57), and `--sigma auto` then gives the denoiser more level than the noise has.
+
+For each level, the same seeded white Gaussian noise (float, unclipped: the gaussian protocol) is added to each
+photo, the estimator's map is read without any calibration, and its mean is averaged over the photos. The rule
+that turns those mean reads into the calibration is ``denoise.runtime.levels.calibration_from_reads``; the
+runtime applies it to every map the estimator makes (``Denoiser.estimate_map``). Fit it on photos the
+estimator was trained on, and measure it on others (benchmarks/auto_sigma.py):
+
+    python scripts/calibrate_estimator.py --photos ../shared/data/cbsd432 --every 12
+
+``--estimator`` (default: the bundled one) names the .onnx whose card (the .json beside it) gets the
+calibration; ``--dry-run`` prints the reads and the calibration and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from denoise import Denoiser
+from denoise.atomic import atomic_write_text
+from denoise.formats import list_images
+from denoise.model_files import card_path
+from denoise.runtime.levels import calibration_from_reads
+from denoise.weights import DEFAULT_ESTIMATOR
+
+LEVELS_255 = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100)
+
+
+def mean_reads(denoiser: Denoiser, photos: list[np.ndarray], sigmas: list[float], seed: int = 0) -> list[float]:
+    """The estimator's uncalibrated mean read of white noise at each level, averaged over the photos."""
+    reads = []
+    for sigma in sigmas:
+        per_photo = []
+        for index, photo in enumerate(photos):
+            rng = np.random.default_rng([seed, index, int(round(sigma * 1e6))])
+            noisy = (photo + rng.normal(0.0, sigma, photo.shape)).astype(np.float32)
+            per_photo.append(float(denoiser.estimate_map(noisy, calibrated=False).mean(dtype=np.float64)))
+        reads.append(float(np.mean(per_photo)))
+    return reads
+
+
+def read_photos(folder: Path, every: int) -> list[np.ndarray]:
+    from PIL import Image
+
+    files = list_images(folder)[::every]
+    if not files:
+        raise SystemExit(f"no photos in {folder}")
+    return [np.asarray(Image.open(p).convert("RGB"), np.float32) / 255 for p in files]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path, required=True, help="a folder of clean photos the estimator trained on")
+    parser.add_argument("--every", type=int, default=1, help="use every Nth photo (sorted by name)")
+    parser.add_argument("--estimator", type=Path, default=DEFAULT_ESTIMATOR)
+    parser.add_argument("--levels", default=",".join(map(str, LEVELS_255)), help="white-noise levels, of 255")
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args()
+    photos = read_photos(args.photos, args.every)
+    sigmas = [float(v) / 255 for v in args.levels.split(",")]
+    with Denoiser(backend="cpu", precision="fp32", estimator=args.estimator) as denoiser:
+        reads = mean_reads(denoiser, photos, sigmas)
+    calibration = calibration_from_reads(sigmas, reads)
+    for sigma, read in zip(sigmas, reads):
+        print(f"white {sigma * 255:6.1f}/255: mean read {read * 255:6.2f}/255")
+    print("calibration (x255): " + ", ".join(f"{r * 255:.2f} -> {v * 255:.2f}" for r, v in zip(calibration["read"], calibration["level"])))
+    if args.dry_run:
+        return
+    card_file = card_path(args.estimator)
+    card = json.loads(card_file.read_text())
+    card["calibration"] = {**calibration, "fitted_on": f"{args.photos.name}: {len(photos)} photos (every {args.every}th)",
+                           "noise": "white Gaussian, float, unclipped; seeded per photo and level",
+                           "mean_reads": {f"{s * 255:g}/255": round(r * 255, 3) for s, r in zip(sigmas, reads)}}
+    atomic_write_text(card_file, json.dumps(card, indent=2) + "\n")
+    print(f"wrote the calibration into {card_file}")
+
+
+if __name__ == "__main__":
+    main()
