@@ -1,5 +1,5 @@
 """Fit the noise estimator's calibration and write it into its card: the estimator over-reads white noise above
-about 20/255 (50/255 as 57), and `--sigma auto` then gives the denoiser more level than the noise has.
+about 20/255, and `--sigma auto` then gives the denoiser more level than the noise has.
 
 For each level, the same seeded white Gaussian noise (float, unclipped: the gaussian protocol) is added to each
 photo, the estimator's map is read without any calibration, and its mean is averaged over the photos. The rule
@@ -39,7 +39,7 @@ def mean_reads(denoiser: Denoiser, photos: list[np.ndarray], sigmas: list[float]
         for index, photo in enumerate(photos):
             rng = np.random.default_rng([seed, index, int(round(sigma * 1e6))])
             noisy = (photo + rng.normal(0.0, sigma, photo.shape)).astype(np.float32)
-            per_photo.append(float(denoiser.estimate_map(noisy, calibrated=False).mean(dtype=np.float64)))
+            per_photo.append(float(denoiser.estimate_map(noisy, raw=True).mean(dtype=np.float64)))
         reads.append(float(np.mean(per_photo)))
     return reads
 

@@ -15,7 +15,8 @@ from denoise import Denoiser
 from denoise.errors import DenoiseError
 from denoise.image_files import read_image
 from denoise.metrics import to_float
-from denoise.runtime.levels import calibrate_levels, calibration_from_reads, check_calibration
+from denoise.runtime.levels import (CLIPPED_SHARES, SURVIVING_LEVEL, calibrate_levels, calibration_from_reads,
+                                    check_calibration, clipped_noise_factor)
 from denoise.weights import DEFAULT_ESTIMATOR
 
 SIGMAS = np.array([5, 10, 15, 20, 25, 30, 40, 50]) / 255
@@ -56,7 +57,7 @@ def test_the_bundled_calibration_brings_high_reads_of_white_noise_back_to_the_tr
     with Denoiser(backend="cpu", precision="fp32") as denoiser:
         assert denoiser.estimator_card.get("calibration"), "the bundled estimator's card has no calibration"
         noisy = noisy_sample(50 / 255)
-        raw = float(denoiser.estimate_map(noisy, calibrated=False).mean())
+        raw = float(denoiser.estimate_map(noisy, raw=True).mean())
         calibrated = float(denoiser.estimate_map(noisy).mean())
     assert abs(calibrated - 50 / 255) < abs(raw - 50 / 255)
     assert calibrated == pytest.approx(50 / 255, rel=0.08), (raw * 255, calibrated * 255)
@@ -97,6 +98,40 @@ def test_the_script_fits_a_calibration_that_the_runtime_then_applies(tmp_path):
     assert set(card["calibration"]["mean_reads"]) == {"10/255", "20/255", "30/255", "50/255", "75/255"}
     with Denoiser(backend="cpu", precision="fp32", estimator=estimator) as denoiser:
         after = float(denoiser.estimate_map(noisy_sample(50 / 255, "cbsd68-21077.png")).mean())
-        before_other = float(denoiser.estimate_map(noisy_sample(50 / 255, "cbsd68-21077.png"), calibrated=False).mean())
+        before_other = float(denoiser.estimate_map(noisy_sample(50 / 255, "cbsd68-21077.png"), raw=True).mean())
     assert before_other > 50 / 255  # the estimator over-reads 50/255
     assert abs(after - 50 / 255) < abs(before_other - 50 / 255)
+
+
+@pytest.mark.parametrize("share", [0.02, 0.1, 0.3, 0.5])
+def test_the_level_left_after_clipping_is_a_censored_normals(share):
+    """What survives of a unit level where a share of the values is clipped, against a million draws."""
+    draws = np.random.default_rng(0).standard_normal(1_000_000)
+    clipped = np.minimum(draws, np.quantile(draws, 1 - share))
+    assert float(np.interp(share, CLIPPED_SHARES, SURVIVING_LEVEL)) == pytest.approx(clipped.std(), rel=0.01)
+
+
+def test_no_clipped_value_no_change_and_a_saturated_corner_raises_only_its_surroundings():
+    rng = np.random.default_rng(1)
+    floats = rng.normal(0.5, 0.3, (120, 160, 3)).astype(np.float32)  # beyond [0, 1]: noise that was not clipped
+    assert np.array_equal(clipped_noise_factor(floats, 21), np.ones((120, 160), np.float32))
+    image = np.clip(rng.normal(128, 20, (120, 160, 3)), 1, 254).astype(np.uint8)
+    image[:40, :40] = 255  # a blown highlight
+    factor = clipped_noise_factor(image, 21)
+    assert factor.shape == (120, 160)
+    assert factor[:30, :30].max() == pytest.approx(1 / SURVIVING_LEVEL[-1], rel=1e-5)  # capped at a half clipped
+    assert factor[20, 45] > 1.05 and np.all(factor[:, 110:] == 1) and np.all(factor[100:] == 1)
+
+
+def test_where_a_file_clipped_the_noise_the_map_comes_back_to_the_level_before_clipping():
+    """A photo brightened until a third of it is blown out, with white noise of 40/255 saved as uint8 (clipped):
+    the estimator reads the clipped noise low there, and the map `auto` gives brings those pixels nearer 40/255."""
+    clean = np.clip(to_float(read_image(SAMPLES / "clean" / "cbsd68-101087.png").pixels) * 1.6, 0, 1)
+    noisy = clean + 40 / 255 * np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
+    noisy = np.round(np.clip(noisy, 0, 1) * 255).astype(np.uint8)
+    blown = clean.min(axis=2) >= 1
+    assert 0.15 < blown.mean() < 0.6
+    with Denoiser(backend="cpu", precision="fp32") as denoiser:
+        raw, level = denoiser.estimate_map(noisy, raw=True), denoiser.resolve_sigma("auto", noisy)
+    assert float(raw[blown].mean()) < 0.8 * 40 / 255  # the noise left after clipping reads low
+    assert abs(float(level[blown].mean()) - 40 / 255) < 0.5 * abs(float(raw[blown].mean()) - 40 / 255)

@@ -14,7 +14,7 @@ from denoise.errors import DenoiseError
 from denoise.metrics import psnr_uint8, to_float
 from denoise.image_files import read_image
 from denoise.runtime import real_noise
-from denoise.runtime.levels import calibrate_levels
+from denoise.runtime.levels import calibrate_levels, clipped_noise_factor
 from denoise.runtime.tiling import TileBatcher, estimate_map, run_tiled
 
 DENOISER = Denoiser(backend="cpu", precision="fp32")  # FP32 on both sides: these tests are about tiling the estimator
@@ -193,11 +193,14 @@ def test_the_statistic_is_read_on_at_most_a_quarter_of_a_large_image(h, w, count
 
 
 def test_auto_keeps_the_estimators_level_on_white_noise_and_raises_it_on_correlated_noise(rng):
-    """White noise: the map is the estimator's, untouched. Noise correlated as a camera's pipeline leaves it
-    (white noise smoothed over 2x2 pixels, as demosaicing and in-camera noise reduction do): the map is raised."""
+    """White noise: the map is the estimator's, raised only where the noise was clipped (levels.clipped_noise_factor).
+    Noise correlated as a camera's pipeline leaves it (white noise smoothed over 2x2 pixels, as demosaicing and
+    in-camera noise reduction do): the map is raised."""
     clean = photo_crop()
     white = np.clip(clean + rng.normal(0, 25 / 255, clean.shape), 0, 1).astype(np.float32)
-    assert np.array_equal(DENOISER.resolve_sigma("auto", white), DENOISER.estimate_map(white))
+    radius = DENOISER.estimator_card["receptive_radius"]
+    assert np.array_equal(DENOISER.resolve_sigma("auto", white),
+                          DENOISER.estimate_map(white) * clipped_noise_factor(white, radius))
     grain = rng.normal(0, 1, (clean.shape[0] + 1, clean.shape[1] + 1, 3))
     smooth = (grain[1:, 1:] + grain[:-1, 1:] + grain[1:, :-1] + grain[:-1, :-1]) / 2  # unit variance, correlated
     camera = np.clip(clean + smooth * 12 / 255, 0, 1).astype(np.float32)

@@ -13,7 +13,8 @@ from denoise.errors import DenoiseError
 from denoise.metrics import from_float, to_float
 from denoise.noise import estimate_sigma, parse_sigma
 from denoise.runtime.ensemble import self_ensemble
-from denoise.runtime.levels import calibrate_levels, check_calibration, check_level_map, check_strength, level_summary
+from denoise.runtime.levels import (calibrate_levels, check_calibration, check_level_map, check_strength,
+                                    clipped_noise_factor, level_summary)
 from denoise.runtime.backends import BACKENDS, BackendRequest, open_backend, open_estimator
 from denoise.runtime.contract import SIGMA_INPUTS, Backend
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
@@ -161,12 +162,19 @@ class Denoiser:
     def resolve_sigma(self, sigma, pixels: np.ndarray, stop: Callable[[], bool] | None = None):
         """What an image's noise level becomes: a checked number; an HxW map (checked); or for "auto" the
         estimator's map of this image (HxWx3, uint8, uint16 or float) times the factor real camera noise needs
-        (runtime.real_noise; 1 for white noise), or, for a model that takes one level per image, Immerkaer's
+        (runtime.real_noise), or for white noise (where that factor is 1) times the one its clipping needs
+        (runtime.levels.clipped_noise_factor); or, for a model that takes one level per image, Immerkaer's
         estimate (clamped to the model's range). ``stop``: see estimate_map."""
         if isinstance(sigma, str) and sigma == "auto":
             if self.estimator is not None:
                 level = self.estimate_map(pixels, stop)
-                return level * np.float32(real_noise_factor(pixels, level, self.denoise_pixels))
+                factor = real_noise_factor(pixels, level, self.denoise_pixels)
+                if factor > 1:
+                    return level * np.float32(factor)
+                # White noise, where the file's clipping of it is a censored normal's: raised where clipped.
+                # Not real noise: near a camera's black the noise was clipped in the raw data and reshaped since,
+                # and raising it there lost on SIDD and RENOIR (BENCHMARKS.md, "calibration and clipped noise").
+                return level * clipped_noise_factor(pixels, int(self.estimator_card["receptive_radius"]))
             low, high = self.sigma_range
             return float(min(max(estimate_sigma(pixels), low), high))
         if isinstance(sigma, np.ndarray) and sigma.ndim >= 2:
@@ -181,14 +189,13 @@ class Denoiser:
             raise DenoiseError(f"sigma {sigma!r} is not a noise level: give a number on [0,1], an HxW map, or 'auto'") from None
         return self.check_sigma(value)
 
-    def estimate_map(self, pixels: np.ndarray, stop: Callable[[], bool] | None = None, calibrated: bool = True) -> np.ndarray:
+    def estimate_map(self, pixels: np.ndarray, stop: Callable[[], bool] | None = None, raw: bool = False) -> np.ndarray:
         """The noise estimator's HxW map of an HxWx3 image (tiled; equal to a whole-image run), batched as the
-        denoiser's tiles are (at most one tile's pixels per batch on the CPU), through the calibration in the
-        estimator's card unless ``calibrated`` is False (runtime.levels.calibrate_levels). ``stop``: see
-        tiling.estimate_map."""
+        denoiser's tiles are (at most one tile's pixels per batch on the CPU); unless ``raw``, through the
+        calibration in the estimator's card (runtime.levels.calibrate_levels). ``stop``: see tiling.estimate_map."""
         level = estimate_map(self.estimator.infer, pixels, self.tile, self.estimator_overlap, self.align, self.max_batch,
                              self.max_batch_pixels, stop)
-        return calibrate_levels(level, self.estimator_calibration) if calibrated else level
+        return level if raw else calibrate_levels(level, self.estimator_calibration)
 
     def denoise(self, image: np.ndarray, sigma="auto", strength: float = 1.0) -> np.ndarray:
         """Denoise one HxWx3 (or HxW) image; uint8, uint16 or float in [0,1] in, same dtype out. ``sigma``:

@@ -69,11 +69,11 @@ def calibration_from_reads(sigmas, reads) -> dict:
     the points (read, level) that ``calibrate_levels`` maps a map through.
 
     Up to the highest level the estimator does not over-read, a read stays as it is (the line read = level):
-    there its under-reads depend on the photo (CBSD68's held-out photos read white noise of 15/255 as 15.5,
-    the training photos as 13.1), and raising them cost more on one set than it gained on the other. From the
+    there its under-reads depend on the photo (CBSD68's held-out photos read white noise of 15/255 a little
+    high, the training photos low), and raising them would cost on one set what it gained on the other. From the
     first level above which every level is over-read, each level's mean read maps back to that level, and
     beyond the last one the last segment's slope goes on to a read of 1. The over-read is the estimator's own
-    bias (BENCHMARKS.md, "`--sigma auto` on white noise: the estimator's calibration")."""
+    bias (BENCHMARKS.md, "`--sigma auto` on white noise: calibration and clipped noise")."""
     sigmas, reads = np.asarray(sigmas, np.float64), np.asarray(reads, np.float64)
     order = np.argsort(sigmas)
     sigmas, reads = sigmas[order], reads[order]
@@ -119,3 +119,70 @@ def calibrate_levels(level: np.ndarray, calibration: tuple[np.ndarray, np.ndarra
         return level
     read, mapped = calibration
     return np.interp(level, read, mapped).astype(np.float32)
+
+
+def _surviving_level(shares: np.ndarray) -> np.ndarray:
+    """std(min(X, z)) for X ~ N(0, 1), z the point with P(X > z) = share (0 <= share <= 0.5): how much of a
+    level is left where that share of the noisy values was clipped. Closed form of the censored normal:
+    E[min(X, z)] = z Q(z) - phi(z) and E[min(X, z)^2] = Phi(z) - z phi(z) + z^2 Q(z), Q = 1 - Phi."""
+    from math import erfc, pi, sqrt
+
+    z = np.linspace(0.0, 8.0, 4001)
+    tail = np.array([0.5 * erfc(v / sqrt(2)) for v in z])  # Q(z), falling from 0.5
+    phi = np.exp(-z * z / 2) / sqrt(2 * pi)
+    first = z * tail - phi
+    second = (1 - tail) - z * phi + z * z * tail
+    std = np.sqrt(np.maximum(second - first * first, 0.0))
+    return np.interp(shares, tail[::-1], std[::-1])
+
+
+CLIPPED_SHARES = np.linspace(0.0, 0.5, 51)
+SHARE_STEP = 4
+SURVIVING_LEVEL = _surviving_level(CLIPPED_SHARES)
+
+
+def clipped_noise_factor(pixels: np.ndarray, radius: int) -> np.ndarray:
+    """Per pixel, how much to raise the estimator's level where the image's file clipped the noise (values at
+    exactly 0 or at full scale): there the estimator reads the noise that is left, which is less than the level
+    the denoiser was trained to be given (the level before clipping; BENCHMARKS.md, "`--sigma auto` on white
+    noise: calibration and clipped noise"). The share of clipped values within ``radius`` (the estimator's
+    receptive radius), averaged over the colour channels, gives how much of a Gaussian level survives clipping
+    (a censored normal's standard deviation), and the factor is its inverse. Capped at a share of one half, the
+    share where the true value sits on the clipping point: beyond it the region is saturated, and a flat region
+    comes out flat at any level. 1 where nothing is clipped, so noise that kept its whole range (float images)
+    is left alone."""
+    top = np.iinfo(pixels.dtype).max if np.issubdtype(pixels.dtype, np.integer) else 1.0
+    clipped = ((pixels == 0) | (pixels == top)).sum(axis=2, dtype=np.uint8)  # channels clipped, 0..3
+    if not clipped.any():
+        return np.ones(clipped.shape, np.float32)
+    # On blocks of SHARE_STEP x SHARE_STEP pixels: over a window ten times that size the share moves slowly,
+    # and a full-resolution box on a 12 MP photo costs a second, a tenth of that on the blocks.
+    height, width = clipped.shape
+    step = SHARE_STEP
+    padded = np.pad(clipped, ((0, -height % step), (0, -width % step)), mode="edge")
+    blocks = padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).mean(axis=(1, 3)) / 3
+    share = np.repeat(np.repeat(box_mean(blocks, max(1, round(radius / step))), step, axis=0), step, axis=1)[:height, :width]
+    return (1.0 / np.interp(np.minimum(share, 0.5), CLIPPED_SHARES, SURVIVING_LEVEL)).astype(np.float32)
+
+
+def box_mean(plane: np.ndarray, radius: int) -> np.ndarray:
+    """The mean of an HxW plane over the (2 radius + 1)^2 square around each pixel, the square cut at the
+    image's edges: running sums down the columns, then along the rows."""
+    sums = _window_sums(_window_sums(plane, radius).T, radius).T
+    height, width = plane.shape
+    counts = np.outer(_window_counts(height, radius), _window_counts(width, radius))
+    return (sums / counts).astype(np.float32)
+
+
+def _window_sums(plane: np.ndarray, radius: int) -> np.ndarray:
+    """Sums over rows y - radius .. y + radius (cut at the edges) of each row y, by a running sum."""
+    height = plane.shape[0]
+    running = np.zeros((height + 1,) + plane.shape[1:], np.float64)
+    np.cumsum(plane, axis=0, out=running[1:])
+    rows = np.arange(height)
+    return running[np.minimum(rows + radius + 1, height)] - running[np.maximum(rows - radius, 0)]
+
+
+def _window_counts(length: int, radius: int) -> np.ndarray:
+    rows = np.arange(length)
+    return (np.minimum(rows + radius + 1, length) - np.maximum(rows - radius, 0)).astype(np.float64)
