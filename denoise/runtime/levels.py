@@ -118,7 +118,15 @@ def calibrate_levels(level: np.ndarray, calibration: tuple[np.ndarray, np.ndarra
     if calibration is None:
         return level
     read, mapped = calibration
-    return np.interp(level, read, mapped).astype(np.float32)
+    same = 1
+    while same < len(read) and read[same] == mapped[same] and read[same - 1] == mapped[same - 1]:
+        same += 1
+    unchanged_up_to = read[same - 1]  # the table's first points lie on read = level: those pixels stay
+    out = np.array(level, dtype=np.float32)
+    moved = out > unchanged_up_to
+    if moved.any():
+        out[moved] = np.interp(out[moved], read, mapped)
+    return out
 
 
 def _surviving_level(shares: np.ndarray) -> np.ndarray:
@@ -156,13 +164,14 @@ def clipped_noise_factor(pixels: np.ndarray, radius: int) -> np.ndarray:
     if not clipped.any():
         return np.ones(clipped.shape, np.float32)
     # On blocks of SHARE_STEP x SHARE_STEP pixels: over a window ten times that size the share moves slowly,
-    # and a full-resolution box on a 12 MP photo costs a second, a tenth of that on the blocks.
+    # and on a 12 MP photo the full-resolution arithmetic costs several times what the blocks do.
     height, width = clipped.shape
     step = SHARE_STEP
     padded = np.pad(clipped, ((0, -height % step), (0, -width % step)), mode="edge")
-    blocks = padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).mean(axis=(1, 3)) / 3
-    share = np.repeat(np.repeat(box_mean(blocks, max(1, round(radius / step))), step, axis=0), step, axis=1)[:height, :width]
-    return (1.0 / np.interp(np.minimum(share, 0.5), CLIPPED_SHARES, SURVIVING_LEVEL)).astype(np.float32)
+    blocks = padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).sum(axis=(1, 3), dtype=np.int32)
+    share = box_mean(blocks.astype(np.float32) / (3 * step * step), max(1, round(radius / step)))
+    factor = (1.0 / np.interp(np.minimum(share, 0.5), CLIPPED_SHARES, SURVIVING_LEVEL)).astype(np.float32)
+    return np.repeat(np.repeat(factor, step, axis=0), step, axis=1)[:height, :width]
 
 
 def box_mean(plane: np.ndarray, radius: int) -> np.ndarray:
