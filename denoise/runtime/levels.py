@@ -3,6 +3,10 @@
 The ONNX contract (README, *Models*): a denoiser's ``sigma`` input is a float32 [N,1,H,W] map on the [0,1]
 scale; models exported before maps existed take [N], one level per image. The runtime always works with
 maps and converts at the backend's boundary (``sigma_feed``), so there is one place that knows both.
+
+Also here: what the runtime does to the noise estimator's map before the denoiser sees it -- the estimator's
+calibration from its card (``calibration_from_reads`` makes it, ``calibrate_levels`` applies it) and, for white
+noise, the raise where a file clipped the noise (``clipped_noise_factor``).
 """
 
 from __future__ import annotations
