@@ -33,6 +33,15 @@ def test_levels_read_low_stay_and_levels_read_high_map_back_to_the_truth():
     assert np.all(np.diff(calibrate_levels(grid, table)) >= 0)
 
 
+@pytest.mark.parametrize("read, level", [([0, 0.07, 0.1, 1], [0, 0.07, 0.09, 0.6]), ([0.01, 0.5, 1], [0.02, 0.4, 0.9]),
+                                         ([0, 0.2, 1], [0, 0.1, 0.5])])
+def test_a_map_through_any_table_is_the_tables_interpolation(read, level):
+    """The pixels left alone (those on the table's first points on read = level) are exactly np.interp's."""
+    table = check_calibration({"read": read, "level": level}, "test")
+    grid = np.linspace(0, 1, 1001, dtype=np.float32)
+    assert np.allclose(calibrate_levels(grid, table), np.interp(grid, *table), atol=1e-7)
+
+
 def test_an_estimator_that_never_over_reads_is_left_as_it_is():
     table = check_calibration(calibration_from_reads(SIGMAS, SIGMAS * 0.95), "test")
     grid = np.linspace(0, 1, 11)

@@ -122,10 +122,9 @@ def calibrate_levels(level: np.ndarray, calibration: tuple[np.ndarray, np.ndarra
     if calibration is None:
         return level
     read, mapped = calibration
-    same = 1
-    while same < len(read) and read[same] == mapped[same] and read[same - 1] == mapped[same - 1]:
-        same += 1
-    unchanged_up_to = read[same - 1]  # the table's first points lie on read = level: those pixels stay
+    on_line = read == mapped
+    leading = len(read) if on_line.all() else int(np.argmin(on_line))  # the table's first points on read = level
+    unchanged_up_to = read[leading - 1] if leading else -np.inf  # np.interp leaves the pixels up to there as they are
     out = np.array(level, dtype=np.float32)
     moved = out > unchanged_up_to
     if moved.any():
@@ -163,6 +162,8 @@ def clipped_noise_factor(pixels: np.ndarray, radius: int) -> np.ndarray:
     share where the true value sits on the clipping point: beyond it the region is saturated, and a flat region
     comes out flat at any level. 1 where nothing is clipped, so noise that kept its whole range (float images)
     is left alone."""
+    from denoise.camera_noise import box_mean
+
     top = np.iinfo(pixels.dtype).max if np.issubdtype(pixels.dtype, np.integer) else 1.0
     clipped = ((pixels == 0) | (pixels == top)).sum(axis=2, dtype=np.uint8)  # channels clipped, 0..3
     if not clipped.any():
@@ -173,29 +174,7 @@ def clipped_noise_factor(pixels: np.ndarray, radius: int) -> np.ndarray:
     step = SHARE_STEP
     padded = np.pad(clipped, ((0, -height % step), (0, -width % step)), mode="edge")
     blocks = padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).sum(axis=(1, 3), dtype=np.int32)
-    share = box_mean(blocks.astype(np.float32) / (3 * step * step), max(1, round(radius / step)))
+    share = box_mean(blocks / (3 * step * step), 2 * max(1, round(radius / step)) + 1)  # float64 sums
     factor = (1.0 / np.interp(np.minimum(share, 0.5), CLIPPED_SHARES, SURVIVING_LEVEL)).astype(np.float32)
     return np.repeat(np.repeat(factor, step, axis=0), step, axis=1)[:height, :width]
 
-
-def box_mean(plane: np.ndarray, radius: int) -> np.ndarray:
-    """The mean of an HxW plane over the (2 radius + 1)^2 square around each pixel, the square cut at the
-    image's edges: running sums down the columns, then along the rows."""
-    sums = _window_sums(_window_sums(plane, radius).T, radius).T
-    height, width = plane.shape
-    counts = np.outer(_window_counts(height, radius), _window_counts(width, radius))
-    return (sums / counts).astype(np.float32)
-
-
-def _window_sums(plane: np.ndarray, radius: int) -> np.ndarray:
-    """Sums over rows y - radius .. y + radius (cut at the edges) of each row y, by a running sum."""
-    height = plane.shape[0]
-    running = np.zeros((height + 1,) + plane.shape[1:], np.float64)
-    np.cumsum(plane, axis=0, out=running[1:])
-    rows = np.arange(height)
-    return running[np.minimum(rows + radius + 1, height)] - running[np.maximum(rows - radius, 0)]
-
-
-def _window_counts(length: int, radius: int) -> np.ndarray:
-    rows = np.arange(length)
-    return (np.minimum(rows + radius + 1, length) - np.maximum(rows - radius, 0)).astype(np.float64)
