@@ -35,10 +35,13 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=15 / 255)
     parser.add_argument("--baseline", type=Path, default=None, help="another .onnx, timed at the fixed sigma")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", type=Path, default=None, help="an exported .onnx (default: the bundled model)")
+    parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                        help="int8: the model's INT8 sibling, what `denoise batch` runs on a CPU with INT8 instructions")
     args = parser.parse_args()
     photos = [read_image(p).pixels for p in eval_image_paths(args.photos, args.count)]
     megapixels = sum(p.shape[0] * p.shape[1] for p in photos) / 1e6
-    denoiser = Denoiser(backend="cpu", precision="fp32")
+    denoiser = Denoiser(args.model, backend="cpu", precision=args.precision)
     runs = {"fixed sigma": lambda im: denoiser.denoise(im, args.sigma),
             "--sigma auto": lambda im: denoiser.denoise(im, "auto"),
             "estimator alone": lambda im: denoiser.estimate_map(im)}
@@ -52,7 +55,7 @@ def main() -> None:
         for name, run in runs.items():
             times[name].append(seconds(run, photos))
     fixed = np.median(times["fixed sigma"])
-    print(f"{len(photos)} photos, {megapixels:.2f} MP, ONNX Runtime CPU, median of {args.repeats}\n")
+    print(f"{len(photos)} photos, {megapixels:.2f} MP, ONNX Runtime CPU {args.precision}, median of {args.repeats}\n")
     print("| run | seconds | MP/s | time / fixed sigma |\n|---|---|---|---|")
     for name, values in times.items():
         median = float(np.median(values))

@@ -15,7 +15,7 @@ next session's, the faster model's most; --spinning times them so).
 tied grids: `git show 4578918:denoise/weights/default.int8.onnx > /tmp/int8-before-tied.onnx`).
 
 --wide C adds the speed of a wider member of the family (C channels instead of 64; 90 is 1.97x the
-multiply-adds) in FP32 and INT8 (convs 2-16, PTQ): untrained weights (its quality needs a training run a CPU
+multiply-adds) in FP32 and INT8 (the convs the QAT model quantizes, PTQ): untrained weights (its quality needs a training run a CPU
 cannot give it), but speed does not depend on the weights.
 """
 
@@ -96,8 +96,8 @@ def main() -> None:
     held_out = load_eval_images(args.photos, None, held_out=True)
     with tempfile.TemporaryDirectory() as tmp:
         models = {"FP32 (--fp32)": args.fp32, "FP32 of the QAT weights": args.qat,
-                  "INT8, QAT (convs 2-16)": int8_sibling(args.qat),
-                  "INT8, PTQ of --fp32 (convs 2-16)": ptq(args.fp32, Path(tmp) / "ptq.onnx",
+                  "INT8, QAT": int8_sibling(args.qat),
+                  "INT8, PTQ of --fp32 (same convs)": ptq(args.fp32, Path(tmp) / "ptq.onnx",
                                                           load_images(args.photos, "train")[:4], FLOAT_CONVS)}
         sessions = {label: session(path, args.threads, args.spinning) for label, path in models.items()}
         scores = {label: quality(sess, held_out) for label, sess in sessions.items()}

@@ -20,14 +20,15 @@ unchanged and are already on the grid, so the INT8 graph hands the UINT8 tensor 
 straight to the next, with no DequantizeLinear -> QuantizeLinear between (how many such hand-overs, and what
 they save: BENCHMARKS.md, "INT8 on the CPU").
 
-Five convolutions stay FP32 (``float_layers``): the first two and the last three. The first sees the pixels
-and the noise level, and the last writes the predicted noise. The outputs of the second and of the third from
-last meet, through a skip connection, in the input of the one before the last, which builds the noise
-estimate. With every hidden convolution fake-quantized (benchmarks/qat_sensitivity.py), those two outputs and
-that input are the quantized tensors that cost the most PSNR, far more than any other (BENCHMARKS.md, "What
-each quantized tensor costs"); that input also grows with the noise level over more than one UINT8 grid
-spans. The five hold a small share of the multiply-adds; what the other fifteen in INT8 gain in speed:
-BENCHMARKS.md.
+Seven convolutions stay FP32 (``float_layers``): the first and the last two, and both ends of the two outermost
+skip connections (with the bundled layout: the first two, the fourth, the sixteenth and the last three). The first
+sees the pixels and the noise level, and the last writes the predicted noise. The outputs at both ends of a skip
+connection are added and go on towards the noise estimate; quantized, the outermost pair's cost the most PSNR on
+white noise, far more than any other tensor (benchmarks/qat_sensitivity.py; BENCHMARKS.md, "What each quantized
+tensor costs"), and the next pair's the most on real camera noise, whose denoised result is so clean that a fine
+8-bit error shows (BENCHMARKS.md, "The INT8 sibling with seven FP32 convolutions"). The conv between the
+outermost skip's decoder end and the last one also sees an input that grows with the noise level over more than
+one UINT8 grid spans. What the other thirteen in INT8 gain in speed: BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -144,9 +145,11 @@ def conv_layers(model: CAE) -> list[tuple[nn.ModuleList, int]]:
 
 
 def float_layers(model: CAE) -> tuple[int, ...]:
-    """Graph-order indices of the convolutions that stay FP32: the first two and the last three."""
-    last = len(conv_layers(model)) - 1
-    return 0, 1, last - 2, last - 1, last
+    """Graph-order indices of the convolutions that stay FP32: the first and the last two, and both ends of the
+    two outermost skip connections (encoder layer i's output meets decoder layer ``layers - i``'s)."""
+    n, last = model.config.layers, len(conv_layers(model)) - 1
+    ends = {end for i in sorted(model.config.skip_layers)[:2] for end in (i - 1, 2 * n - i - 1)}
+    return tuple(sorted({0, last - 1, last} | ends))
 
 
 def skip_outputs(model: CAE) -> set[int]:
@@ -166,7 +169,7 @@ def tied_inputs(model: CAE, keep: tuple[int, ...] | None = None) -> set[int]:
 
 
 def prepare_qat(model: CAE, keep: tuple[int, ...] | None = None) -> CAE:
-    """Turn every convolution but the first two and the last three (or those ``keep`` names) into its
+    """Turn every convolution but those ``float_layers`` names (or those ``keep`` names) into its
     fake-quantized version, in place (same parameter names, plus the observers' buffers)."""
     keep = float_layers(model) if keep is None else keep
     skips, tied = skip_outputs(model), tied_inputs(model, keep)

@@ -1,8 +1,8 @@
 """Fit the noise estimator's calibration and write it into its card: the estimator over-reads white noise above
 about 20/255, and `--sigma auto` then gives the denoiser more level than the noise has.
 
-For each level, the same seeded white Gaussian noise (float, unclipped: the gaussian protocol) is added to each
-photo, the estimator's map is read without any calibration, and its mean is averaged over the photos. The rule
+For each level, the same seeded white Gaussian noise (``denoise.noise.add_noise``'s ``gaussian`` protocol: float,
+unclipped) is added to each photo (read as the runtime reads it, ``image_files.read_image``), the estimator's map is read without any calibration, and its mean is averaged over the photos. The rule
 that turns those mean reads into the calibration is ``denoise.runtime.levels.calibration_from_reads``; the
 runtime applies it to every map the estimator makes (``Denoiser.estimate_map``). Fit it on photos the
 estimator was trained on, and measure it on others (benchmarks/auto_sigma.py):
@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from denoise import Denoiser
 from denoise.atomic import atomic_write_text
+from denoise.errors import DenoiseError
 from denoise.formats import list_images
+from denoise.image_files import read_image
 from denoise.model_files import card_path
+from denoise.noise import add_noise
 from denoise.runtime.levels import calibration_from_reads
 from denoise.weights import DEFAULT_ESTIMATOR
 
@@ -38,22 +42,29 @@ def mean_reads(denoiser: Denoiser, photos: list[np.ndarray], sigmas: list[float]
         per_photo = []
         for index, photo in enumerate(photos):
             rng = np.random.default_rng([seed, index, int(round(sigma * 1e6))])
-            noisy = (photo + rng.normal(0.0, sigma, photo.shape)).astype(np.float32)
+            noisy = add_noise(photo, sigma, "gaussian", rng)
             per_photo.append(float(denoiser.estimate_map(noisy, raw=True).mean(dtype=np.float64)))
         reads.append(float(np.mean(per_photo)))
     return reads
 
 
 def read_photos(folder: Path, every: int) -> list[np.ndarray]:
-    from PIL import Image
-
+    if not folder.is_dir():
+        raise DenoiseError(f"{folder} is not a folder: give --photos a folder of clean photos")
     files = list_images(folder)[::every]
     if not files:
-        raise SystemExit(f"no photos in {folder}")
-    return [np.asarray(Image.open(p).convert("RGB"), np.float32) / 255 for p in files]
+        raise DenoiseError(f"no photos in {folder}: give --photos a folder of clean photos")
+    return [read_image(p).rgb for p in files]
 
 
 def main() -> None:
+    try:
+        calibrate()
+    except DenoiseError as error:
+        sys.exit(f"error: {error}")
+
+
+def calibrate() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, required=True, help="a folder of clean photos the estimator trained on")
     parser.add_argument("--every", type=int, default=1, help="use every Nth photo (sorted by name)")
@@ -72,9 +83,11 @@ def main() -> None:
     if args.dry_run:
         return
     card_file = card_path(args.estimator)
+    if not card_file.is_file():
+        raise DenoiseError(f"{args.estimator} has no card ({card_file.name}) to write the calibration into")
     card = json.loads(card_file.read_text())
     card["calibration"] = {**calibration, "fitted_on": f"{args.photos.name}: {len(photos)} photos (every {args.every}th)",
-                           "noise": "white Gaussian, float, unclipped; seeded per photo and level",
+                           "noise": "white Gaussian, float, unclipped (the gaussian protocol); seeded per photo and level",
                            "mean_reads": {f"{s * 255:g}/255": round(r * 255, 3) for s, r in zip(sigmas, reads)}}
     atomic_write_text(card_file, json.dumps(card, indent=2) + "\n")
     print(f"wrote the calibration into {card_file}")

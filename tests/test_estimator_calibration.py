@@ -112,6 +112,27 @@ def test_the_script_fits_a_calibration_that_the_runtime_then_applies(tmp_path):
     assert abs(after - 50 / 255) < abs(before_other - 50 / 255)
 
 
+@pytest.mark.parametrize("case", ["no folder", "no photos", "no card"])
+def test_the_scripts_mistakes_are_one_line_that_says_what_to_give(tmp_path, case):
+    """A missing photo folder, a folder with no photos and an estimator without its card: one line, exit 1,
+    and no card written."""
+    estimator = estimator_copy(tmp_path)
+    photos = tmp_path / "photos"
+    if case != "no folder":
+        photos.mkdir()
+    if case == "no card":
+        shutil.copy(SAMPLES / "clean" / "cbsd68-101087.png", photos)
+        (tmp_path / "estimator.json").unlink()
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "calibrate_estimator.py"), "--photos", str(photos),
+                           "--levels", "10,50", "--estimator", str(estimator)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    message = done.stderr.strip()
+    assert message.startswith("error: ") and "\n" not in message and "Traceback" not in done.stderr
+    assert ("--photos" in message) if case != "no card" else ("no card" in message)
+    if case != "no card":
+        assert "calibration" not in json.loads((tmp_path / "estimator.json").read_text())
+
+
 @pytest.mark.parametrize("share", [0.02, 0.1, 0.3, 0.5])
 def test_the_level_left_after_clipping_is_a_censored_normals(share):
     """What survives of a unit level where a share of the values is clipped, against a million draws."""

@@ -91,18 +91,19 @@ def test_prepare_qat_quantizes_all_but_the_ends_and_keeps_parameter_names():
     names = [name for name, _ in model.named_parameters()]
     qat.prepare_qat(model)
     assert [name for name, _ in model.named_parameters()] == names
-    assert sorted(qat.quantized_layers(model)) == [i for i in range(20) if i not in (0, 1, 17, 18, 19)]
+    assert sorted(qat.quantized_layers(model)) == [i for i in range(20) if i not in (0, 1, 3, 15, 17, 18, 19)]
     assert set(qat.float_state(model)) == set(build_model("fast").state_dict())
 
 
 def test_a_relu_only_output_is_the_next_quantized_convs_input_grid():
     """Tied grids: where a quantized conv's output goes only through a ReLU into the next quantized conv, that conv
-    has no grid of its own. A checkpoint from before (two grids there) loads with the next conv's input grid."""
+    has no grid of its own; the bundled checkpoint stores that grid as both."""
     model = qat.prepare_qat(build_model("fast"))
-    assert qat.tied_inputs(model) == {3, 5, 7, 9, 10, 11, 13, 15}  # not 2 (FP32 conv 1 before) nor 4, 6, 8 (skips)
+    # not 2 or 4 (FP32 conv before), not 6, 8, 12, 14 (after a skip output), 16 (after FP32 conv 15)
+    assert qat.tied_inputs(model) == {5, 7, 9, 10, 11, 13}
     stored = qat.ranges(qat.quantized_from_checkpoint(load_checkpoint(DEFAULT_INT8_CHECKPOINT)))
-    assert stored["tied_inputs"] == [3, 5, 7, 9, 10, 11, 13, 15]
-    untied = load_checkpoint(DEFAULT_INT8_CHECKPOINT)["quantization"]["layers"]  # trained with two grids
+    assert stored["tied_inputs"] == [5, 7, 9, 10, 11, 13]
+    untied = load_checkpoint(DEFAULT_INT8_CHECKPOINT)["quantization"]["layers"]
     for position in stored["tied_inputs"]:
         assert stored["layers"][str(position)]["input"] == stored["layers"][str(position - 1)]["output"]
         assert stored["layers"][str(position)]["input"] == untied[str(position)]["input"]
@@ -132,8 +133,8 @@ def test_train_qat_writes_ranges_and_resumes(tmp_path):
                              val_images=1, init=str(DEFAULT_CHECKPOINT), qat=True, protocol="mixed", loss="log-mse")
     train(settings, log=lambda line: None)
     state = load_checkpoint(out / "last.pt")
-    assert set(state["quantization"]["layers"]) == {str(i) for i in range(2, 17)}
-    assert state["quantization"]["float_layers"] == [0, 1, 17, 18, 19]
+    assert set(state["quantization"]["layers"]) == {str(i) for i in range(2, 17) if i not in (3, 15)}
+    assert state["quantization"]["float_layers"] == [0, 1, 3, 15, 17, 18, 19]
     low, high = state["quantization"]["layers"]["5"]["output"]
     assert low < 0 < high  # pre-ReLU outputs: both signs observed
     assert state["quantization"]["layers"]["9"]["input"] == state["quantization"]["layers"]["8"]["output"]  # tied
@@ -167,27 +168,27 @@ def test_int8_onnx_matches_the_fake_quantized_model_and_runs_integer_kernels(qat
     for match in match_fake_quant(tmp_path / "m.int8.onnx", fake_quant, verification_images()):
         assert match.ok, match.line()
     ran = kernels_run(tmp_path / "m.int8.onnx")
-    assert ran["QLinearConv"] == 15  # every quantized Conv ran as an integer kernel
+    assert ran["QLinearConv"] == 13  # every quantized Conv ran as an integer kernel
     convs = sum(count for op, count in ran.items() if "Conv" in op and op != "QLinearConv")
-    assert convs == 5, ran  # the five FP32 ones (ONNX Runtime may fuse their ReLU: FusedConv)
+    assert convs == 7, ran  # the seven FP32 ones (ONNX Runtime may fuse their ReLU: FusedConv)
     # tied grids: a tied conv reads the previous conv's quantized output itself, with no ReLU or Q between
     nodes = {out: node for node in onnx.load(str(tmp_path / "m.int8.onnx")).graph.node for out in node.output}
     for position in quantization["tied_inputs"]:
         dq = nodes[nodes[f"conv{position}_raw"].input[0]]
         assert dq.op_type == "DequantizeLinear" and nodes[dq.input[0]].name == f"conv{position - 1}_output_Q"
     # ... and ONNX Runtime hands UINT8 from QLinearConv to QLinearConv there: the only DequantizeLinear ->
-    # QuantizeLinear pairs left after its optimizations are the 3 re-gridding a skip output for the next conv
-    # (convs 3, 5, 7: signed range in, ReLU range out); with a grid per conv there were 11.
-    assert requantizations(tmp_path / "m.int8.onnx") == 3
+    # QuantizeLinear pairs left after its optimizations are the 2 re-gridding an encoder's skip output for the next
+    # conv (convs 5 and 7: signed range in, ReLU range out; conv 3 is FP32); with a grid per conv there were 11.
+    assert requantizations(tmp_path / "m.int8.onnx") == 2
 
 
 def test_export_int8_cli_makes_the_bundle_as_it_was_made(qat_checkpoint, tmp_path):
     """The bundled model's FP32 export with the INT8 sibling from its QAT fine-tune, checked against that FP32."""
     result = run_cli("export", "--int8", qat_checkpoint, "--out", tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "model.int8.onnx").is_file() and "15 QLinearConv" in result.stdout
+    assert (tmp_path / "model.int8.onnx").is_file() and "13 QLinearConv" in result.stdout
     card = json.loads((tmp_path / "model.json").read_text())
-    assert card["int8"]["quantized_convs"] == 15 and card["int8"]["qlinearconv_kernels"] == 15
+    assert card["int8"]["quantized_convs"] == 13 and card["int8"]["qlinearconv_kernels"] == 13
     assert card["int8"]["sigma_max"] >= 0.1 and card["checkpoint_sha256"] == read_card()["checkpoint_sha256"]
     assert all(drop <= 0.1 for sigma, drop in card["int8"]["psnr_drop_db"].items() if float(sigma) <= card["int8"]["sigma_max"])
     # the bundled file, made again: the same integer weights, scales and zero points (not the same bytes: the
@@ -268,7 +269,7 @@ def test_the_bundled_int8_model_cannot_saturate_avx2s_16_bit_sums():
     assert read_card(DEFAULT_MODEL)["int8"]["pair_sum_max"] == worst
     weights = [onnx.numpy_helper.to_array(init) for init in onnx.load(str(BUNDLED_INT8)).graph.initializer
                if init.data_type == onnx.TensorProto.INT8 and init.name.endswith("_weight_q")]
-    assert len(weights) == 15 and max(int(np.abs(w.astype(int)).max()) for w in weights) <= qat.WEIGHT_LIMIT == 64
+    assert len(weights) == 13 and max(int(np.abs(w.astype(int)).max()) for w in weights) <= qat.WEIGHT_LIMIT == 64
 
 
 def test_pair_sum_max_sees_an_8_bit_weight(tmp_path):

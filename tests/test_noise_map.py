@@ -183,13 +183,18 @@ def test_the_residual_statistic_is_one_for_white_noise_and_two_for_noise_in_2x2_
     assert real_noise.block_ratio(blocks) == pytest.approx(2.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("h, w, count", [(100, 300, 1), (512, 512, 1), (1024, 768, 3), (3000, 4000, 4)])
-def test_the_statistic_is_read_on_at_most_a_quarter_of_a_large_image(h, w, count):
+@pytest.mark.parametrize("h, w, count", [(128, 128, 1), (100, 300, 4), (321, 481, 4), (512, 512, 4), (1024, 768, 12),
+                                         (3000, 4000, 16)])
+def test_the_statistic_is_read_on_a_sixteenth_of_a_photo_but_never_on_too_few_pixels(h, w, count):
+    """Distinct crops inside the image: at least MIN_PIXELS (all of an image that small), a sixteenth of a photo,
+    and on a large one no more than CROPS crops."""
     boxes = real_noise.crop_boxes(h, w)
-    assert len(boxes) == count
-    if h * w > 2 * real_noise.CROP ** 2:
-        assert sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) <= h * w / 4
+    pixels = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes)
+    assert len(boxes) == count == len(set(boxes))
     assert all(0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w for y0, y1, x0, x1 in boxes)
+    assert pixels >= min(h * w, real_noise.MIN_PIXELS)
+    if h * w >= 16 * real_noise.MIN_PIXELS:
+        assert pixels <= h * w / 16
 
 
 def test_auto_keeps_the_estimators_level_on_white_noise_and_raises_it_on_correlated_noise(rng):

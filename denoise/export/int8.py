@@ -11,7 +11,8 @@ calibrating again: the FP32 ONNX of the QAT weights gets, around every quantized
 * its bias as an INT32 initializer at scale input_scale * weight_scale -> DequantizeLinear,
 
 which is the pattern ONNX Runtime's graph optimizer fuses into QLinearConv. The Convs the checkpoint keeps in
-float (``quantize.float_layers``: the first two and the last three) stay FP32, as in training.
+float (``quantize.float_layers``: the first and the last two, and both ends of the two outermost skip connections)
+stay FP32, as in training.
 
 Verification, against the FP32 model the INT8 file stands beside (the QAT checkpoint's own, or the model it
 was fine-tuned from: what the runtime runs where INT8 is not used), or the export fails and no INT8 file is left:
