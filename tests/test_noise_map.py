@@ -183,18 +183,19 @@ def test_the_residual_statistic_is_one_for_white_noise_and_two_for_noise_in_2x2_
     assert real_noise.block_ratio(blocks) == pytest.approx(2.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("h, w, count", [(128, 128, 1), (100, 300, 4), (321, 481, 4), (512, 512, 4), (1024, 768, 12),
-                                         (3000, 4000, 16)])
-def test_the_statistic_is_read_on_a_sixteenth_of_a_photo_but_never_on_too_few_pixels(h, w, count):
-    """Distinct crops inside the image: at least MIN_PIXELS (all of an image that small), a sixteenth of a photo,
-    and on a large one no more than CROPS crops."""
+@pytest.mark.parametrize("h, w, count, side", [(128, 128, 1, 128), (100, 300, 4, 64), (321, 481, 4, 64), (512, 512, 4, 64),
+                                               (1024, 768, 12, 64), (2000, 1500, 6, 192), (3000, 4000, 4, 256)])
+def test_the_statistic_is_read_on_a_sixteenth_of_a_photo_but_never_on_too_few_pixels(h, w, count, side):
+    """Distinct square crops inside the image: at least MIN_PIXELS (all of an image that small), about a sixteenth
+    of a photo (less than one crop more), and on a large one CROPS crops of MAX_CROP."""
     boxes = real_noise.crop_boxes(h, w)
     pixels = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes)
     assert len(boxes) == count == len(set(boxes))
+    assert all(y1 - y0 == x1 - x0 == side for y0, y1, x0, x1 in boxes)
     assert all(0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w for y0, y1, x0, x1 in boxes)
     assert pixels >= min(h * w, real_noise.MIN_PIXELS)
     if h * w >= 16 * real_noise.MIN_PIXELS:
-        assert pixels <= h * w / 16
+        assert pixels < min(h * w / 16, real_noise.CROPS * real_noise.MAX_CROP ** 2) + side * side
 
 
 def test_auto_keeps_the_estimators_level_on_white_noise_and_raises_it_on_correlated_noise(rng):
@@ -230,3 +231,8 @@ def test_no_factor_where_the_image_has_no_2x2_block_or_too_few_pixels(shape):
         raise AssertionError("the statistic was read on an image it cannot be read on")
 
     assert real_noise.real_noise_factor(np.zeros(shape, np.float32), np.zeros(shape[:2], np.float32), never) == 1.0
+
+
+def test_the_crops_start_on_the_2x2_grid_of_a_mosaic_and_of_chroma_subsampling():
+    for h, w in [(321, 481), (1023, 769), (3000, 4000)]:
+        assert all(y0 % 2 == 0 and x0 % 2 == 0 for y0, _, x0, _ in real_noise.crop_boxes(h, w))

@@ -16,11 +16,11 @@ on synthesized white and camera noise, never on the sets it is measured on. The 
 between white and real noise more than as a measure of how much more level a photo needs (the note in
 BENCHMARKS.md).
 
-Cost: a denoising pass over small crops spread over the image (``crop_boxes``: a sixteenth of it, but never fewer
-pixels than ``MIN_PIXELS`` nor more than ``CROPS`` crops), with the map the estimator made -- nothing is estimated
-again. The statistic needs pixels, not context: read on crops of 64 x 64 instead of one of 256 x 256 it moved the
-real sets' results by at most 0.03 dB and left white noise's factor at 1 (BENCHMARKS.md, "The cost of `auto` on
-small photos"), at a sixteenth of the cost on a 512 x 512 photo.
+Cost: a denoising pass over crops spread over the image (``crop_boxes``: a sixteenth of it, but never fewer
+pixels than ``MIN_PIXELS`` nor more than ``CROPS`` crops of ``MAX_CROP``), with the map the estimator made --
+nothing is estimated again. On a small photo the crops are small: read on four 64 x 64 crops instead of one of
+256 x 256, the statistic moved the real sets' results by at most 0.04 dB and left white noise's factor at 1, at a
+quarter of the cost on a 512 x 512 photo (BENCHMARKS.md, "The real-noise pass on small crops").
 """
 
 from __future__ import annotations
@@ -32,29 +32,34 @@ import numpy as np
 from denoise.metrics import to_float
 
 POWER = 2.225
-CROP = 64
-SHARE = 1 / 16  # of the image's pixels the statistic is read on (at least MIN_PIXELS, at most CROPS crops)
-CROPS = 16
+SHARE = 1 / 16  # of the image's pixels the statistic is read on: at least MIN_PIXELS, at most CROPS crops of MAX_CROP
+MIN_CROP, MAX_CROP = 64, 256
+CROPS = 4
 MIN_PIXELS = 128 * 128  # below this the residual's statistics are too few to tell: the factor stays 1
 
 
 def crop_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
-    """(y0, y1, x0, x1) of the CROP x CROP crops the statistic is read on, on a grid spread evenly over the
-    image: SHARE of its pixels, but at least MIN_PIXELS (the whole image where that is all of it) and at most
-    CROPS crops."""
-    if height * width <= MIN_PIXELS or min(height, width) < CROP:
+    """(y0, y1, x0, x1) of the square crops the statistic is read on, on a grid spread evenly over the image,
+    starting on even rows and columns: SHARE of its pixels, but at least MIN_PIXELS (the whole image where that is
+    all of it) and at most CROPS crops of MAX_CROP. The crops are as large as CROPS of them allow (a multiple of
+    MIN_CROP): small photos get many small crops, large ones CROPS of MAX_CROP."""
+    if height * width <= MIN_PIXELS or min(height, width) < MIN_CROP:
         return [(0, height, 0, width)]
-    want = max(MIN_PIXELS, int(height * width * SHARE))
-    count = min(CROPS, -(-want // (CROP * CROP)))
-    rows = min(height // CROP, max(1, round((count * height / width) ** 0.5)))
-    cols = min(width // CROP, -(-count // rows))
-    rows = min(height // CROP, -(-count // cols))
+    want = min(max(MIN_PIXELS, int(height * width * SHARE)), CROPS * MAX_CROP ** 2)
+    side = max(MIN_CROP, min(MAX_CROP, int((want / CROPS) ** 0.5) // MIN_CROP * MIN_CROP, min(height, width) // MIN_CROP * MIN_CROP))
+    count = -(-want // (side * side))
+    rows = min(height // side, max(1, round((count * height / width) ** 0.5)))
+    cols = min(width // side, -(-count // rows))
+    rows = min(height // side, -(-count // cols))
 
     def starts(size: int, n: int) -> list[int]:
-        return [round((i + 0.5) * size / n - CROP / 2) for i in range(n)]  # cell centres: within [0, size - CROP]
+        # cell centres, within [0, size - side], on even rows and columns: the statistic's 2x2 blocks then line up
+        # with a Bayer mosaic's and JPEG's chroma subsampling's 2x2 grids, as on the whole image (on the 12 MP
+        # JPEG case of benchmarks/auto_sigma.py, crops off that grid read the noise as less correlated)
+        return [int(round((i + 0.5) * size / n - side / 2)) // 2 * 2 for i in range(n)]
 
     corners = [(y, x) for y in starts(height, rows) for x in starts(width, cols)][:count]
-    return [(y, y + CROP, x, x + CROP) for y, x in corners]
+    return [(y, y + side, x, x + side) for y, x in corners]
 
 
 def block_ratio(residual: np.ndarray) -> float:
