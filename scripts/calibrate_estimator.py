@@ -2,10 +2,11 @@
 about 20/255, and `--sigma auto` then gives the denoiser more level than the noise has.
 
 For each level, the same seeded white Gaussian noise (``denoise.noise.add_noise``'s ``gaussian`` protocol: float,
-unclipped) is added to each photo (read as the runtime reads it, ``image_files.read_image``), the estimator's map is read without any calibration, and its mean is averaged over the photos. The rule
-that turns those mean reads into the calibration is ``denoise.runtime.levels.calibration_from_reads``; the
-runtime applies it to every map the estimator makes (``Denoiser.estimate_map``). Fit it on photos the
-estimator was trained on, and measure it on others (benchmarks/auto_sigma.py):
+unclipped) is added to each photo (read as the runtime reads it, ``image_files.read_image``), the estimator's map
+is read without any calibration, and its mean is averaged over the photos. The rule that turns those mean reads
+into the calibration is ``denoise.runtime.levels.calibration_from_reads``; the runtime applies it to every map the
+estimator makes (``Denoiser.estimate_map``). Fit it on photos the estimator was trained on, and measure it on
+others (benchmarks/auto_sigma.py):
 
     python scripts/calibrate_estimator.py --photos ../shared/data/cbsd432 --every 12
 
@@ -72,6 +73,9 @@ def calibrate() -> None:
     parser.add_argument("--levels", default=",".join(map(str, LEVELS_255)), help="white-noise levels, of 255")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
+    card_file = card_path(args.estimator)
+    if not args.dry_run and not card_file.is_file():  # before the fit, not after minutes of it
+        raise DenoiseError(f"{args.estimator} has no card ({card_file.name}) to write the calibration into")
     photos = read_photos(args.photos, args.every)
     sigmas = [float(v) / 255 for v in args.levels.split(",")]
     with Denoiser(backend="cpu", precision="fp32", estimator=args.estimator) as denoiser:
@@ -82,9 +86,6 @@ def calibrate() -> None:
     print("calibration (x255): " + ", ".join(f"{r * 255:.2f} -> {v * 255:.2f}" for r, v in zip(calibration["read"], calibration["level"])))
     if args.dry_run:
         return
-    card_file = card_path(args.estimator)
-    if not card_file.is_file():
-        raise DenoiseError(f"{args.estimator} has no card ({card_file.name}) to write the calibration into")
     card = json.loads(card_file.read_text())
     card["calibration"] = {**calibration, "fitted_on": f"{args.photos.name}: {len(photos)} photos (every {args.every}th)",
                            "noise": "white Gaussian, float, unclipped (the gaussian protocol); seeded per photo and level",
