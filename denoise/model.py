@@ -205,14 +205,47 @@ class NoiseEstimator(nn.Module):
         s, pool = self.config.shuffle, self.config.pool
         h, w = noisy.shape[-2:]
         x = F.pad(noisy, (0, (-w) % s, 0, (-h) % s), mode="replicate") if s > 1 else noisy
+        x = self.features(x)
+        # The pool x pool mean as a column mean then a row mean: the same numbers (count_include_pad=False counts
+        # a rectangle), at 2 x pool additions per value instead of pool ** 2.
+        x = F.avg_pool2d(x, (pool, 1), stride=1, padding=(pool // 2, 0), count_include_pad=False)
+        x = F.avg_pool2d(x, (1, pool), stride=1, padding=(0, pool // 2), count_include_pad=False)
+        level = F.softplus(self.out(F.relu(self.mix(x))) - 3.0) * 0.5  # starts near 0.025, a typical level
+        if s > 1:
+            level = F.interpolate(level, scale_factor=s, mode="nearest")[..., :h, :w]  # each value over its s x s block
+        return level
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutions' features at 1/shuffle resolution of an image padded to a multiple of shuffle."""
+        s = self.config.shuffle
         x = F.pixel_unshuffle(x, s) if s > 1 else x
         for conv in self.convs:
             x = F.relu(conv(x))
-        x = F.avg_pool2d(x, pool, stride=1, padding=pool // 2, count_include_pad=False)
-        level = F.softplus(self.out(F.relu(self.mix(x))) - 3.0) * 0.5  # starts near 0.025, a typical level
-        if s > 1:
-            level = level.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)[..., :h, :w]
-        return level
+        return x
+
+
+class StridedNoiseEstimator(NoiseEstimator):
+    """An inference copy of a NoiseEstimator whose pixel-unshuffle and first 3x3 convolution are one convolution
+    of 3 shuffle x 3 shuffle with stride shuffle on the full-resolution image: the same weights rearranged, the
+    same numbers, without the unshuffle's transpose, which ONNX Runtime's CPU runs slowly (BENCHMARKS.md, "The
+    cost of `auto`"). Export uses this copy and verifies it against the original model."""
+
+    def __init__(self, model: NoiseEstimator):
+        super().__init__(model.config)
+        self.load_state_dict(model.state_dict())
+        s, first = model.config.shuffle, model.convs[0]
+        self.strided = nn.Conv2d(3, first.out_channels, 3 * s, stride=s, padding=s)
+        weight = first.weight.detach().reshape(first.out_channels, 3, s, s, 3, 3)  # [out, colour, dy, dx, ky, kx]
+        with torch.no_grad():  # the unshuffled channel colour * s * s + dy * s + dx is pixel (s ky + dy, s kx + dx)
+            self.strided.weight.copy_(weight.permute(0, 1, 4, 2, 5, 3).reshape(first.out_channels, 3, 3 * s, 3 * s))
+            self.strided.bias.copy_(first.bias)
+        self.eval()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.strided(x))
+        for conv in self.convs[1:]:
+            x = F.relu(conv(x))
+        return x
 
 
 def with_plain_convolutions(model: CAE) -> CAE:

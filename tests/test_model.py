@@ -83,6 +83,28 @@ def test_estimator_gives_a_nonnegative_map_of_the_image_size(shape):
     assert out.shape == (shape[0], 1) + shape[2:] and out.min() >= 0
 
 
+@pytest.mark.parametrize("shuffle", [1, 2, 3])
+def test_the_strided_estimator_export_uses_gives_the_estimators_map(shuffle):
+    """StridedNoiseEstimator (the copy export writes) folds the pixel-unshuffle into its first convolution: the
+    same map as the estimator, at sizes that are and are not multiples of the shuffle, where the replicate padding
+    and the map's cut-back matter."""
+    from denoise.model import StridedNoiseEstimator
+
+    torch.manual_seed(shuffle)
+    model = build_model(EstimatorConfig(shuffle=shuffle, pool=5)).eval()
+    for p in model.parameters():  # weights that make every input pixel count, the bias included
+        torch.nn.init.uniform_(p, -0.3, 0.3)
+    strided = StridedNoiseEstimator(model)
+    for shape in [(2, 3, 24, 30), (1, 3, 17, 45), (1, 3, 1, 5)]:
+        x = torch.rand(shape)
+        with torch.no_grad():
+            want, got = model(x), strided(x)
+        assert got.shape == want.shape == (shape[0], 1) + shape[2:]
+        assert torch.allclose(got, want, atol=1e-6, rtol=1e-5), (got - want).abs().max()
+        if min(shape[2:]) > 5:  # a map that varies: a misplaced weight would show
+            assert want.std() > 1e-4
+
+
 def test_a_map_and_the_equal_constant_give_the_same_result():
     model = build_model("fast").eval()
     x = torch.rand(2, 3, 21, 34)

@@ -198,6 +198,19 @@ def test_the_statistic_is_read_on_a_sixteenth_of_a_photo_but_never_on_too_few_pi
         assert pixels < min(h * w / 16, real_noise.CROPS * real_noise.MAX_CROP ** 2) + side * side
 
 
+def test_the_real_noise_pass_crops_in_one_batch_give_what_each_gives_alone(rng):
+    """Denoiser.denoise_many (the real-noise pass's crops, batched together) gives each image what denoise_pixels
+    gives it alone: the same tiles, the same numbers; of whatever sizes and levels, in the order given."""
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(64, 64, 3), (64, 64, 3), (40, 72, 3)]]
+    levels = [np.full(im.shape[:2], level, np.float32) for im, level in zip(images, [0.03, 0.12, 0.06])]
+    levels[1][:, :32] = 0.2  # a map that varies
+    together = DENOISER.denoise_many(images, levels)
+    assert len(together) == 3
+    for image, level, result in zip(images, levels, together):
+        alone = DENOISER.denoise_pixels(image, level)
+        assert result.dtype == np.uint8 and np.abs(result.astype(int) - alone.astype(int)).max() <= 1
+
+
 def test_auto_keeps_the_estimators_level_on_white_noise_and_raises_it_on_correlated_noise(rng):
     """White noise: the map is the estimator's, raised only where the noise was clipped (levels.clipped_noise_factor).
     Noise correlated as a camera's pipeline leaves it (white noise smoothed over 2x2 pixels, as demosaicing and

@@ -168,7 +168,7 @@ class Denoiser:
         if isinstance(sigma, str) and sigma == "auto":
             if self.estimator is not None:
                 level = self.estimate_map(pixels, stop)
-                factor = real_noise_factor(pixels, level, self.denoise_pixels)
+                factor = real_noise_factor(pixels, level, self.denoise_many)
                 if factor > 1:
                     return level * np.float32(factor)
                 # White noise, where the file's clipping of it is a censored normal's: raised where clipped.
@@ -228,6 +228,18 @@ class Denoiser:
         """HxWx3 uint8, uint16 or float32 in [0,1] -> the same type, tile by tile (memory: the image, its
         result and one batch of tiles). ``sigma`` as ``resolve_sigma`` returns it."""
         return run_tiled(self.batcher(), pixels, sigma, strength)
+
+    def denoise_many(self, images: list[np.ndarray], levels: list) -> list[np.ndarray]:
+        """``denoise_pixels`` of several images at once: their tiles share batches (the real-noise pass's crops,
+        which are small, run in one call instead of one each)."""
+        batcher = self.batcher()
+        for index, (pixels, level) in enumerate(zip(images, levels)):
+            batcher.add(index, pixels, level)
+        results = sorted(batcher.run(flush=True), key=lambda done: done[0])
+        for _, result, _ in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [result for _, result, _ in results]
 
     def denoise_rgb(self, rgb: np.ndarray, sigma, strength: float = 1.0) -> np.ndarray:
         """float32 HxWx3 in [0,1] -> float32 HxWx3 in [0,1]."""

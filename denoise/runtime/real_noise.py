@@ -17,10 +17,10 @@ between white and real noise more than as a measure of how much more level a pho
 BENCHMARKS.md).
 
 Cost: a denoising pass over crops spread over the image (``crop_boxes``: a sixteenth of it, but never fewer
-pixels than ``MIN_PIXELS`` nor more than ``CROPS`` crops of ``MAX_CROP``), with the map the estimator made --
-nothing is estimated again. On a small photo the crops are small: read on four 64 x 64 crops instead of one of
-256 x 256, the statistic moved the real sets' results by at most 0.04 dB and left white noise's factor at 1, at a
-quarter of the cost on a 512 x 512 photo (BENCHMARKS.md, "The real-noise pass on small crops").
+pixels than ``MIN_PIXELS`` nor more than ``CROPS`` crops of ``MAX_CROP``), all of them in one batch where they
+fit, with the map the estimator made -- nothing is estimated again. On a small photo the crops are small: read on
+four 64 x 64 crops instead of one of 256 x 256, the statistic moved the real sets' results by at most 0.04 dB and
+left white noise's factor at 1, at a quarter of the cost on a 512 x 512 photo (BENCHMARKS.md, "The real-noise pass on small crops").
 """
 
 from __future__ import annotations
@@ -73,17 +73,16 @@ def block_ratio(residual: np.ndarray) -> float:
 
 
 def real_noise_factor(pixels: np.ndarray, level: np.ndarray,
-                      denoise: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float:
+                      denoise: Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]]) -> float:
     """The factor for the estimated HxW map ``level`` of HxWx3 ``pixels`` (uint8, uint16 or float in [0,1]):
     ``max(1, r) ** POWER`` of the residual's statistic r, read on crop_boxes; 1 for an image of fewer than
-    MIN_PIXELS or a side under 2 (no 2x2 block). ``denoise(pixels, level) -> denoised`` (same dtype) is the
-    denoiser at that level."""
+    MIN_PIXELS or a side under 2 (no 2x2 block). ``denoise(crops, levels) -> denoised crops`` (same dtype) is
+    the denoiser at those levels: given every crop at once, it can run them in one batch."""
     height, width = pixels.shape[:2]
     if height * width < MIN_PIXELS or min(height, width) < 2:
         return 1.0
-    ratios = []
-    for y0, y1, x0, x1 in crop_boxes(height, width):
-        crop = np.ascontiguousarray(pixels[y0:y1, x0:x1])
-        denoised = denoise(crop, np.ascontiguousarray(level[y0:y1, x0:x1]))
-        ratios.append(block_ratio(to_float(crop) - to_float(denoised)))
+    boxes = crop_boxes(height, width)
+    crops = [np.ascontiguousarray(pixels[y0:y1, x0:x1]) for y0, y1, x0, x1 in boxes]
+    denoised = denoise(crops, [np.ascontiguousarray(level[y0:y1, x0:x1]) for y0, y1, x0, x1 in boxes])
+    ratios = [block_ratio(to_float(crop) - to_float(out)) for crop, out in zip(crops, denoised)]
     return float(max(1.0, float(np.mean(ratios))) ** POWER)
