@@ -16,11 +16,11 @@ on synthesized white and camera noise, never on the sets it is measured on. The 
 between white and real noise more than as a measure of how much more level a photo needs (the note in
 BENCHMARKS.md).
 
-Cost: a denoising pass over crops spread over the image (``crop_boxes``: a sixteenth of it, but never fewer
-pixels than ``MIN_PIXELS`` nor more than ``CROPS`` crops of ``MAX_CROP``), all of them in one batch where they
-fit, with the map the estimator made -- nothing is estimated again. On a small photo the crops are small: read on
-four 64 x 64 crops instead of one of 256 x 256, the statistic moved the real sets' results by at most 0.04 dB and
-left white noise's factor at 1, at a quarter of the cost on a 512 x 512 photo (BENCHMARKS.md, "The real-noise pass on small crops").
+Cost: a denoising pass over crops spread over the image (``crop_boxes``: a thirty-second of it, but never fewer
+pixels than ``MIN_PIXELS``, three 64 x 64 crops, nor more than ``CROPS`` crops of ``MAX_CROP``), all of them in one
+batch where they fit, with the map the estimator made -- nothing is estimated again. The statistic needs pixels
+more than context: read on small crops it moved the real sets' results by at most 0.04 dB and left white noise's
+factor at 1 (BENCHMARKS.md, "The real-noise pass on small crops" and "What `auto` costs, brought under 10%").
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import numpy as np
 from denoise.metrics import to_float
 
 POWER = 2.225
-SHARE = 1 / 16  # of the image's pixels the statistic is read on: at least MIN_PIXELS, at most CROPS crops of MAX_CROP
+SHARE = 1 / 32  # of the image's pixels the statistic is read on: at least MIN_PIXELS, at most CROPS crops of MAX_CROP
 MIN_CROP, MAX_CROP = 64, 256
 CROPS = 4
-MIN_PIXELS = 128 * 128  # below this the residual's statistics are too few to tell: the factor stays 1
+MIN_PIXELS = 3 * MIN_CROP * MIN_CROP  # below this the residual's statistics are too few to tell: the factor stays 1
 
 
 def crop_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
@@ -59,6 +59,8 @@ def crop_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
         return [int(round((i + 0.5) * size / n - side / 2)) // 2 * 2 for i in range(n)]
 
     corners = [(y, x) for y in starts(height, rows) for x in starts(width, cols)][:count]
+    if len(corners) * side * side < MIN_PIXELS:  # too few crops fit (a side short of two crops): the whole image
+        return [(0, height, 0, width)]
     return [(y, y + side, x, x + side) for y, x in corners]
 
 
