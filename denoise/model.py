@@ -227,8 +227,8 @@ class NoiseEstimator(nn.Module):
 class StridedNoiseEstimator(NoiseEstimator):
     """An inference copy of a NoiseEstimator whose pixel-unshuffle and first 3x3 convolution are one convolution
     of 3 shuffle x 3 shuffle with stride shuffle on the full-resolution image: the same weights rearranged, the
-    same numbers, without the unshuffle's transpose, which ONNX Runtime's CPU runs slowly (BENCHMARKS.md, "The
-    cost of `auto`"). Export uses this copy and verifies it against the original model."""
+    same numbers, without the unshuffle's transpose, which ONNX Runtime's CPU runs slowly (BENCHMARKS.md, "What
+    `auto` costs, brought to within 10% in FP32"). Export uses this copy and verifies it against the original model."""
 
     def __init__(self, model: NoiseEstimator):
         super().__init__(model.config)

@@ -20,7 +20,7 @@ Cost: a denoising pass over crops spread over the image (``crop_boxes``: a thirt
 pixels than ``MIN_PIXELS``, three 64 x 64 crops, nor more than ``CROPS`` crops of ``MAX_CROP``), all of them in one
 batch where they fit, with the map the estimator made -- nothing is estimated again. The statistic needs pixels
 more than context: read on small crops it moved the real sets' results by at most 0.04 dB and left white noise's
-factor at 1 (BENCHMARKS.md, "The real-noise pass on small crops" and "What `auto` costs, brought under 10%").
+factor at 1 (BENCHMARKS.md, "The real-noise pass on small crops" and "What `auto` costs, brought to within 10% in FP32").
 """
 
 from __future__ import annotations
