@@ -20,7 +20,7 @@ from denoise.runtime.contract import SIGMA_INPUTS, Backend
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 from denoise.runtime.real_noise import real_noise_factor
 from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, Infer, TileBatcher, estimate_map,
-                                    host_threads, overlap_for, run_tiled, tile_input_pixels)
+                                    host_threads, overlap_for, run_tiled, run_tiled_many, tile_input_pixels)
 from denoise.model_files import read_card
 from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL
 
@@ -232,14 +232,7 @@ class Denoiser:
     def denoise_many(self, images: list[np.ndarray], levels: list) -> list[np.ndarray]:
         """``denoise_pixels`` of several images at once: their tiles share batches (the real-noise pass's crops,
         which are small, run in one call instead of one each)."""
-        batcher = self.batcher()
-        for index, (pixels, level) in enumerate(zip(images, levels)):
-            batcher.add(index, pixels, level)
-        results = sorted(batcher.run(flush=True), key=lambda done: done[0])
-        for _, result, _ in results:
-            if isinstance(result, BaseException):
-                raise result
-        return [result for _, result, _ in results]
+        return run_tiled_many(self.batcher(), images, levels)
 
     def denoise_rgb(self, rgb: np.ndarray, sigma, strength: float = 1.0) -> np.ndarray:
         """float32 HxWx3 in [0,1] -> float32 HxWx3 in [0,1]."""

@@ -296,11 +296,20 @@ class TileBatcher:
 def run_tiled(batcher: TileBatcher, image: np.ndarray, level: Level, strength: float = 1.0) -> np.ndarray:
     """Denoise one HxWx3 image (uint8, uint16 or float32 in [0,1]) tile by tile on an empty ``batcher``;
     same dtype out."""
-    batcher.add(None, image, level, strength)
-    (_, result, _), = batcher.run(flush=True)
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    return run_tiled_many(batcher, [image], [level], strength)[0]
+
+
+def run_tiled_many(batcher: TileBatcher, images: list[np.ndarray], levels: list[Level],
+                   strength: float = 1.0) -> list[np.ndarray]:
+    """``run_tiled`` of several images at once, on an empty ``batcher``: their tiles share batches (small images
+    run in one call instead of one each); the results in the order given. The first failure is raised."""
+    for index, (image, level) in enumerate(zip(images, levels)):
+        batcher.add(index, image, level, strength)
+    done = sorted(batcher.run(flush=True), key=lambda finished: finished[0])
+    for _, result, _ in done:
+        if isinstance(result, BaseException):
+            raise result
+    return [result for _, result, _ in done]
 
 
 def estimate_map(estimate: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray, tile: tuple[int, int],
