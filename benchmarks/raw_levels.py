@@ -1,0 +1,77 @@
+"""Which noise level the denoiser needs on a RAW developed by LibRaw, against the level `--sigma auto` gives it:
+DNGs made as tests/test_raw.py makes them (benchmarks/raw_gain.py's photo_raws) from a folder of clean photos at
+several noise strengths, each developed (AHD, as `denoise batch` does), and denoised with the estimator's map times
+each of a grid of factors, and with `auto`'s level (the map times the real-noise factor). Prints, per noise
+strength, the mean PSNR gain (dB) over the undenoised development of `auto`, of the map as it is (factor 1), of the
+best single factor, and of each file's best factor; and the true noise (std of noisy - clean development) beside the
+map's mean read, both x255.
+
+    python benchmarks/raw_levels.py --photos ../shared/data/cbsd432 --every 40     # training photos (every 40th)
+    python benchmarks/raw_levels.py --photos ../shared/data/cbsd68 --held-out
+
+FP32, ONNX Runtime CPU, the bundled model and estimator; one Bayer phase per photo (in turn), seed per photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from raw_gain import REPO  # noqa: F401  (puts tests/ on the path for test_raw)
+from test_raw import camera, develop, psnr16, write_bayer_dng
+
+from denoise import Denoiser
+from denoise.datasets import eval_image_paths, held_out_paths, image_folder_paths
+from denoise.image_files import read_image
+from denoise.runtime.real_noise import real_noise_factor
+
+FACTORS = (0.75, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75, 3, 3.5)
+SIGMAS = (0.02, 0.035, 0.05, 0.07, 0.1, 0.14)
+PHASES = ((0, 0), (1, 0), (0, 1), (1, 1))
+
+
+def photo_paths(folder: Path, held_out: bool, every: int) -> list[Path]:
+    if held_out:
+        return eval_image_paths(folder, None, True)
+    held = set(held_out_paths(folder))
+    return [p for p in image_folder_paths(folder) if p not in held][::every]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path, required=True)
+    parser.add_argument("--held-out", action="store_true", help="only the folder's held-out photos (every 10th)")
+    parser.add_argument("--every", type=int, default=1, help="without --held-out: every n-th training photo")
+    args = parser.parse_args()
+    denoiser = Denoiser(None, backend="cpu", precision="fp32")
+    rows = {sigma: [] for sigma in SIGMAS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, path in enumerate(photo_paths(args.photos, args.held_out, args.every)):
+            pixels = read_image(path).pixels.astype(np.float64) / 255.0
+            pixels = pixels[:pixels.shape[0] // 2 * 2, :pixels.shape[1] // 2 * 2]
+            for sigma in SIGMAS:
+                params = camera(PHASES[index % 4], sigma, seed=100 + index)
+                noisy = develop(write_bayer_dng(Path(tmp) / "noisy.dng", pixels, params, noise_seed=200 + index))
+                clean = develop(write_bayer_dng(Path(tmp) / "clean.dng", pixels, params, None))
+                before = psnr16(clean, noisy)
+                level = denoiser.estimate_map(noisy)
+                factor = real_noise_factor(noisy, level, denoiser.denoise_many)
+                gains = [psnr16(clean, denoiser.denoise(noisy, level * np.float32(k))) - before for k in (factor, *FACTORS)]
+                true = float(np.std((noisy.astype(np.float64) - clean) / 65535))
+                rows[sigma].append((true, float(level.mean()), factor, gains))
+    print("| sigma | files | true noise (x255) | map's read (x255) | auto's factor | auto | map x 1 | best factor | "
+          "its gain | each file's best |\n|---|---|---|---|---|---|---|---|---|---|")
+    for sigma, values in rows.items():
+        gains = np.array([v[3] for v in values])
+        best = int(np.argmax(gains[:, 1:].mean(axis=0)))
+        print(f"| {sigma:g} | {len(values)} | {np.mean([v[0] for v in values]) * 255:.1f} | "
+              f"{np.mean([v[1] for v in values]) * 255:.1f} | {np.mean([v[2] for v in values]):.2f} | "
+              f"{gains[:, 0].mean():+.2f} | {gains[:, 2].mean():+.2f} | {FACTORS[best]:g} | {gains[:, 1 + best].mean():+.2f} | "
+              f"{gains[:, 1:].max(axis=1).mean():+.2f} |")
+
+
+if __name__ == "__main__":
+    main()
