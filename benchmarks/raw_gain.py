@@ -33,19 +33,30 @@ from denoise.datasets import eval_image_paths  # noqa: E402
 from denoise.image_files import read_image  # noqa: E402
 
 
+def even_photo(path: Path) -> np.ndarray:
+    """A clean photo as float64 [0,1], cut to even sides (whole 2x2 Bayer cells)."""
+    pixels = read_image(path).pixels.astype(np.float64) / 255.0
+    return pixels[:pixels.shape[0] // 2 * 2, :pixels.shape[1] // 2 * 2]
+
+
+def dng_twins(noisy: Path, clean: Path, pixels: np.ndarray, params, noise_seed: int) -> np.ndarray:
+    """``pixels`` as a noisy DNG at ``noisy`` and a noise-free one at ``clean`` (the same camera); the noise-free
+    one's development, the reference a gain is measured against."""
+    write_bayer_dng(noisy, pixels, params, noise_seed=noise_seed)
+    return develop(write_bayer_dng(clean, pixels, params, None))
+
+
 def photo_raws(photos: list[Path], src: Path, clean: Path) -> dict[str, np.ndarray]:
     """Four noisy DNGs per photo in ``src`` (Bayer phases (0, 0) and (1, 0), sigma 0.05 and 0.1, as the test's),
     each with its noise-free twin in ``clean``; {name: the twin's development}."""
     references = {}
     for index, path in enumerate(photos):
-        pixels = read_image(path).pixels.astype(np.float64) / 255.0
-        pixels = pixels[:pixels.shape[0] // 2 * 2, :pixels.shape[1] // 2 * 2]
+        pixels = even_photo(path)
         for phase in ((0, 0), (1, 0)):
             for sigma in (0.05, 0.1):
                 name = f"{path.stem}_{phase[0]}{phase[1]}_{round(sigma * 100):02d}"
-                params = camera(phase, sigma, seed=7 + index)
-                write_bayer_dng(src / f"{name}.dng", pixels, params, noise_seed=1 + index)
-                references[name] = develop(write_bayer_dng(clean / f"{name}.dng", pixels, params, None))
+                references[name] = dng_twins(src / f"{name}.dng", clean / f"{name}.dng", pixels,
+                                             camera(phase, sigma, seed=7 + index), 1 + index)
     return references
 
 

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from raw_gain import REPO  # noqa: F401  (puts tests/ on the path for test_raw)
-from test_raw import camera, develop, psnr16, write_bayer_dng
+from raw_gain import dng_twins, even_photo  # raw_gain puts tests/ on the path for test_raw
+from test_raw import camera, develop, psnr16
 
 from denoise import Denoiser
 from denoise.datasets import eval_image_paths, held_out_paths, image_folder_paths
-from denoise.image_files import read_image
 from denoise.runtime.real_noise import real_noise_factor
 
 FACTORS = (0.75, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75, 3, 3.5)
@@ -50,12 +49,12 @@ def main() -> None:
     rows = {sigma: [] for sigma in SIGMAS}
     with tempfile.TemporaryDirectory() as tmp:
         for index, path in enumerate(photo_paths(args.photos, args.held_out, args.every)):
-            pixels = read_image(path).pixels.astype(np.float64) / 255.0
-            pixels = pixels[:pixels.shape[0] // 2 * 2, :pixels.shape[1] // 2 * 2]
+            pixels = even_photo(path)
             for sigma in SIGMAS:
-                params = camera(PHASES[index % 4], sigma, seed=100 + index)
-                noisy = develop(write_bayer_dng(Path(tmp) / "noisy.dng", pixels, params, noise_seed=200 + index))
-                clean = develop(write_bayer_dng(Path(tmp) / "clean.dng", pixels, params, None))
+                noisy_path, clean_path = Path(tmp) / "noisy.dng", Path(tmp) / "clean.dng"
+                clean = dng_twins(noisy_path, clean_path, pixels, camera(PHASES[index % 4], sigma, seed=100 + index),
+                                  200 + index)
+                noisy = develop(noisy_path)
                 before = psnr16(clean, noisy)
                 level = denoiser.estimate_map(noisy)
                 factor = real_noise_factor(noisy, level, denoiser.denoise_many)
