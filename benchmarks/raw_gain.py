@@ -30,6 +30,7 @@ import tifffile  # noqa: E402
 from test_raw import camera, develop, gain_test_raws, psnr16, write_bayer_dng  # noqa: E402
 
 from denoise.datasets import eval_image_paths  # noqa: E402
+from denoise.errors import DenoiseError  # noqa: E402
 from denoise.image_files import read_image  # noqa: E402
 
 
@@ -85,4 +86,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DenoiseError as error:  # a folder with no photos, an unreadable one: one line
+        sys.exit(f"error: {error}")

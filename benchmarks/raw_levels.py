@@ -15,6 +15,7 @@ FP32, ONNX Runtime CPU, the bundled model and estimator; one Bayer phase per pho
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from test_raw import camera, develop, psnr16
 
 from denoise import Denoiser
 from denoise.datasets import eval_image_paths, held_out_paths, image_folder_paths
+from denoise.errors import DenoiseError
 from denoise.runtime.real_noise import real_noise_factor
 
 FACTORS = (0.75, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75, 3, 3.5)
@@ -73,4 +75,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DenoiseError as error:  # a folder with no photos, an unreadable one: one line
+        sys.exit(f"error: {error}")
