@@ -1,10 +1,16 @@
-"""Which noise level the denoiser needs on a RAW developed by LibRaw, against the level `--sigma auto` gives it:
-DNGs made as tests/test_raw.py makes them (benchmarks/raw_gain.py's photo_raws) from a folder of clean photos at
-several noise strengths, each developed (AHD, as `denoise batch` does), and denoised with the estimator's map times
-each of a grid of factors, and with `auto`'s level (the map times the real-noise factor). Prints, per noise
-strength, the mean PSNR gain (dB) over the undenoised development of `auto`, of the map as it is (factor 1), of the
-best single factor, and of each file's best factor; and the true noise (std of noisy - clean development) beside the
-map's mean read, both x255.
+"""Which noise level the denoiser needs on a RAW developed by LibRaw, against the levels it can be given: DNGs
+made as tests/test_raw.py makes them (benchmarks/raw_gain.py's photo_raws) from a folder of clean photos at several
+noise strengths, each developed (AHD, as `denoise batch` does) and denoised with
+
+- the estimator's map as `--sigma auto` makes it for other images (times the real-noise factor), and that map
+  times each of a grid of factors;
+- the mosaic's map (denoise/raw_noise.py: the noise the mosaic's Poisson-Gaussian fit gives each developed pixel)
+  through NEEDED_LEVEL, what `--sigma auto` gives a Bayer RAW, and the mosaic's map times each of the factors.
+
+Prints, per noise strength and for each map, the mean PSNR gain (dB) over the undenoised development of the level
+`auto` gives, of the best single factor, and of each file's best factor; and the true noise (std of noisy - clean
+development) beside each map's mean read, both x255. Last, the points (mosaic's mean read, best factor times it)
+from which NEEDED_LEVEL was fitted.
 
     python benchmarks/raw_levels.py --photos ../shared/data/cbsd432 --every 40     # training photos (every 40th)
     python benchmarks/raw_levels.py --photos ../shared/data/cbsd68 --held-out
@@ -22,15 +28,17 @@ from pathlib import Path
 import numpy as np
 
 from raw_gain import dng_twins, even_photo  # raw_gain puts tests/ on the path for test_raw
-from test_raw import camera, develop, psnr16
+from test_raw import camera, psnr16
 
 from denoise import Denoiser
 from denoise.datasets import eval_image_paths, held_out_paths, image_folder_paths
 from denoise.errors import DenoiseError
+from denoise.raw_files import read_raw
+from denoise.raw_noise import developed_noise_map, raw_level_map
 from denoise.runtime.real_noise import real_noise_factor
 
-FACTORS = (0.75, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75, 3, 3.5)
-SIGMAS = (0.02, 0.035, 0.05, 0.07, 0.1, 0.14)
+FACTORS = (0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75, 3, 3.5)
+SIGMAS = (0.01, 0.02, 0.035, 0.05, 0.07, 0.1, 0.14)
 PHASES = ((0, 0), (1, 0), (0, 1), (1, 1))
 
 
@@ -56,22 +64,33 @@ def main() -> None:
                 noisy_path, clean_path = Path(tmp) / "noisy.dng", Path(tmp) / "clean.dng"
                 clean = dng_twins(noisy_path, clean_path, pixels, camera(PHASES[index % 4], sigma, seed=100 + index),
                                   200 + index)
-                noisy = develop(noisy_path)
+                image = read_raw(noisy_path)
+                noisy = image.pixels
                 before = psnr16(clean, noisy)
-                level = denoiser.estimate_map(noisy)
-                factor = real_noise_factor(noisy, level, denoiser.denoise_many)
-                gains = [psnr16(clean, denoiser.denoise(noisy, level * np.float32(k))) - before for k in (factor, *FACTORS)]
                 true = float(np.std((noisy.astype(np.float64) - clean) / 65535))
-                rows[sigma].append((true, float(level.mean()), factor, gains))
-    print("| sigma | files | true noise (x255) | map's read (x255) | auto's factor | auto | map x 1 | best factor | "
-          "its gain | each file's best |\n|---|---|---|---|---|---|---|---|---|---|")
+                estimated = denoiser.estimate_map(noisy)
+                factor = real_noise_factor(noisy, estimated, denoiser.denoise_many)
+                mosaic = developed_noise_map(noisy, image.raw.noise, image.raw.white_balance, image.raw.rgb_cam)
+                for name, level, default in (("estimator", estimated, estimated * np.float32(factor)),
+                                             ("mosaic", mosaic, raw_level_map(noisy, image.raw))):
+                    gains = [psnr16(clean, denoiser.denoise(noisy, level * np.float32(k))) - before
+                             for k in FACTORS] + [psnr16(clean, denoiser.denoise(noisy, default)) - before]
+                    rows[sigma].append((name, true, float(level.mean()), gains))
+    print("| sigma | map | files | true noise (x255) | map's read (x255) | auto's level | best factor | its gain | "
+          "each file's best |\n|---|---|---|---|---|---|---|---|---|")
+    points = []
     for sigma, values in rows.items():
-        gains = np.array([v[3] for v in values])
-        best = int(np.argmax(gains[:, 1:].mean(axis=0)))
-        print(f"| {sigma:g} | {len(values)} | {np.mean([v[0] for v in values]) * 255:.1f} | "
-              f"{np.mean([v[1] for v in values]) * 255:.1f} | {np.mean([v[2] for v in values]):.2f} | "
-              f"{gains[:, 0].mean():+.2f} | {gains[:, 2].mean():+.2f} | {FACTORS[best]:g} | {gains[:, 1 + best].mean():+.2f} | "
-              f"{gains[:, 1:].max(axis=1).mean():+.2f} |")
+        for name in ("estimator", "mosaic"):
+            of_map = [v for v in values if v[0] == name]
+            gains = np.array([v[3] for v in of_map])
+            best = int(np.argmax(gains[:, :-1].mean(axis=0)))
+            read = np.mean([v[2] for v in of_map])
+            print(f"| {sigma:g} | {name} | {len(of_map)} | {np.mean([v[1] for v in of_map]) * 255:.1f} | {read * 255:.1f} | "
+                  f"{gains[:, -1].mean():+.2f} | {FACTORS[best]:g} | {gains[:, best].mean():+.2f} | "
+                  f"{gains[:, :-1].max(axis=1).mean():+.2f} |")
+            if name == "mosaic":
+                points.append((read, FACTORS[best] * read))
+    print("mosaic's mean read -> best level: " + ", ".join(f"{r:.5f} -> {level:.5f}" for r, level in points))
 
 
 if __name__ == "__main__":

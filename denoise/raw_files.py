@@ -33,6 +33,7 @@ from PIL import Image, ImageCms
 
 from denoise.errors import DenoiseError, missing_extra
 from denoise.image_files import LoadedImage, check_size
+from denoise.raw_noise import fit_mosaic_noise
 from denoise.tiff_writer import DESCRIPTIVE_TAGS, EXIF_IFD, GPS_IFD, INTEROP_IFD
 
 SRGB_GAMMA = (2.4, 12.92)  # LibRaw's (power, toe slope) of the sRGB tone curve
@@ -52,9 +53,13 @@ class RawInfo:
     white_balance: tuple[float, float, float]  # the R, G, B multipliers the development used
     rgb_cam: np.ndarray  # 3x3: white-balanced camera RGB -> linear sRGB, as LibRaw developed
     colors: int  # colour channels of the sensor (3 for Bayer and X-Trans)
+    noise: tuple[float, float] | None = None  # the mosaic's (shot, read), black 0 to white 1 (raw_noise); None: not read
 
     def manifest_fields(self) -> dict:
-        return {"camera": self.camera, "iso": self.iso}
+        fields = {"camera": self.camera, "iso": self.iso}
+        if self.noise is not None:
+            fields["raw_noise"] = {"shot": float(f"{self.noise[0]:.4g}"), "read": float(f"{self.noise[1]:.4g}")}
+        return fields
 
 
 def rawpy_module():
@@ -132,6 +137,7 @@ def read_raw(path: Path) -> LoadedImage:
             from_libraw, colors = libraw_exif(raw), raw.num_colors
             white_balance = tuple(float(m) for m in raw.auto_whitebalance[:3])
             rgb_cam = np.array(raw.color_matrix, np.float64)[:, :3]
+            noise = mosaic_noise(raw)
     except (rawpy.LibRawError, rawpy.NotSupportedError) as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         if isinstance(exc, rawpy.LibRawIOError):
@@ -139,9 +145,21 @@ def read_raw(path: Path) -> LoadedImage:
         raise DenoiseError(f"{path}: LibRaw {libraw_version()} cannot read it as a camera RAW file ({reason})") from None
     ifd0, exif, gps = read_file_exif(path)
     exif = {**from_libraw, **exif}
-    info = RawInfo(camera_name(ifd0), iso_of(exif), white_balance, rgb_cam, colors)
+    info = RawInfo(camera_name(ifd0), iso_of(exif), white_balance, rgb_cam, colors, noise)
     save_info = {"icc_profile": srgb_profile(), "exif": exif_bytes(ifd0, exif, gps)}
     return LoadedImage(np.ascontiguousarray(pixels), "RGB", None, save_info, 16, raw=info)
+
+
+def mosaic_noise(raw) -> tuple[float, float] | None:
+    """The Poisson-Gaussian fit of a Bayer RAW's mosaic (raw_noise.fit_mosaic_noise); None for other sensors
+    (X-Trans, Foveon, linear DNGs), whose level the estimator reads from the development instead."""
+    pattern = raw.raw_pattern
+    if raw.num_colors != 3 or pattern is None or pattern.shape != (2, 2):
+        return None
+    black = np.asarray(raw.black_level_per_channel, np.float64)[raw.raw_colors_visible[:2, :2]]
+    if np.any(black >= raw.white_level):
+        return None
+    return fit_mosaic_noise(raw.raw_image_visible, black, float(raw.white_level))
 
 
 def read_file_exif(path: Path) -> tuple[dict, dict, dict]:

@@ -153,6 +153,9 @@ def test_batch_develops_and_denoises_raws_into_16_bit_tiffs_with_their_exif(tmp_
         assert record["status"] == "ok" and record["output"].endswith(f"{name}.tif")
         assert record["camera"] == " ".join(CAMERA) and record["iso"] == 3200 and record["sigma_estimated"]
         assert 0 < record["sigma"] < 0.2
+        # The level came from the mosaic: its noise fit, within 25% of the sensor's shot noise (raw_noise).
+        sensor = camera((int(name[4]), int(name[5])), int(name[-2:]) / 100)
+        assert abs(record["raw_noise"]["shot"] / sensor.shot - 1) < 0.25, (record["raw_noise"], sensor.shot)
     # The issue asks for 3 dB; the bundled model gives +2.9 to +3.0 dB at sigma 0.05 and +4.0 to +4.1 at 0.1 on these
     # smooth crops, about half that on whole photos (README, Camera RAW; benchmarks/raw_gain.py [--photos])
     assert min(gains.values()) > 2.5, gains
@@ -198,6 +201,9 @@ def test_linear_dng_develops_back_to_the_denoised_image(tmp_path):
         back = dng.postprocess(**develop_options(rawpy)).astype(np.float64)
     error = np.abs(back - denoised).max(axis=-1) / 65535
     assert clipped.mean() < 0.001 and error[~clipped].max() < 0.001, (clipped.mean(), error[~clipped].max())
+    from denoise.raw_files import read_raw
+
+    assert read_raw(tmp_path / "dng" / "IMG_0001.dng").raw.noise is None  # no mosaic: the estimator reads its level
     ifd0, exif, _, _ = tiff_metadata(tmp_path / "dng" / "IMG_0001.dng")
     assert (ifd0[271], ifd0[272]) == CAMERA and exif["ISOSpeedRatings"] == 3200
     assert manifest(tmp_path / "dng")["IMG_0001.dng"]["output"].endswith("IMG_0001.dng")

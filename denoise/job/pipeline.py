@@ -18,6 +18,7 @@ from denoise.job.engine import Engine
 from denoise.job.manifest import failed_record, level_fields
 from denoise.job.options import JobOptions
 from denoise.job.plan import Job
+from denoise.raw_noise import raw_level_map
 from denoise.runtime.tiling import host_threads, tile_input_pixels
 
 log = logging.getLogger(__name__)
@@ -64,12 +65,22 @@ def _decode(engine: Engine, job: Job, read: Callable[[], tuple], sigma, stop: Ca
         image, read_seconds = read()
         started = time.perf_counter()
         log.info("%s: its noise level", job.source)  # -v shows where a run is (the stop tests wait on these)
-        levels = [engine.resolve_sigma(sigma, frame.pixels, stop) for frame in image.frames or [image]]
+        levels = [_level(engine, image, frame, sigma, stop) for frame in image.frames or [image]]
     except Stopped:
         raise
     except Exception as exc:
         return failed_record(job, _describe(job, exc)), exc
     return image, levels, {"read": read_seconds, "estimate": time.perf_counter() - started}  # estimate: the noise level's
+
+
+def _level(engine: Engine, image, frame, sigma, stop: Callable[[], bool] | None):
+    """One frame's noise level. With "auto", a Bayer RAW's comes from its mosaic (raw_noise: the sensor's own
+    noise, carried through the development), which reads it far closer than the estimator does on the development."""
+    if isinstance(sigma, str) and sigma == "auto":
+        from_mosaic = raw_level_map(frame.pixels, image.raw)
+        if from_mosaic is not None:
+            sigma = from_mosaic
+    return engine.resolve_sigma(sigma, frame.pixels, stop)
 
 
 def _describe(job: Job, exc: BaseException) -> str:
