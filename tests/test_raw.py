@@ -156,9 +156,10 @@ def test_batch_develops_and_denoises_raws_into_16_bit_tiffs_with_their_exif(tmp_
         # The level came from the mosaic: its noise fit, within 25% of the sensor's shot noise (raw_noise).
         sensor = camera((int(name[4]), int(name[5])), int(name[-2:]) / 100)
         assert abs(record["raw_noise"]["shot"] / sensor.shot - 1) < 0.25, (record["raw_noise"], sensor.shot)
-    # The issue asks for 3 dB; the bundled model gives +2.9 to +3.0 dB at sigma 0.05 and +4.0 to +4.1 at 0.1 on these
-    # smooth crops, about half that on whole photos (README, Camera RAW; benchmarks/raw_gain.py [--photos])
-    assert min(gains.values()) > 2.5, gains
+    # The issue's 3 dB: with the level read from the mosaic the bundled model gives +3.06 to +3.12 dB at sigma 0.05
+    # and +5.9 at 0.1 on these smooth crops (INT8 and FP32), less on whole photos (README, Camera RAW;
+    # benchmarks/raw_gain.py [--photos])
+    assert min(gains.values()) > 3.0, gains
 
 
 @pytest.mark.parametrize("level", [0.2, 0.8])
