@@ -27,24 +27,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import tifffile  # noqa: E402
-from test_raw import camera, develop, gain_test_raws, psnr16, write_bayer_dng  # noqa: E402
+from test_raw import camera, develop, dng_twins, even_photo, gain_test_raws, psnr16  # noqa: E402
 
 from denoise.datasets import eval_image_paths  # noqa: E402
 from denoise.errors import DenoiseError  # noqa: E402
-from denoise.image_files import read_image  # noqa: E402
-
-
-def even_photo(path: Path) -> np.ndarray:
-    """A clean photo as float64 [0,1], cut to even sides (whole 2x2 Bayer cells)."""
-    pixels = read_image(path).pixels.astype(np.float64) / 255.0
-    return pixels[:pixels.shape[0] // 2 * 2, :pixels.shape[1] // 2 * 2]
-
-
-def dng_twins(noisy: Path, clean: Path, pixels: np.ndarray, params, noise_seed: int) -> np.ndarray:
-    """``pixels`` as a noisy DNG at ``noisy`` and a noise-free one at ``clean`` (the same camera); the noise-free
-    one's development, the reference a gain is measured against."""
-    write_bayer_dng(noisy, pixels, params, noise_seed=noise_seed)
-    return develop(write_bayer_dng(clean, pixels, params, None))
 
 
 def photo_raws(photos: list[Path], src: Path, clean: Path) -> dict[str, np.ndarray]:

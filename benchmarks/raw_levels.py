@@ -1,5 +1,5 @@
 """Which noise level the denoiser needs on a RAW developed by LibRaw, against the levels it can be given: DNGs
-made as tests/test_raw.py makes them (benchmarks/raw_gain.py's photo_raws) from a folder of clean photos at several
+made as tests/test_raw.py makes them (its dng_twins) from a folder of clean photos at several
 noise strengths, each developed (AHD, as `denoise batch` does) and denoised with
 
 - the estimator's map as `--sigma auto` makes it for other images (times the real-noise factor), and that map
@@ -27,15 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-from raw_gain import dng_twins, even_photo  # raw_gain puts tests/ on the path for test_raw
-from test_raw import camera, psnr16
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from denoise import Denoiser
-from denoise.datasets import eval_image_paths, held_out_paths, image_folder_paths
-from denoise.errors import DenoiseError
-from denoise.raw_files import read_raw
-from denoise.raw_noise import developed_noise_map, raw_level_map
-from denoise.runtime.real_noise import real_noise_factor
+from test_raw import camera, dng_twins, even_photo, psnr16  # noqa: E402
+
+from denoise import Denoiser  # noqa: E402
+from denoise.datasets import eval_image_paths, held_out_paths, image_folder_paths  # noqa: E402
+from denoise.errors import DenoiseError  # noqa: E402
+from denoise.raw_files import read_raw  # noqa: E402
+from denoise.raw_noise import developed_noise_map, needed_level  # noqa: E402
+from denoise.runtime.real_noise import real_noise_factor  # noqa: E402
 
 FACTORS = (0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75, 3, 3.5)
 SIGMAS = (0.01, 0.02, 0.035, 0.05, 0.07, 0.1, 0.14)
@@ -72,7 +73,7 @@ def main() -> None:
                 factor = real_noise_factor(noisy, estimated, denoiser.denoise_many)
                 mosaic = developed_noise_map(noisy, image.raw.noise, image.raw.white_balance, image.raw.rgb_cam)
                 for name, level, default in (("estimator", estimated, estimated * np.float32(factor)),
-                                             ("mosaic", mosaic, raw_level_map(noisy, image.raw))):
+                                             ("mosaic", mosaic, needed_level(mosaic))):
                     gains = [psnr16(clean, denoiser.denoise(noisy, level * np.float32(k))) - before
                              for k in FACTORS] + [psnr16(clean, denoiser.denoise(noisy, default)) - before]
                     rows[sigma].append((name, true, float(level.mean()), gains))

@@ -35,6 +35,16 @@ def srgb_to_linear(values: np.ndarray) -> np.ndarray:
     return np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
 
 
+def multipliers_of(white_balance) -> np.ndarray:
+    """The R, G, B white balance multipliers as LibRaw scales the raw values by them: the smallest at 1."""
+    return np.asarray(white_balance[:3], np.float64) / min(white_balance[:3])
+
+
+def to_camera_rgb(linear: np.ndarray, white_balance, rgb_cam: np.ndarray) -> np.ndarray:
+    """Linear sRGB (HxWx3) back to the camera's raw values per colour: ``rgb_cam`` and the white balance undone."""
+    return linear @ np.linalg.inv(rgb_cam).T / multipliers_of(white_balance)
+
+
 def write_linear_dng(result: np.ndarray, image: LoadedImage, path: Path) -> None:
     """Write ``result`` (HxWx3 uint16, the denoised development of ``image``, a camera RAW) as a linear DNG."""
     raw = image.raw
@@ -44,11 +54,10 @@ def write_linear_dng(result: np.ndarray, image: LoadedImage, path: Path) -> None
     if raw.colors != 3 or not np.linalg.det(raw.rgb_cam):
         raise DenoiseError(f"{path}: this camera has {raw.colors} colour channels or no colour matrix in LibRaw; a "
                            "linear DNG is made for RGB sensors with a matrix only (choose --format tif)")
-    multipliers = np.array(raw.white_balance) / min(raw.white_balance)
-    camera_rgb = np.linalg.inv(raw.rgb_cam)  # linear sRGB -> white-balanced camera RGB
-    linear = srgb_to_linear(result.astype(np.float64) / 65535.0) @ camera_rgb.T / multipliers
+    multipliers = multipliers_of(raw.white_balance)
+    linear = to_camera_rgb(srgb_to_linear(result.astype(np.float64) / 65535.0), raw.white_balance, raw.rgb_cam)
     pixels = np.round(np.clip(linear, 0.0, 1.0) * 65535.0).astype(np.uint16)
-    xyz_to_camera = camera_rgb @ np.linalg.inv(LIBRAW_XYZ_RGB)
+    xyz_to_camera = np.linalg.inv(raw.rgb_cam) @ np.linalg.inv(LIBRAW_XYZ_RGB)  # rgb_cam: camera RGB -> linear sRGB
     tags = {254: (LONG, 0), 262: (SHORT, LINEAR_RAW), 274: (SHORT, 1),
             50706: (BYTE, bytes((1, 4, 0, 0))), 50707: (BYTE, bytes((1, 1, 0, 0))),  # DNG version, backward version
             50708: (ASCII, raw.camera or "camera RAW denoised by denoise"),  # UniqueCameraModel

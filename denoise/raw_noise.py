@@ -21,6 +21,8 @@ import functools
 
 import numpy as np
 
+from denoise.linear_dng import multipliers_of, srgb_to_linear, to_camera_rgb
+
 BLOCK = 8  # pixels of one colour site's plane per block side
 BINS = 12  # brightness bins of equal block counts
 MIN_BLOCKS_PER_BIN = 8  # fewer blocks in all than BINS times this: too small a RAW to fit, the estimator is used
@@ -99,10 +101,6 @@ def _fit_line(x: np.ndarray, variance: np.ndarray) -> tuple[float, float]:
     return float(shot), float(read)
 
 
-def srgb_to_linear(y: np.ndarray) -> np.ndarray:
-    return np.where(y <= 0.04045, y / 12.92, ((np.maximum(y, 0.04045) + 0.055) / 1.055) ** 2.4)
-
-
 def srgb_slope(linear: np.ndarray) -> np.ndarray:
     """d(sRGB)/d(linear): how much the tone curve magnifies noise at each linear value."""
     return np.where(linear <= 0.0031308, 12.92, 1.055 / 2.4 * np.maximum(linear, 0.0031308) ** (1 / 2.4 - 1))
@@ -120,11 +118,10 @@ def developed_noise_map(pixels: np.ndarray, noise: tuple[float, float], white_ba
     developed = padded.reshape(rows, step, cols, step, 3).mean(axis=(1, 3), dtype=np.float64)
     developed /= np.iinfo(pixels.dtype).max if np.issubdtype(pixels.dtype, np.integer) else 1.0
     linear = srgb_to_linear(np.clip(developed, 0.0, 1.0))
-    gains = np.asarray(white_balance[:3], np.float64) / min(white_balance[:3])
-    raw = np.maximum(linear @ np.linalg.inv(rgb_cam).T / gains, 0.0)  # each pixel's raw value, per colour
+    raw = np.maximum(to_camera_rgb(linear, white_balance, rgb_cam), 0.0)  # each pixel's raw value, per colour
     shot, read = noise
     raw_variance = shot * raw + read
-    linear_variance = raw_variance @ ((rgb_cam * gains) ** 2).T
+    linear_variance = raw_variance @ ((rgb_cam * multipliers_of(white_balance)) ** 2).T
     variance = (srgb_slope(linear) ** 2 * linear_variance).mean(axis=-1)
     std = np.sqrt(variance).astype(np.float32)
     return np.repeat(np.repeat(std, step, axis=0), step, axis=1)[:height, :width]

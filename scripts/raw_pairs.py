@@ -29,10 +29,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from test_raw import camera, develop, write_bayer_dng  # noqa: E402
+from test_raw import camera, develop, dng_twins, even_photo  # noqa: E402
 
 from denoise.datasets import image_folder_paths  # noqa: E402
-from denoise.image_files import read_image  # noqa: E402
 
 
 def to_uint8(developed: np.ndarray) -> np.ndarray:
@@ -40,14 +39,12 @@ def to_uint8(developed: np.ndarray) -> np.ndarray:
 
 
 def make_pair(photo: Path, index: int, sigma: float, out: Path, tmp: Path) -> None:
-    pixels = read_image(photo).pixels.astype(np.float64) / 255.0
-    pixels = pixels[:pixels.shape[0] // 2 * 2, :pixels.shape[1] // 2 * 2]
     params = camera(((index // 2) % 2, index % 2), sigma, seed=1000 + index)
+    clean = dng_twins(tmp / "noisy.dng", tmp / "clean.dng", even_photo(photo), params, 5000 + index)
     name = f"raw{index:04d}-{photo.stem}.png"
-    for folder, seed in (("noisy", 5000 + index), ("clean", None)):
-        dng = write_bayer_dng(tmp / f"{folder}.dng", pixels, params, noise_seed=seed)
+    for folder, developed in (("noisy", develop(tmp / "noisy.dng")), ("clean", clean)):
         (out / folder).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(to_uint8(develop(dng))).save(out / folder / name)
+        Image.fromarray(to_uint8(developed)).save(out / folder / name)
 
 
 def main() -> None:

@@ -23,7 +23,6 @@ from PIL import Image, TiffTags
 from conftest import REPO, SAMPLES, run_cli
 from denoise.camera_noise import _bayer_masks, _unprocess, draw_params
 from denoise.linear_dng import LIBRAW_XYZ_RGB
-from denoise.metrics import psnr_uint8
 from denoise.tiff_writer import EXIF_IFD, GPS_IFD, SHORT, tiff_bytes
 
 if os.environ.get("DENOISE_REQUIRE_DATA") == "1":
@@ -92,6 +91,22 @@ def develop(path) -> np.ndarray:
     return read_raw(path).pixels
 
 
+def even_photo(path) -> np.ndarray:
+    """A clean photo as float64 [0,1], cut to even sides (whole 2x2 Bayer cells)."""
+    from denoise.image_files import read_image
+
+    pixels = read_image(path).pixels.astype(np.float64) / 255.0
+    return pixels[:pixels.shape[0] // 2 * 2, :pixels.shape[1] // 2 * 2]
+
+
+def dng_twins(noisy, clean, pixels: np.ndarray, params, noise_seed: int) -> np.ndarray:
+    """``pixels`` as a noisy DNG at ``noisy`` and a noise-free one at ``clean`` (the same camera); the noise-free
+    one's development, the reference a gain is measured against (also benchmarks/raw_gain.py, raw_levels.py and
+    scripts/raw_pairs.py)."""
+    write_bayer_dng(noisy, pixels, params, noise_seed=noise_seed)
+    return develop(write_bayer_dng(clean, pixels, params, None))
+
+
 def gain_test_raws(src, clean) -> dict[str, np.ndarray]:
     """The four noisy DNGs of the gain test (two Bayer phases, sigma 0.05 and 0.1) written into ``src``, each with
     its noise-free twin in ``clean``; {name: the twin's development}, what the gain is measured against (also
@@ -100,8 +115,7 @@ def gain_test_raws(src, clean) -> dict[str, np.ndarray]:
     for phase in ((0, 0), (1, 0)):
         for sigma in (0.05, 0.1):
             name = f"IMG_{phase[0]}{phase[1]}_{round(sigma * 100):02d}"
-            write_bayer_dng(src / f"{name}.dng", photo, camera(phase, sigma), noise_seed=1)
-            references[name] = develop(write_bayer_dng(clean / f"{name}.dng", photo, camera(phase, sigma), None))
+            references[name] = dng_twins(src / f"{name}.dng", clean / f"{name}.dng", photo, camera(phase, sigma), 1)
     return references
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from denoise.camera_noise import draw_params
-from denoise.raw_noise import (NEEDED_LEVEL, developed_noise_map, fit_mosaic_noise, needed_level, srgb_slope,
-                               srgb_to_linear)
+from denoise.linear_dng import srgb_to_linear
+from denoise.raw_noise import NEEDED_LEVEL, developed_noise_map, fit_mosaic_noise, needed_level, srgb_slope
 
 BLACK, WHITE = 512, 16383
 
