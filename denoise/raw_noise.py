@@ -12,7 +12,8 @@ by Immerkaer's 3x3 operator (zero on planes and gradients of the signal); in eac
 stand for noise alone, since texture only adds to a block's reading -- the bin's low quantile, divided by where
 that quantile falls for pure noise. ``developed_noise_map`` carries the fit through the development LibRaw made
 (white balance, colour matrix, sRGB tone curve) to the noise of each developed pixel, and ``raw_level_map`` turns
-that into the level the denoiser needs (``NEEDED_LEVEL``).
+that into the level the general model needs (``NEEDED_LEVEL``); the RAW model, trained on such developments, takes
+the developed map as it is (``raw_noise_map``).
 """
 
 from __future__ import annotations
@@ -134,13 +135,20 @@ NEEDED_LEVEL = np.array([[0.0, 0.00779, 0.01325, 0.02121, 0.02882, 0.03898, 0.05
                          [0.0, 0.00390, 0.00994, 0.02121, 0.03603, 0.05847, 0.09729, 0.14123]], np.float32)
 
 
-def raw_level_map(pixels: np.ndarray, info) -> np.ndarray | None:
-    """float32 HxW: the level the denoiser is given for a RAW's development ``pixels`` whose ``info``
-    (raw_files.RawInfo) holds its mosaic's noise; None when it holds none (the estimator reads the level then)."""
+def raw_noise_map(pixels: np.ndarray, info) -> np.ndarray | None:
+    """float32 HxW: ``developed_noise_map`` of a RAW's development ``pixels`` whose ``info`` (raw_files.RawInfo)
+    holds its mosaic's noise; None when it holds none (the estimator reads the level then). The RAW model takes
+    this map as its level: it was trained with the true local noise of AHD-developed pairs as theirs."""
     if info is None or info.noise is None:
         return None
-    developed = developed_noise_map(pixels, info.noise, info.white_balance, info.rgb_cam)
-    return needed_level(developed)
+    return developed_noise_map(pixels, info.noise, info.white_balance, info.rgb_cam)
+
+
+def raw_level_map(pixels: np.ndarray, info) -> np.ndarray | None:
+    """float32 HxW: the level the general model (not the RAW model) is given for a RAW's development: its
+    ``raw_noise_map`` through NEEDED_LEVEL; None as there."""
+    developed = raw_noise_map(pixels, info)
+    return None if developed is None else needed_level(developed)
 
 
 def needed_level(developed: np.ndarray) -> np.ndarray:

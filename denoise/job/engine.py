@@ -12,6 +12,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from denoise.runtime.contract import Infer
 from denoise.runtime.tiling import TileBatcher
 
 
@@ -30,5 +31,12 @@ class Engine(Protocol):
     def batcher(self) -> TileBatcher:
         """A batcher of tiles of many images on this engine's backend."""
 
-    def route(self, levels: list, strength: float) -> tuple[str, str]:
+    def route(self, levels: list, strength: float, raw_model: bool = False) -> tuple[str, str]:
         """(the backend an image with these levels runs on, why in that precision -- "" when nothing to say)."""
+
+    def raw_level(self, pixels: np.ndarray, info) -> tuple[np.ndarray, bool] | None:
+        """A camera RAW's level from its mosaic (``info``: raw_files.RawInfo), and whether it runs on the RAW
+        model; None where its mosaic was not fitted (then ``resolve_sigma`` as for any image)."""
+
+    def raw_infer(self) -> Infer:
+        """The RAW model's inference call, for TileBatcher.add."""

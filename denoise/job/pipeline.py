@@ -18,7 +18,6 @@ from denoise.job.engine import Engine
 from denoise.job.manifest import failed_record, level_fields
 from denoise.job.options import JobOptions
 from denoise.job.plan import Job
-from denoise.raw_noise import raw_level_map
 from denoise.runtime.tiling import host_threads, tile_input_pixels
 
 log = logging.getLogger(__name__)
@@ -59,28 +58,32 @@ def _write(job: Job, image, result, level: dict, timings: dict, jpeg_quality: in
 
 
 def _decode(engine: Engine, job: Job, read: Callable[[], tuple], sigma, stop: Callable[[], bool] | None = None):
-    """Decode (via ``read``) one file and settle its sigma: (image, a level per frame, timings), or (its
-    failed record, the exception); Stopped goes through (a signal came while estimating)."""
+    """Decode (via ``read``) one file and settle its sigma: (image, a level per frame, timings, whether it runs on
+    the RAW model), or (its failed record, the exception); Stopped goes through (a signal came while estimating)."""
     try:
         image, read_seconds = read()
         started = time.perf_counter()
         log.info("%s: its noise level", job.source)  # -v shows where a run is (the stop tests wait on these)
-        levels = [_level(engine, image, frame, sigma, stop) for frame in image.frames or [image]]
+        found = _raw_level(engine, image, sigma)
+        if found is not None:
+            levels, on_raw_model = [found[0]], found[1]
+        else:
+            levels, on_raw_model = [engine.resolve_sigma(sigma, frame.pixels, stop) for frame in image.frames or [image]], False
     except Stopped:
         raise
     except Exception as exc:
         return failed_record(job, _describe(job, exc)), exc
-    return image, levels, {"read": read_seconds, "estimate": time.perf_counter() - started}  # estimate: the noise level's
+    timings = {"read": read_seconds, "estimate": time.perf_counter() - started}  # estimate: the noise level's
+    return image, levels, timings, on_raw_model
 
 
-def _level(engine: Engine, image, frame, sigma, stop: Callable[[], bool] | None):
-    """One frame's noise level. With "auto", a Bayer RAW's comes from its mosaic (raw_noise: the sensor's own
-    noise, carried through the development), which reads it far closer than the estimator does on the development."""
-    if isinstance(sigma, str) and sigma == "auto":
-        from_mosaic = raw_level_map(frame.pixels, image.raw)
-        if from_mosaic is not None:
-            sigma = from_mosaic
-    return engine.resolve_sigma(sigma, frame.pixels, stop)
+def _raw_level(engine: Engine, image, sigma):
+    """With "auto", a Bayer RAW's level comes from its mosaic (raw_noise: the sensor's own noise, carried through
+    the development), which reads it far closer than the estimator does on the development, and it runs on the
+    RAW model where the engine has one: (level, on the RAW model), or None for every other image."""
+    if image.raw is None or not (isinstance(sigma, str) and sigma == "auto"):
+        return None
+    return engine.raw_level(image.pixels, image.raw)
 
 
 def _describe(job: Job, exc: BaseException) -> str:
@@ -197,15 +200,16 @@ def run_jobs(engine: Engine, jobs: list[Job], options: JobOptions, finish: Calla
                 if isinstance(outcome, tuple) and isinstance(outcome[0], dict):
                     record(outcome[0], job, outcome[1])
                 else:
-                    image, levels, timings = outcome
+                    image, levels, timings, on_raw_model = outcome
                     try:  # e.g. no memory for this image's result: it fails, the run goes on
                         fields = level_fields(levels, strength, options.estimated, engine.sigma_range)
-                        fields["backend"], why = engine.route(levels, strength)
+                        fields["backend"], why = engine.route(levels, strength, on_raw_model)
                         if why:
                             fields["precision_why"] = why
+                        infer = engine.raw_infer() if on_raw_model else None
                         frames.start(job, len(levels))
                         for index, (frame, level) in enumerate(zip(image.frames or [image], levels)):
-                            batcher.add((job, image, fields, timings, index), frame.pixels, level, strength)
+                            batcher.add((job, image, fields, timings, index), frame.pixels, level, strength, infer)
                         log.info("%s: denoising", job.source)
                     except Exception as exc:
                         frames.drop(job)

@@ -135,10 +135,11 @@ def _open(choice: str, request: BackendRequest) -> Backend:
     return backend
 
 
-def open_estimator(request: BackendRequest, beside: Backend) -> Backend:
-    """The noise estimator's backend, beside the denoiser's ``beside``: PyTorch on the GPU beside the torch
-    backend (in its precision), ONNX Runtime on CUDA beside any other GPU backend where it can, else the CPU in
-    FP32. It is small (a few % of the denoiser's work), so it need not run in TensorRT."""
+def open_beside(request: BackendRequest, beside: Backend) -> Backend:
+    """The backend of a second model beside the denoiser's ``beside`` -- the noise estimator, the RAW model:
+    PyTorch on the GPU beside the torch backend (in its precision), ONNX Runtime on CUDA beside any other GPU
+    backend where it can, else the CPU in FP32. The estimator is small (a few % of the denoiser's work), and the
+    RAW model has no FP16 or INT8 sibling, so neither runs in TensorRT or INT8."""
     if beside.on_gpu:
         from denoise.runtime.torch_backend import TorchBackend
 

@@ -15,14 +15,15 @@ from denoise.noise import estimate_sigma, parse_sigma
 from denoise.runtime.ensemble import self_ensemble
 from denoise.runtime.levels import (calibrate_levels, check_calibration, check_level_map, check_strength,
                                     clipped_noise_factor, level_summary)
-from denoise.runtime.backends import BACKENDS, BackendRequest, open_backend, open_estimator
+from denoise.runtime.backends import BACKENDS, BackendRequest, open_backend, open_beside
 from denoise.runtime.contract import SIGMA_INPUTS, Backend
 from denoise.runtime.onnx_backend import OnnxRuntimeBackend
 from denoise.runtime.real_noise import real_noise_factor
 from denoise.runtime.tiling import (DEFAULT_MAX_BATCH, DEFAULT_TILE, Infer, TileBatcher, estimate_map,
                                     host_threads, overlap_for, run_tiled, run_tiled_many, tile_input_pixels)
 from denoise.model_files import read_card
-from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL
+from denoise.raw_noise import needed_level, raw_noise_map
+from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL, DEFAULT_RAW_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,18 @@ class Denoiser:
     the denoiser: a per-pixel noise map, for models whose sigma input is a map. Models that take one level
     per image get Immerkaer's white-noise estimate instead.
 
+    ``raw_model``: the model a camera RAW runs on with "auto" when its mosaic's noise was fitted (``denoise_raw``;
+    raw_noise), fine-tuned on AHD-developed RAWs, whose noise the general model handles less well. None: the
+    bundled one when ``model`` is None, else none (the RAW then runs on ``model``, at raw_noise's NEEDED_LEVEL).
+    Opened on the first RAW, beside the denoiser (runtime.backends.open_beside: FP32 on the CPU).
+
     Holds GPU memory and sessions until ``close()``; ``with Denoiser(...) as d:`` closes it.
     """
 
     def __init__(self, model: str | Path | None = None, backend: str = "auto", threads: int = 0,
                  tile: int | tuple[int, int] = DEFAULT_TILE, max_batch: int = DEFAULT_MAX_BATCH, ensemble: bool = False,
-                 estimator: str | Path | None = None, checkpoint: str | Path | None = None, precision: str = "auto"):
+                 estimator: str | Path | None = None, checkpoint: str | Path | None = None, precision: str = "auto",
+                 raw_model: str | Path | None = None):
         if backend not in BACKENDS:
             raise DenoiseError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.model_path = Path(model) if model else DEFAULT_MODEL
@@ -81,6 +88,12 @@ class Denoiser:
                                f"needs (its pixel shuffle); use --tile {-(-self.tile[0] // self.align) * self.align}")
         request = BackendRequest(self.model_path, self.card, self.tile, self.overlap, max_batch, sigma_input,
                                  threads, Path(checkpoint) if checkpoint else None, precision)
+        self.raw_model_path = Path(raw_model) if raw_model else (
+            DEFAULT_RAW_MODEL if model is None and DEFAULT_RAW_MODEL.is_file() else None)
+        if self.raw_model_path is not None and not self.raw_model_path.is_file():
+            raise DenoiseError(f"RAW model {self.raw_model_path} does not exist; pass an exported .onnx file")
+        self.raw_backend: Backend | None = None
+        self.request = request
         self.backend: Backend = open_backend(backend, request)
         self.takes_map = self.backend.sigma_input == "map"
         self.ensemble, self.calls = ensemble, {}
@@ -95,7 +108,7 @@ class Denoiser:
         self.sigma_range = (float(low), float(high))
 
     def _load_estimator(self, estimator, denoiser: BackendRequest) -> Backend | None:
-        """The noise estimator, checked to be one, on the backend runtime.backends.open_estimator picks beside
+        """The noise estimator, checked to be one, on the backend runtime.backends.open_beside picks beside
         the denoiser's."""
         path = Path(estimator) if estimator else DEFAULT_ESTIMATOR
         if not path.is_file():
@@ -108,7 +121,7 @@ class Denoiser:
                                "'sigma' and carry its receptive radius in its card)")
         self.estimator_card, self.estimator_path = card, path
         self.estimator_calibration = check_calibration(card.get("calibration"), path)
-        return open_estimator(replace(denoiser, model_path=path, card=card, sigma_input="none", checkpoint=None),
+        return open_beside(replace(denoiser, model_path=path, card=card, sigma_input="none", checkpoint=None),
                               self.backend)
 
     def infer_for(self, level: float) -> Infer:
@@ -119,18 +132,64 @@ class Denoiser:
             self.calls[backend] = self_ensemble(backend.infer) if self.ensemble else backend.infer
         return self.calls[backend]
 
-    def route(self, levels: list, strength: float = 1.0) -> tuple[str, str]:
+    def route(self, levels: list, strength: float = 1.0, raw_model: bool = False) -> tuple[str, str]:
         """(the backend an image with these levels -- one per frame -- runs on, why in that precision; "" on the
-        GPU backends, which run their own)."""
+        GPU backends, which run their own). ``raw_model``: it runs on the RAW model (``raw_infer``)."""
+        if raw_model:
+            backend = self._raw_backend()
+            return f"{backend.name} RAW model" + (" x8 ensemble" if self.ensemble else ""), ""
         backend = self.backend.for_level(max(float(np.max(level)) for level in levels) * strength)
         return backend.name + (" x8 ensemble" if self.ensemble else ""), backend.precision_why
 
+    def _raw_backend(self) -> Backend:
+        """The RAW model's backend, opened on first use, checked to tile as the denoiser does (same receptive
+        radius and pixel shuffle: it is a fine-tune of the same architecture)."""
+        if self.raw_backend is None:
+            if self.raw_model_path is None:
+                raise DenoiseError("this Denoiser has no RAW model")
+            card, sigma_input = describe_model(self.raw_model_path)
+            if (sigma_input != "map" or card.get("receptive_radius") != self.card.get("receptive_radius")
+                    or card.get("config", {}).get("shuffle", 1) != self.card.get("config", {}).get("shuffle", 1)):
+                raise DenoiseError(f"{self.raw_model_path} cannot be the RAW model of {self.model_path.name}: it must "
+                                   "take a noise map and have the same receptive radius and pixel shuffle")
+            self.raw_backend = open_beside(replace(self.request, model_path=self.raw_model_path, card=card,
+                                                   sigma_input=sigma_input, checkpoint=None), self.backend)
+        return self.raw_backend
+
+    def raw_infer(self) -> Infer:
+        """The RAW model's inference call (over the 8 flips and rotations with ``ensemble``)."""
+        backend = self._raw_backend()
+        if backend not in self.calls:
+            self.calls[backend] = self_ensemble(backend.infer) if self.ensemble else backend.infer
+        return self.calls[backend]
+
+    def raw_level(self, pixels: np.ndarray, info) -> tuple[np.ndarray, bool] | None:
+        """A camera RAW's level with "auto", from its mosaic's noise (``info``: raw_files.RawInfo of the
+        development ``pixels``): (the map, whether it runs on the RAW model). None where the mosaic was not fitted
+        (X-Trans, linear DNGs): the estimator reads the development then, as for any image."""
+        developed = raw_noise_map(pixels, info)
+        if developed is None:
+            return None
+        if self.raw_model_path is not None:
+            return developed, True
+        return needed_level(developed), False
+
+    def denoise_raw(self, pixels: np.ndarray, info, strength: float = 1.0) -> np.ndarray:
+        """Denoise a camera RAW's development (``raw_files.read_raw(path)``: its ``pixels`` and ``raw`` info) as
+        ``denoise batch`` does with "auto": at the level its mosaic gives, on the RAW model where there is one."""
+        strength = check_strength(strength)
+        found = self.raw_level(pixels, info)
+        if found is None:
+            return self.denoise(pixels, "auto", strength)
+        level, on_raw_model = found
+        return run_tiled(self.batcher(), pixels, level, strength, self.raw_infer() if on_raw_model else None)
+
     def close(self) -> None:
         """Release the backends (GPU memory, sessions); the Denoiser cannot be used afterwards."""
-        for backend in (self.backend, self.estimator):
+        for backend in (self.backend, self.estimator, self.raw_backend):
             if backend is not None:
                 backend.close()
-        self.estimator, self.calls = None, {}
+        self.estimator, self.raw_backend, self.calls = None, None, {}
 
     def __enter__(self):
         return self
