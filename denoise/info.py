@@ -76,7 +76,7 @@ def raw_report() -> dict:
 def machine_report() -> dict:
     from denoise.model_files import read_card
     from denoise.runtime.engine_cache import cache_dir
-    from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL
+    from denoise.weights import DEFAULT_ESTIMATOR, DEFAULT_MODEL, DEFAULT_RAW_MODEL
 
     try:
         import onnxruntime
@@ -97,6 +97,8 @@ def machine_report() -> dict:
         "cpu_int8": cpu_int8_report(DEFAULT_MODEL),
         "bundled_estimator": {"path": str(DEFAULT_ESTIMATOR), "exists": DEFAULT_ESTIMATOR.is_file(),
                               "card": read_card(DEFAULT_ESTIMATOR)},
+        "bundled_raw_model": {"path": str(DEFAULT_RAW_MODEL), "exists": DEFAULT_RAW_MODEL.is_file(),
+                              "card": read_card(DEFAULT_RAW_MODEL)},
         "tensorrt": machine_note,
         "raw": raw_report(),
         "engine_cache": {"path": str(cache_dir()), "engines": cached_engines(machine)},

@@ -73,6 +73,11 @@ def info(as_json):
         click.echo("  validation PSNR (dB): " + (", ".join(f"sigma {k}: {v:.2f}" for k, v in scores.items())
                                                  or ("none: a weight average, which no training run validated (BENCHMARKS.md measures it)"
                                                      if average else "none recorded")))
+    raw_card = report["bundled_raw_model"]["card"]
+    if raw_card:
+        click.echo(f"RAW model (camera RAWs whose mosaic is fitted, --sigma auto): {report['bundled_raw_model']['path']}, "
+                   f"FP32, fine-tuned from the model above on {raw_card.get('training_data')}, "
+                   f"{raw_card.get('training', {}).get('steps')} steps")
     estimator = report["bundled_estimator"]["card"]
     if estimator:
         errors = estimator.get("validation_level_error_db") or {}
