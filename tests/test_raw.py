@@ -147,6 +147,7 @@ def test_batch_develops_and_denoises_raws_into_16_bit_tiffs_with_their_exif(tmp_
     before = {p.name: p.read_bytes() for p in src.iterdir()}
     result = run_cli("batch", src, out, "--backend", "cpu")
     assert result.returncode == 0, result.stderr
+    assert "; RAWs: onnxruntime-cpu RAW model)" in result.stderr.splitlines()[-1]  # the summary names both models' runs
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before
     records = manifest(out)
     import tifffile
