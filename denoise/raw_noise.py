@@ -11,9 +11,9 @@ Poissonian-Gaussian noise modeling and fitting for single-image raw-data", IEEE 
 by Immerkaer's 3x3 operator (zero on planes and gradients of the signal); in each brightness bin the quietest blocks
 stand for noise alone, since texture only adds to a block's reading -- the bin's low quantile, divided by where
 that quantile falls for pure noise. ``developed_noise_map`` carries the fit through the development LibRaw made
-(white balance, colour matrix, sRGB tone curve) to the noise of each developed pixel, and ``raw_level_map`` turns
-that into the level the general model needs (``NEEDED_LEVEL``); the RAW model, trained on such developments, takes
-the developed map as it is (``raw_noise_map``).
+(white balance, colour matrix, sRGB tone curve) to the noise of each developed pixel (``raw_noise_map``), which the
+RAW model, trained on such developments, takes as it is, and ``needed_level`` turns into the level the general model
+needs (``NEEDED_LEVEL``; runtime.Denoiser.raw_level chooses).
 """
 
 from __future__ import annotations
@@ -143,12 +143,6 @@ def raw_noise_map(pixels: np.ndarray, info) -> np.ndarray | None:
         return None
     return developed_noise_map(pixels, info.noise, info.white_balance, info.rgb_cam)
 
-
-def raw_level_map(pixels: np.ndarray, info) -> np.ndarray | None:
-    """float32 HxW: the level the general model (not the RAW model) is given for a RAW's development: its
-    ``raw_noise_map`` through NEEDED_LEVEL; None as there."""
-    developed = raw_noise_map(pixels, info)
-    return None if developed is None else needed_level(developed)
 
 
 def needed_level(developed: np.ndarray) -> np.ndarray:

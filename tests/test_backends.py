@@ -16,7 +16,8 @@ from denoise import Denoiser, denoise_folder
 from denoise.errors import BackendFault, DenoiseError
 from denoise.model_files import read_card
 from denoise.runtime.contract import BackendBase
-from denoise.weights import DEFAULT_CHECKPOINT, DEFAULT_ESTIMATOR_CHECKPOINT, DEFAULT_MODEL
+from denoise.weights import (DEFAULT_CHECKPOINT, DEFAULT_ESTIMATOR_CHECKPOINT, DEFAULT_MODEL, DEFAULT_RAW_CHECKPOINT,
+                             DEFAULT_RAW_MODEL)
 
 torch = pytest.importorskip("torch", reason="the torch backend's tests need torch (the train extra)")
 
@@ -60,6 +61,7 @@ def test_torch_backend_refuses_a_checkpoint_the_model_was_not_exported_from(tmp_
     from denoise.model_files import checkpoint_for
 
     assert checkpoint_for(DEFAULT_MODEL, read_card()) == DEFAULT_CHECKPOINT
+    assert checkpoint_for(DEFAULT_RAW_MODEL, read_card(DEFAULT_RAW_MODEL)) == DEFAULT_RAW_CHECKPOINT
     other = tmp_path / "default.pt"
     other.write_bytes(DEFAULT_ESTIMATOR_CHECKPOINT.read_bytes())
     with pytest.raises(DenoiseError, match="not the one"):

@@ -127,19 +127,24 @@ class Denoiser:
     def infer_for(self, level: float) -> Infer:
         """The inference call for an image whose largest noise level (times strength) is ``level``: its backend's
         (runtime.contract ``for_level``), over the 8 flips and rotations with ``ensemble``."""
-        backend = self.backend.for_level(level)
+        return self._call(self.backend.for_level(level))
+
+    def _call(self, backend: Backend) -> Infer:
+        """``backend``'s inference call, made once: over the 8 flips and rotations with ``ensemble``."""
         if backend not in self.calls:
             self.calls[backend] = self_ensemble(backend.infer) if self.ensemble else backend.infer
         return self.calls[backend]
+
+    def _named(self, name: str) -> str:
+        return name + (" x8 ensemble" if self.ensemble else "")
 
     def route(self, levels: list, strength: float = 1.0, raw_model: bool = False) -> tuple[str, str]:
         """(the backend an image with these levels -- one per frame -- runs on, why in that precision; "" on the
         GPU backends, which run their own). ``raw_model``: it runs on the RAW model (``raw_infer``)."""
         if raw_model:
-            backend = self._raw_backend()
-            return f"{backend.name} RAW model" + (" x8 ensemble" if self.ensemble else ""), ""
+            return self._named(f"{self._raw_backend().name} RAW model"), ""
         backend = self.backend.for_level(max(float(np.max(level)) for level in levels) * strength)
-        return backend.name + (" x8 ensemble" if self.ensemble else ""), backend.precision_why
+        return self._named(backend.name), backend.precision_why
 
     def _raw_backend(self) -> Backend:
         """The RAW model's backend, opened on first use, checked to tile as the denoiser does (same receptive
@@ -158,10 +163,7 @@ class Denoiser:
 
     def raw_infer(self) -> Infer:
         """The RAW model's inference call (over the 8 flips and rotations with ``ensemble``)."""
-        backend = self._raw_backend()
-        if backend not in self.calls:
-            self.calls[backend] = self_ensemble(backend.infer) if self.ensemble else backend.infer
-        return self.calls[backend]
+        return self._call(self._raw_backend())
 
     def raw_level(self, pixels: np.ndarray, info) -> tuple[np.ndarray, bool] | None:
         """A camera RAW's level with "auto", from its mosaic's noise (``info``: raw_files.RawInfo of the
@@ -199,7 +201,12 @@ class Denoiser:
 
     @property
     def backend_name(self) -> str:
-        return f"{self.backend.name} x8 ensemble" if self.ensemble else self.backend.name
+        return self._named(self.backend.name)
+
+    @property
+    def raw_backend_name(self) -> str | None:
+        """What runs the RAW model ("onnxruntime-cpu RAW model"); None until a RAW has opened it."""
+        return None if self.raw_backend is None else self.route([], raw_model=True)[0]
 
     def check_sigma(self, sigma: float) -> float:
         low, high = self.sigma_range

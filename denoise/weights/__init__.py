@@ -1,5 +1,6 @@
-"""The bundled default model, its RAW model (camera RAWs, runtime.Denoiser.raw_model) and its noise estimator (``--sigma auto``): ONNX files and a small JSON card beside
-each (the names of a model's files: ``denoise.model_files``)."""
+"""The bundled default model, its RAW model (camera RAWs, runtime.Denoiser's ``raw_model``) and its noise estimator
+(``--sigma auto``): ONNX files and a small JSON card beside each (the names of a model's files:
+``denoise.model_files``)."""
 
 from __future__ import annotations
 
