@@ -27,7 +27,7 @@ from denoise.datasets import load_images
 from denoise.train.data import CropSampler, to_training_tensor
 from denoise.train.loop import TrainSettings, distillation_loss, train
 from denoise.train.noise import add_noise
-from denoise.weights import DEFAULT_CHECKPOINT, DEFAULT_INT8_CHECKPOINT, DEFAULT_MODEL
+from denoise.weights import DEFAULT_CHECKPOINT, DEFAULT_INT8_CHECKPOINT, DEFAULT_MODEL, DEFAULT_RAW_MODEL
 
 HASWELL = "processor : 0\nflags : fpu vme sse sse2 ssse3 sse4_1 sse4_2 avx avx2 fma bmi2\n"  # AVX2, no VNNI
 # An AMD EPYC (Zen 3) of the team's, 2026-12-07: AVX2, no AVX-512, no VNNI
@@ -190,6 +190,7 @@ def test_export_int8_cli_makes_the_bundle_as_it_was_made(qat_checkpoint, tmp_pat
     card = json.loads((tmp_path / "model.json").read_text())
     assert card["int8"]["quantized_convs"] == 13 and card["int8"]["qlinearconv_kernels"] == 13
     assert card["int8"]["sigma_max"] >= 0.1 and card["checkpoint_sha256"] == read_card()["checkpoint_sha256"]
+    assert card["int8"]["verified_on"] == "procedural test images"
     assert all(drop <= 0.1 for sigma, drop in card["int8"]["psnr_drop_db"].items() if float(sigma) <= card["int8"]["sigma_max"])
     # the bundled file, made again: the same integer weights, scales and zero points (not the same bytes: the
     # exporter records source paths of the checkout in node metadata)
@@ -260,14 +261,15 @@ def test_avx2_runs_int8_only_where_the_card_proves_16_bit_sums_cannot_saturate(t
         assert cpu_model(fp32, "auto", "avx512_vnni", legacy).precision == "int8"  # VNNI's 32-bit sums: fine
 
 
-def test_the_bundled_int8_model_cannot_saturate_avx2s_16_bit_sums():
+@pytest.mark.parametrize("model", [DEFAULT_MODEL, DEFAULT_RAW_MODEL], ids=["general", "raw"])
+def test_the_bundled_int8_models_cannot_saturate_avx2s_16_bit_sums(model):
     """On x86 without VNNI, MLAS multiplies UINT8 x INT8 with vpmaddubsw: two products of one output channel
     summed into a saturating 16-bit integer (runtime.precision). Every weight within 64 of zero keeps that sum
     at most 255 * 128 = 32640: checked on the file itself, and the card must say the same."""
-    worst = pair_sum_max(BUNDLED_INT8)
+    worst = pair_sum_max(int8_sibling(model))
     assert worst <= VPMADDUBSW_MAX, f"a pair of weights can reach {worst} > {VPMADDUBSW_MAX}"
-    assert read_card(DEFAULT_MODEL)["int8"]["pair_sum_max"] == worst
-    weights = [onnx.numpy_helper.to_array(init) for init in onnx.load(str(BUNDLED_INT8)).graph.initializer
+    assert read_card(model)["int8"]["pair_sum_max"] == worst
+    weights = [onnx.numpy_helper.to_array(init) for init in onnx.load(str(int8_sibling(model))).graph.initializer
                if init.data_type == onnx.TensorProto.INT8 and init.name.endswith("_weight_q")]
     assert len(weights) == 13 and max(int(np.abs(w.astype(int)).max()) for w in weights) <= qat.WEIGHT_LIMIT == 64
 

@@ -110,7 +110,7 @@ def batch(inputs, output_dir, sigma, strength, model, estimator, backend, precis
             summary = signals.run(lambda: denoise_folder(denoiser, given, output_dir, options=job, on_file=report,
                                                          on_plan=bar.start, interrupted=signals.received))
             backend_name = denoiser.backend_name
-            if denoiser.raw_backend_name:  # camera RAWs ran on the RAW model (FP32), beside it
+            if denoiser.raw_backend_name:  # camera RAWs ran on the RAW model, beside it
                 backend_name += f"; RAWs: {denoiser.raw_backend_name}"
     bar.close()
     if summary.note and not quiet:

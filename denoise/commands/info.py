@@ -76,7 +76,8 @@ def info(as_json):
     raw_card = report["bundled_raw_model"]["card"]
     if raw_card:
         click.echo(f"RAW model (camera RAWs whose mosaic is fitted, --sigma auto): {report['bundled_raw_model']['path']}, "
-                   f"FP32, fine-tuned from the model above on {raw_card.get('training_data')}, "
+                   f"{(report['bundled_raw_model']['cpu_int8'] or {}).get('auto_runs', 'fp32').upper()} on this CPU, "
+                   f"fine-tuned from the model above on {raw_card.get('training_data')}, "
                    f"{raw_card.get('training', {}).get('steps')} steps")
     estimator = report["bundled_estimator"]["card"]
     if estimator:

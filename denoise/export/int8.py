@@ -282,7 +282,8 @@ def export_int8(checkpoint: Path, fp32_path: Path, int8_path: Path, images_folde
         int8_path.unlink(missing_ok=True)  # never leave an untrustworthy model where the runtime looks
         raise
     checked = {"matches": matches, "reports": reports, "kernels": dict(ran), "sigma_max": sigma_max,
-               "pair_sum_max": pair_sum_max(int8_path)}
+               "pair_sum_max": pair_sum_max(int8_path),
+               "verified_on": f"images in {images_folder}" if images_folder else "procedural test images"}
     return {**checked, "card_entry": int8_card_entry(int8_path, checkpoint, state, checked)}
 
 
@@ -302,7 +303,7 @@ def int8_card_entry(int8_path: Path, checkpoint: Path, state: dict, checked: dic
     from denoise.quantize import stored_weight_limit
 
     reports: list[PrecisionReport] = checked["reports"]
-    return {"onnx_sha256": sha256_file(int8_path), "sigma_max": checked["sigma_max"],
+    return {"onnx_sha256": sha256_file(int8_path), "sigma_max": checked["sigma_max"], "verified_on": checked["verified_on"],
             "qat_checkpoint": Path(checkpoint).name, "qat_checkpoint_sha256": sha256_file(checkpoint),
             "qat_steps": state.get("step"), "qat_minutes": round(state.get("meta", {}).get("train_seconds", 0.0) / 60, 1),
             "quantized_convs": len(state["quantization"]["layers"]),

@@ -38,5 +38,6 @@ class Engine(Protocol):
         """A camera RAW's level from its mosaic (``info``: raw_files.RawInfo), and whether it runs on the RAW
         model; None where its mosaic was not fitted (then ``resolve_sigma`` as for any image)."""
 
-    def raw_infer(self) -> Infer:
-        """The RAW model's inference call, for TileBatcher.add."""
+    def raw_infer(self, level: float) -> Infer:
+        """The RAW model's inference call for an image whose largest level (times strength) is ``level``, for
+        TileBatcher.add."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from denoise.errors import BackendFault, DenoiseError
-from denoise.model_files import checkpoint_for, fp16_sibling
+from denoise.model_files import checkpoint_for, fp16_sibling, int8_sibling
 from denoise.runtime.contract import Backend
 
 log = logging.getLogger(__name__)
@@ -138,8 +138,9 @@ def _open(choice: str, request: BackendRequest) -> Backend:
 def open_beside(request: BackendRequest, beside: Backend) -> Backend:
     """The backend of a second model beside the denoiser's ``beside`` -- the noise estimator, the RAW model:
     PyTorch on the GPU beside the torch backend (in its precision), ONNX Runtime on CUDA beside any other GPU
-    backend where it can, else the CPU in FP32. The estimator is small (a few % of the denoiser's work), and the
-    RAW model has no FP16 or INT8 sibling, so neither runs in TensorRT or INT8."""
+    backend where it can, else the CPU: in the denoiser's precision where the model has an INT8 sibling (the RAW
+    model), else FP32 (the estimator: a few % of the denoiser's work). Neither has an FP16 sibling, so neither
+    runs in TensorRT."""
     if beside.on_gpu:
         from denoise.runtime.torch_backend import TorchBackend
 
@@ -149,5 +150,5 @@ def open_beside(request: BackendRequest, beside: Backend) -> Backend:
         try:
             return open_onnx_cuda(request)
         except (DenoiseError, BackendFault) as exc:
-            log.info("noise estimator on the CPU: %s", exc)
-    return open_onnx_cpu(replace(request, precision="fp32"))
+            log.info("%s on the CPU: %s", request.model_path.name, exc)
+    return open_onnx_cpu(request if int8_sibling(request.model_path).is_file() else replace(request, precision="fp32"))

@@ -58,7 +58,8 @@ class Denoiser:
     ``raw_model``: the model a camera RAW runs on with "auto" when its mosaic's noise was fitted (``denoise_raw``;
     raw_noise), fine-tuned on AHD-developed RAWs, whose noise the general model handles less well. None: the
     bundled one when ``model`` is None, else none (the RAW then runs on ``model``, at raw_noise's NEEDED_LEVEL).
-    Opened on the first RAW, beside the denoiser (runtime.backends.open_beside: FP32 on the CPU).
+    Opened on the first RAW, beside the denoiser (runtime.backends.open_beside: on the CPU in the denoiser's
+    ``precision``, where it has an INT8 sibling).
 
     Holds GPU memory and sessions until ``close()``; ``with Denoiser(...) as d:`` closes it.
     """
@@ -141,9 +142,11 @@ class Denoiser:
     def route(self, levels: list, strength: float = 1.0, raw_model: bool = False) -> tuple[str, str]:
         """(the backend an image with these levels -- one per frame -- runs on, why in that precision; "" on the
         GPU backends, which run their own). ``raw_model``: it runs on the RAW model (``raw_infer``)."""
+        level = max(float(np.max(level)) for level in levels) * strength
         if raw_model:
-            return self._named(f"{self._raw_backend().name} RAW model"), ""
-        backend = self.backend.for_level(max(float(np.max(level)) for level in levels) * strength)
+            backend = self._raw_backend().for_level(level)
+            return self._named(f"{backend.name} RAW model"), backend.precision_why
+        backend = self.backend.for_level(level)
         return self._named(backend.name), backend.precision_why
 
     def _raw_backend(self) -> Backend:
@@ -161,9 +164,10 @@ class Denoiser:
                                                    sigma_input=sigma_input, checkpoint=None), self.backend)
         return self.raw_backend
 
-    def raw_infer(self) -> Infer:
-        """The RAW model's inference call (over the 8 flips and rotations with ``ensemble``)."""
-        return self._call(self._raw_backend())
+    def raw_infer(self, level: float) -> Infer:
+        """The RAW model's inference call for an image whose largest level (times strength) is ``level``, as
+        ``infer_for`` (INT8 on the CPU up to the level it was verified for, where it has an INT8 sibling)."""
+        return self._call(self._raw_backend().for_level(level))
 
     def raw_level(self, pixels: np.ndarray, info) -> tuple[np.ndarray, bool] | None:
         """A camera RAW's level with "auto", from its mosaic's noise (``info``: raw_files.RawInfo of the
@@ -184,7 +188,8 @@ class Denoiser:
         if found is None:
             return self.denoise(pixels, "auto", strength)
         level, on_raw_model = found
-        return run_tiled(self.batcher(), pixels, level, strength, self.raw_infer() if on_raw_model else None)
+        infer = self.raw_infer(float(np.max(level)) * strength) if on_raw_model else None
+        return run_tiled(self.batcher(), pixels, level, strength, infer)
 
     def close(self) -> None:
         """Release the backends (GPU memory, sessions); the Denoiser cannot be used afterwards."""
@@ -205,8 +210,8 @@ class Denoiser:
 
     @property
     def raw_backend_name(self) -> str | None:
-        """What runs the RAW model ("onnxruntime-cpu RAW model"); None until a RAW has opened it."""
-        return None if self.raw_backend is None else self.route([], raw_model=True)[0]
+        """What runs the RAW model ("onnxruntime-cpu-int8 RAW model"); None until a RAW has opened it."""
+        return None if self.raw_backend is None else self._named(f"{self.raw_backend.name} RAW model")
 
     def check_sigma(self, sigma: float) -> float:
         low, high = self.sigma_range
