@@ -38,10 +38,9 @@ def to_uint8(developed: np.ndarray) -> np.ndarray:
     return np.round(developed.astype(np.float64) / 257.0).astype(np.uint8)
 
 
-def make_pair(photo: Path, index: int, sigma: float, out: Path, tmp: Path) -> None:
+def make_pair(photo: Path, index: int, sigma: float, out: Path, tmp: Path, name: str) -> None:
     params = camera(((index // 2) % 2, index % 2), sigma, seed=1000 + index)
     clean = dng_twins(tmp / "noisy.dng", tmp / "clean.dng", even_photo(photo), params, 5000 + index)
-    name = f"raw{index:04d}-{photo.stem}.png"
     for folder, developed in (("noisy", develop(tmp / "noisy.dng")), ("clean", clean)):
         (out / folder).mkdir(parents=True, exist_ok=True)
         Image.fromarray(to_uint8(developed)).save(out / folder / name)
@@ -54,13 +53,19 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1, help="every n-th photo of the folder")
     parser.add_argument("--sigma-min", type=float, default=0.01)
     parser.add_argument("--sigma-max", type=float, default=0.15)
+    parser.add_argument("--per-photo", type=int, default=1, help="pairs per photo, each its own camera, Bayer phase "
+                        "and strength; named <photo>_<k> so that a photo's pairs are one scene (held out together)")
     args = parser.parse_args()
     photos = image_folder_paths(args.photos)[::args.every]
-    sigmas = np.exp(np.random.default_rng(0).uniform(np.log(args.sigma_min), np.log(args.sigma_max), len(photos)))
+    count = len(photos) * args.per_photo
+    sigmas = np.exp(np.random.default_rng(0).uniform(np.log(args.sigma_min), np.log(args.sigma_max), count))
     with tempfile.TemporaryDirectory() as tmp:
-        for index, (photo, sigma) in enumerate(zip(photos, sigmas)):
-            make_pair(photo, index, float(sigma), args.out, Path(tmp))
-    print(f"{len(photos)} pairs in {args.out}")
+        for index, sigma in enumerate(sigmas):
+            number, k = divmod(index, args.per_photo)
+            photo = photos[number]
+            name = f"raw{number:04d}-{photo.stem}" + (f"_{k}" if args.per_photo > 1 else "")
+            make_pair(photo, index, float(sigma), args.out, Path(tmp), name + ".png")
+    print(f"{count} pairs in {args.out}")
 
 
 if __name__ == "__main__":
