@@ -23,29 +23,19 @@ import functools
 import numpy as np
 
 from denoise.linear_dng import multipliers_of, srgb_to_linear, to_camera_rgb
+from denoise.noise import immerkaer_residual
 
 BLOCK = 8  # pixels of one colour site's plane per block side
 BINS = 12  # brightness bins of equal block counts
 MIN_BLOCKS_PER_BIN = 8  # fewer blocks in all than BINS times this: too small a RAW to fit, the estimator is used
 QUANTILE = 0.05  # the share of a bin's blocks (its quietest) that stands for noise alone
 CLIPPED_ABOVE = 0.9  # normalized raw values above this may be clipped at the white level: left out of the fit
-IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64) / 6.0  # unit gain on white noise
 MAP_STEP = 4  # the developed map is computed on blocks of MAP_STEP x MAP_STEP pixels (noise varies slowly)
-
-
-def _immerkaer(plane: np.ndarray) -> np.ndarray:
-    """The 3x3 operator on ``plane`` (its 'valid' part)."""
-    height, width = plane.shape[0] - 2, plane.shape[1] - 2
-    out = np.zeros((height, width))
-    for dy in range(3):
-        for dx in range(3):
-            out += IMMERKAER[dy, dx] * plane[dy:dy + height, dx:dx + width]
-    return out
 
 
 def block_readings(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean value, noise variance read by the operator) of each BLOCK x BLOCK block of one colour site's plane."""
-    residual = _immerkaer(plane)
+    residual = immerkaer_residual(plane) / 6.0  # unit gain on white noise
     inner = plane[1:-1, 1:-1]
     rows, cols = residual.shape[0] // BLOCK, residual.shape[1] // BLOCK
 
@@ -142,7 +132,6 @@ def raw_noise_map(pixels: np.ndarray, info) -> np.ndarray | None:
     if info is None or info.noise is None:
         return None
     return developed_noise_map(pixels, info.noise, info.white_balance, info.rgb_cam)
-
 
 
 def needed_level(developed: np.ndarray) -> np.ndarray:
