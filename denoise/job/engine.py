@@ -39,5 +39,5 @@ class Engine(Protocol):
         model; None where its mosaic was not fitted (then ``resolve_sigma`` as for any image)."""
 
     def raw_infer(self, level: float) -> Infer:
-        """The RAW model's inference call for an image whose largest level (times strength) is ``level``, for
-        TileBatcher.add."""
+        """The RAW model's inference call for an image whose largest level (times strength) is ``level``
+        (TileBatcher.add's ``infer_for``)."""

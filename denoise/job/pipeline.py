@@ -12,8 +12,6 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
-import numpy as np
-
 from denoise.errors import BackendFault, DenoiseError, Stopped
 from denoise.image_files import read_image, write_result
 from denoise.job.engine import Engine
@@ -208,12 +206,10 @@ def run_jobs(engine: Engine, jobs: list[Job], options: JobOptions, finish: Calla
                         fields["backend"], why = engine.route(levels, strength, on_raw_model)
                         if why:
                             fields["precision_why"] = why
-                        infer = None
-                        if on_raw_model:  # one frame: a RAW's development
-                            infer = engine.raw_infer(float(np.max(levels[0])) * strength)
+                        infer_for = engine.raw_infer if on_raw_model else None
                         frames.start(job, len(levels))
                         for index, (frame, level) in enumerate(zip(image.frames or [image], levels)):
-                            batcher.add((job, image, fields, timings, index), frame.pixels, level, strength, infer)
+                            batcher.add((job, image, fields, timings, index), frame.pixels, level, strength, infer_for)
                         log.info("%s: denoising", job.source)
                     except Exception as exc:
                         frames.drop(job)

@@ -188,8 +188,7 @@ class Denoiser:
         if found is None:
             return self.denoise(pixels, "auto", strength)
         level, on_raw_model = found
-        infer = self.raw_infer(float(np.max(level)) * strength) if on_raw_model else None
-        return run_tiled(self.batcher(), pixels, level, strength, infer)
+        return run_tiled(self.batcher(), pixels, level, strength, self.raw_infer if on_raw_model else None)
 
     def close(self) -> None:
         """Release the backends (GPU memory, sessions); the Denoiser cannot be used afterwards."""

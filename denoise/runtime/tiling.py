@@ -212,14 +212,15 @@ class TileBatcher:
     def pixels_in_flight(self) -> int:
         return sum(im.pixels.shape[0] * im.pixels.shape[1] for im in self.images)
 
-    def add(self, key, pixels: np.ndarray, level: Level, strength: float = 1.0, infer: Infer | None = None) -> None:
-        """``infer``: the call this image runs on instead of ``infer_for``'s (a second model's, the RAW model's)."""
+    def add(self, key, pixels: np.ndarray, level: Level, strength: float = 1.0,
+            infer_for: Callable[[float], Infer] | None = None) -> None:
+        """``infer_for``: this image's instead of the batcher's (a second model's calls: the RAW model's)."""
         height, width = pixels.shape[:2]
         if not isinstance(level, np.ndarray):
             level = float(level)
         plan = plan_tiles(height, width, self.tile, self.overlap, self.align)
         dtype = pixels.dtype if pixels.dtype in (np.uint8, np.uint16) else np.float32
-        infer = infer or self.infer_for(float(np.max(level)) * strength)
+        infer = (infer_for or self.infer_for)(float(np.max(level)) * strength)
         image = _InFlight(key, pixels, level, float(strength), np.empty(pixels.shape, dtype), len(plan), infer)
         self.images.append(image)
         for core, box in plan:  # queues by shape and by the call the image runs on
@@ -295,18 +296,18 @@ class TileBatcher:
 
 
 def run_tiled(batcher: TileBatcher, image: np.ndarray, level: Level, strength: float = 1.0,
-              infer: Infer | None = None) -> np.ndarray:
+              infer_for: Callable[[float], Infer] | None = None) -> np.ndarray:
     """Denoise one HxWx3 image (uint8, uint16 or float32 in [0,1]) tile by tile on an empty ``batcher``;
-    same dtype out. ``infer``: as TileBatcher.add's."""
-    return run_tiled_many(batcher, [image], [level], strength, infer)[0]
+    same dtype out. ``infer_for``: as TileBatcher.add's."""
+    return run_tiled_many(batcher, [image], [level], strength, infer_for)[0]
 
 
 def run_tiled_many(batcher: TileBatcher, images: list[np.ndarray], levels: list[Level],
-                   strength: float = 1.0, infer: Infer | None = None) -> list[np.ndarray]:
+                   strength: float = 1.0, infer_for: Callable[[float], Infer] | None = None) -> list[np.ndarray]:
     """``run_tiled`` of several images at once, on an empty ``batcher``: their tiles share batches (small images
     run in one call instead of one each); the results in the order given. The first failure is raised."""
     for index, (image, level) in enumerate(zip(images, levels)):
-        batcher.add(index, image, level, strength, infer)
+        batcher.add(index, image, level, strength, infer_for)
     done = sorted(batcher.run(flush=True), key=lambda finished: finished[0])
     for _, result, _ in done:
         if isinstance(result, BaseException):
